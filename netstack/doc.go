@@ -1,0 +1,24 @@
+// Package netstack terminates the TCP connections that local applications
+// open towards routed destinations, and carries each one as a stream over an
+// injected [DialFunc] (in vpcvpn: an SSH direct-tcpip channel).
+//
+// Data path, one Stack per TUN device:
+//
+//	TUN -> link endpoint -> forwarder -> DialFunc
+//
+//	tun.Device.Read (batch)         pump.go      caller-owned buffers, offset headroom
+//	  -> inbound filter             filter.go    IPv4 only; local source; routed destination
+//	  -> ICMP echo reject           reject.go    answered here, never by gVisor
+//	  -> link endpoint + GRO        link.go      gVisor stack.LinkEndpoint
+//	  -> gVisor TCP forwarder       forward_tcp.go  Dial first, then the app's handshake
+//	  -> relay                      relay.go     two io.CopyBuffer, half-close
+//
+//	gVisor -> link endpoint queue -> tun.Device.Write (batch, so the TUN can
+//	coalesce with GRO)
+//
+// A flow's far side is dialed before the app's handshake completes: if the
+// dial fails or times out, the app gets a RST ("connection refused") rather
+// than an accepted connection that closes at once. UDP and ICMP echo towards
+// routed destinations get an ICMP destination unreachable at once, so clients
+// fail fast instead of waiting for a timeout.
+package netstack

@@ -1,0 +1,142 @@
+package netstack
+
+// TCP forwarder: gVisor forwarder -> [dial first] -> handshake -> relay.
+//
+// gVisor's tcp.Forwarder calls handleTCP in a new goroutine for each SYN it
+// has not seen, up to Config.MaxInFlight requests not yet completed; further
+// SYNs are ignored and the app retransmits them. The far side is dialed
+// before the app's handshake completes, so a refused or unreachable
+// destination reaches the app as a RST, as it would without the tunnel.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync/atomic"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// handleTCP handles one connection request: dial, then complete the
+// handshake (or reset it), then relay until both sides are done.
+func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
+	if !s.enter() {
+		r.Complete(true)
+		return
+	}
+	defer s.wg.Done()
+
+	id := r.ID()
+	src, dst := addrPort(id.RemoteAddress, id.RemotePort), addrPort(id.LocalAddress, id.LocalPort)
+	log := s.log.With("src", src, "dst", dst)
+	far, err := s.dial(dst.String())
+	if err != nil {
+		r.Complete(true) // RST: the app sees "connection refused"
+		s.stats.flowsFailed.Add(1)
+		log.Debug("flow refused", "err", err)
+		return
+	}
+	app, err := accept(r)
+	if err != nil {
+		far.Close()
+		log.Debug("flow handshake failed", "err", err)
+		return
+	}
+	f := &flow{app: app, far: far}
+	if !s.addFlow(f) {
+		f.abort()
+		return
+	}
+	log.Debug("flow open")
+	err = f.relay(&s.stats)
+	s.removeFlow(f)
+	log.Debug("flow closed", "err", err)
+}
+
+// accept completes the app's handshake for r and returns the app side of the
+// flow.
+func accept(r *tcp.ForwarderRequest) (*gonet.TCPConn, error) {
+	var wq waiter.Queue
+	ep, e := r.CreateEndpoint(&wq)
+	r.Complete(e != nil)
+	if e != nil {
+		return nil, tcpipErr("complete handshake", e)
+	}
+	return gonet.NewTCPConn(&wq, ep), nil
+}
+
+// dialResult is what a Dial call returned.
+type dialResult struct {
+	conn net.Conn
+	err  error
+}
+
+// dial dials addr with cfg.Dial, giving up after ConnectTimeout or when the
+// Stack closes, even if Dial ignores its ctx. A conn that Dial returns after
+// dial gave up is closed.
+func (s *Stack) dial(addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ConnectTimeout)
+	defer cancel()
+	var abandoned atomic.Bool // set by whichever side stops waiting first
+	res := make(chan dialResult, 1)
+	s.wg.Add(1) // the caller holds the WaitGroup, so this cannot race Wait
+	go func() {
+		defer s.wg.Done()
+		c, err := s.cfg.Dial(ctx, "tcp", addr)
+		if abandoned.Swap(true) { // dial gave up: nobody will read res
+			if c != nil {
+				c.Close()
+				s.log.Debug("late conn closed", "dst", addr)
+			}
+			return
+		}
+		res <- dialResult{c, err}
+	}()
+	select {
+	case r := <-res:
+		if r.err != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, r.err)
+		}
+		return r.conn, nil
+	case <-ctx.Done():
+		if abandoned.Swap(true) { // the result is being sent: take it
+			r := <-res
+			if r.err != nil {
+				return nil, fmt.Errorf("dial %s: %w", addr, r.err)
+			}
+			return r.conn, nil
+		}
+		return nil, fmt.Errorf("dial %s: %w", addr, context.Cause(ctx))
+	}
+}
+
+// addrPort converts a gVisor address and port.
+func addrPort(a tcpip.Address, port uint16) netip.AddrPort {
+	ip, _ := netip.AddrFromSlice(a.AsSlice())
+	return netip.AddrPortFrom(ip, port)
+}
+
+// addFlow registers f as open; it reports false once Close has begun.
+func (s *Stack) addFlow(f *flow) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.flows[f] = struct{}{}
+	s.stats.flowsOpen.Add(1)
+	s.stats.flowsTotal.Add(1)
+	return true
+}
+
+// removeFlow unregisters f.
+func (s *Stack) removeFlow(f *flow) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.flows, f)
+	s.stats.flowsOpen.Add(-1)
+}

@@ -1,0 +1,189 @@
+package netstack
+
+// Link endpoint: the gVisor side of the TUN.
+//
+//	inbound:  pump -> linkEndpoint.deliver (GRO per batch) -> gVisor
+//	outbound: gVisor -> linkEndpoint.WritePackets -> queue -> pump -> TUN
+//
+// Modelled on gVisor's link/channel.Endpoint, with a bounded queue that drops
+// instead of blocking (a blocked WritePackets would stall gVisor's TCP
+// processors and, through an in-memory TUN, the inbound pump too) and with
+// gVisor's GRO on the inbound side.
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
+)
+
+// outboundQueueLen is the number of packets gVisor may queue for the TUN.
+// At 1500 bytes that is 6 MiB, the TCP send buffer limit set in tcp.go, so
+// one bulk flow does not overrun it.
+const outboundQueueLen = 4096
+
+var _ stack.LinkEndpoint = (*linkEndpoint)(nil)
+
+// linkEndpoint implements stack.LinkEndpoint for a TUN device: raw IP
+// packets, no link-layer header.
+type linkEndpoint struct {
+	mtu atomic.Uint32
+
+	out     chan *stack.PacketBuffer // outbound packets, read by the pump
+	closed  chan struct{}            // closed by close; unblocks the pump
+	closing atomic.Bool              // set by close; WritePackets refuses
+	dropped atomic.Uint64            // outbound packets dropped on a full queue
+
+	mu         sync.RWMutex // guards dispatcher
+	dispatcher stack.NetworkDispatcher
+}
+
+func newLinkEndpoint(mtu int) *linkEndpoint {
+	l := &linkEndpoint{
+		out:    make(chan *stack.PacketBuffer, outboundQueueLen),
+		closed: make(chan struct{}),
+	}
+	l.mtu.Store(uint32(mtu))
+	return l
+}
+
+// newPacket copies one raw IPv4 packet into a gVisor packet buffer whose
+// checksums the filter has verified.
+func newPacket(pkt []byte) *stack.PacketBuffer {
+	pkb := stack.NewPacketBuffer(stack.PacketBufferOptions{
+		Payload: buffer.MakeWithData(pkt),
+	})
+	pkb.NetworkProtocolNumber = header.IPv4ProtocolNumber
+	pkb.RXChecksumValidated = true
+	return pkb
+}
+
+// deliver hands one batch of packets, already filtered, to gVisor. TCP
+// segments of one flow within the batch are coalesced by g before gVisor
+// processes them; g belongs to the calling pump goroutine.
+func (l *linkEndpoint) deliver(g *gro.GRO, pkts [][]byte) {
+	l.mu.RLock()
+	d := l.dispatcher
+	l.mu.RUnlock()
+	if d == nil {
+		return
+	}
+	g.Dispatcher = d
+	for _, pkt := range pkts {
+		pkb := newPacket(pkt)
+		g.Enqueue(pkb)
+		pkb.DecRef()
+	}
+	g.Flush()
+}
+
+// enqueue queues pkb for the TUN without blocking. It takes a reference of
+// its own and reports false, dropping the packet, when the queue is full or
+// the endpoint is closed.
+func (l *linkEndpoint) enqueue(pkb *stack.PacketBuffer) bool {
+	if l.closing.Load() {
+		return false
+	}
+	select {
+	case l.out <- pkb.IncRef():
+		return true
+	default:
+		pkb.DecRef()
+		l.dropped.Add(1)
+		return false
+	}
+}
+
+// WritePackets implements stack.LinkWriter. It never blocks: packets beyond
+// the queue's capacity are dropped and TCP retransmits them.
+func (l *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	if l.closing.Load() {
+		return 0, &tcpip.ErrClosedForSend{}
+	}
+	n := 0
+	for _, pkb := range pkts.AsSlice() {
+		if !l.enqueue(pkb) {
+			break
+		}
+		n++
+	}
+	return n, nil
+}
+
+// close stops the endpoint: later writes fail, the pump is unblocked, and
+// queued packets are released. The out channel is never closed, so a
+// concurrent WritePackets cannot panic; a packet it queues after the drain
+// is garbage collected with the endpoint.
+func (l *linkEndpoint) close() {
+	if l.closing.Swap(true) {
+		return
+	}
+	close(l.closed)
+	for {
+		select {
+		case pkb := <-l.out:
+			pkb.DecRef()
+		default:
+			return
+		}
+	}
+}
+
+// Attach implements stack.NetworkLinkEndpoint.
+func (l *linkEndpoint) Attach(d stack.NetworkDispatcher) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dispatcher = d
+}
+
+// IsAttached implements stack.NetworkLinkEndpoint.
+func (l *linkEndpoint) IsAttached() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.dispatcher != nil
+}
+
+// MTU implements stack.NetworkLinkEndpoint.
+func (l *linkEndpoint) MTU() uint32 { return l.mtu.Load() }
+
+// SetMTU implements stack.NetworkLinkEndpoint.
+func (l *linkEndpoint) SetMTU(mtu uint32) { l.mtu.Store(mtu) }
+
+// Capabilities implements stack.NetworkLinkEndpoint. RX checksum offload is
+// required by gVisor's GRO, whose merged segments carry stale checksums; the
+// inbound filter verifies every checksum before delivery.
+func (*linkEndpoint) Capabilities() stack.LinkEndpointCapabilities {
+	return stack.CapabilityRXChecksumOffload
+}
+
+// MaxHeaderLength implements stack.NetworkLinkEndpoint: a TUN has no link
+// header.
+func (*linkEndpoint) MaxHeaderLength() uint16 { return 0 }
+
+// LinkAddress implements stack.NetworkLinkEndpoint.
+func (*linkEndpoint) LinkAddress() tcpip.LinkAddress { return "" }
+
+// SetLinkAddress implements stack.NetworkLinkEndpoint.
+func (*linkEndpoint) SetLinkAddress(tcpip.LinkAddress) {}
+
+// Wait implements stack.NetworkLinkEndpoint. The pumps are owned by Stack.
+func (*linkEndpoint) Wait() {}
+
+// ARPHardwareType implements stack.NetworkLinkEndpoint.
+func (*linkEndpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
+
+// AddHeader implements stack.NetworkLinkEndpoint.
+func (*linkEndpoint) AddHeader(*stack.PacketBuffer) {}
+
+// ParseHeader implements stack.NetworkLinkEndpoint.
+func (*linkEndpoint) ParseHeader(*stack.PacketBuffer) bool { return true }
+
+// Close implements stack.NetworkLinkEndpoint.
+func (l *linkEndpoint) Close() { l.close() }
+
+// SetOnCloseAction implements stack.NetworkLinkEndpoint.
+func (*linkEndpoint) SetOnCloseAction(func()) {}

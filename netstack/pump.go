@@ -1,0 +1,167 @@
+package netstack
+
+// Pumps: the two goroutines that move packets between the TUN and gVisor.
+//
+//	pumpIn:  tun.Device.Read (batch) -> filter -> linkEndpoint.deliver
+//	pumpOut: linkEndpoint queue -> tun.Device.Write (batch)
+//
+// Each pump owns its buffers, allocated once. Packets start at tunOffset in
+// every buffer: wireguard-go's Linux TUN with IFF_VNET_HDR writes its virtio
+// header into the bytes before the packet, and refuses an offset smaller than
+// that header (10 bytes, tun/offload_linux.go handleGRO).
+
+import (
+	"errors"
+	"os"
+
+	"golang.zx2c4.com/wireguard/tun"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
+)
+
+const (
+	// tunOffset is the headroom before each packet in a TUN buffer.
+	tunOffset = 16
+
+	// maxWriteSize is the room after tunOffset in each write buffer. The
+	// Linux TUN coalesces the packets of one Write call (GRO) into the first
+	// buffer of each flow, which must have room for up to 64 KiB.
+	maxWriteSize = 65535
+)
+
+// pumpIn reads batches of packets from the TUN, filters them, and hands the
+// survivors to gVisor. It returns when the device is closed or fails.
+func (s *Stack) pumpIn() {
+	defer s.wg.Done()
+	n := s.batchSize
+	bufs, sizes := make([][]byte, n), make([]int, n)
+	size := tunOffset + s.readSize
+	slab := make([]byte, n*size)
+	for i := range bufs {
+		bufs[i] = slab[i*size : (i+1)*size]
+	}
+	pass := make([][]byte, 0, n)
+	var g gro.GRO
+	g.Init(true)
+	for {
+		count, err := s.dev.Read(bufs, sizes, tunOffset)
+		pass = pass[:0]
+		s.filter.resetBatch()
+		for i := range count {
+			if pkt := s.inspect(bufs[i][tunOffset : tunOffset+sizes[i]]); pkt != nil {
+				pass = append(pass, pkt)
+			}
+		}
+		if len(pass) > 0 {
+			s.link.deliver(&g, pass)
+		}
+		if err != nil && !s.readErr(err) {
+			return
+		}
+	}
+}
+
+// inspect filters one inbound packet. It returns the packet to deliver to
+// gVisor, or nil when the packet was dropped or answered here.
+func (s *Stack) inspect(pkt []byte) []byte {
+	v, p := s.filter.classify(pkt)
+	switch v {
+	case verdictDeliver:
+		return pkt[:p.totalLen]
+	case verdictRejectEcho:
+		s.rejectEcho(pkt, p)
+	default:
+		s.stats.packetsDropped.Add(1)
+	}
+	return nil
+}
+
+// rejectEcho answers an echo request with destination unreachable, within
+// gVisor's ICMP rate limit.
+func (s *Stack) rejectEcho(pkt []byte, p ipv4Packet) {
+	if !s.ipstack.AllowICMPMessage() {
+		return
+	}
+	var arr [maxUnreachableLen]byte
+	reply := appendUnreachable(arr[:0], pkt, p, icmpCodeProhibited)
+	pkb := newPacket(reply)
+	s.link.enqueue(pkb)
+	pkb.DecRef()
+}
+
+// readErr handles an error from the TUN's Read and reports whether the pump
+// should go on reading.
+func (s *Stack) readErr(err error) bool {
+	if errors.Is(err, tun.ErrTooManySegments) {
+		// The kernel handed over a GSO super-packet with more segments than
+		// the batch holds; the rest of it is lost and TCP retransmits.
+		s.log.Debug("tun read: too many segments", "err", err)
+		return true
+	}
+	if s.isClosing() || errors.Is(err, os.ErrClosed) {
+		return false
+	}
+	s.fail(err)
+	return false
+}
+
+// pumpOut writes the packets gVisor queues to the TUN, as many per Write as
+// are queued (up to the batch size), so that the TUN can coalesce them.
+func (s *Stack) pumpOut() {
+	defer s.wg.Done()
+	n := s.batchSize
+	store := make([][]byte, n)
+	for i := range store {
+		store[i] = make([]byte, tunOffset+maxWriteSize)
+	}
+	bufs := make([][]byte, 0, n)
+	for {
+		var pkb *stack.PacketBuffer
+		select {
+		case pkb = <-s.link.out:
+		case <-s.link.closed:
+			return
+		}
+		bufs = append(bufs[:0], fillBuf(store[0], pkb))
+	drain:
+		for len(bufs) < n {
+			select {
+			case pkb = <-s.link.out:
+				bufs = append(bufs, fillBuf(store[len(bufs)], pkb))
+			default:
+				break drain
+			}
+		}
+		if _, err := s.dev.Write(bufs, tunOffset); err != nil && !s.writeErr(err) {
+			return
+		}
+	}
+}
+
+// fillBuf copies pkb into buf at tunOffset, releases pkb, and returns buf cut
+// to the packet's end.
+func fillBuf(buf []byte, pkb *stack.PacketBuffer) []byte {
+	views, off := pkb.AsViewList()
+	n := tunOffset
+	for v := views.Front(); v != nil; v = v.Next() {
+		b := v.AsSlice()
+		if off >= len(b) {
+			off -= len(b)
+			continue
+		}
+		n += copy(buf[n:], b[off:])
+		off = 0
+	}
+	pkb.DecRef()
+	return buf[:n]
+}
+
+// writeErr handles an error from the TUN's Write and reports whether the pump
+// should go on writing. A failed write loses packets, which TCP retransmits.
+func (s *Stack) writeErr(err error) bool {
+	if s.isClosing() || errors.Is(err, os.ErrClosed) {
+		return false
+	}
+	s.log.Debug("tun write", "err", err)
+	return true
+}

@@ -1,0 +1,101 @@
+package netstack
+
+// Relay: app conn (gonet) <-> far conn (DialFunc), one flow.
+//
+// Two io.CopyBuffer calls, one per direction, with pooled 32 KiB buffers
+// (the SSH channel's maximum packet). An EOF in one direction half-closes the
+// other side (CloseWrite), and the flow ends when both directions have ended,
+// so no byte in flight is lost. An error in either direction aborts both.
+// SSH channel conns have no deadlines: everything here unblocks by Close.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// relayBufSize matches x/crypto/ssh's channelMaxPacket.
+const relayBufSize = 32 << 10
+
+var relayBufPool = sync.Pool{New: func() any { return new([relayBufSize]byte) }}
+
+// flow is one relayed TCP connection.
+type flow struct {
+	app net.Conn // the app's side, terminated by gVisor
+	far net.Conn // from Config.Dial
+
+	abortOnce sync.Once
+}
+
+// abort closes both sides, unblocking both copies.
+func (f *flow) abort() {
+	f.abortOnce.Do(func() {
+		f.app.Close()
+		f.far.Close()
+	})
+}
+
+// relay copies in both directions until both have ended, then closes both
+// sides. Byte counts go to c as they are written.
+func (f *flow) relay(c *counters) error {
+	upErr := make(chan error, 1)
+	go func() { // owned by relay, which waits for it below
+		upErr <- f.copyHalf(f.far, f.app, &c.bytesUp)
+	}()
+	errDown := f.copyHalf(f.app, f.far, &c.bytesDown)
+	errUp := <-upErr
+	f.abort()
+	var errs []error
+	if errUp != nil {
+		errs = append(errs, fmt.Errorf("tcp relay app->far: %w", errUp))
+	}
+	if errDown != nil {
+		errs = append(errs, fmt.Errorf("tcp relay far->app: %w", errDown))
+	}
+	return errors.Join(errs...)
+}
+
+// copyHalf copies src to dst until EOF, then half-closes dst. On an error it
+// aborts the flow, so the other direction ends too.
+func (f *flow) copyHalf(dst, src net.Conn, n *atomic.Uint64) error {
+	buf := relayBufPool.Get().(*[relayBufSize]byte)
+	defer relayBufPool.Put(buf)
+	// The wrappers hide ReaderFrom and WriterTo, which would bypass buf
+	// (and, for *net.TCPConn, allocate a buffer per call).
+	_, err := io.CopyBuffer(countingWriter{dst, n}, readerOnly{src}, buf[:])
+	if err == nil {
+		err = closeWrite(dst)
+	}
+	if err != nil {
+		f.abort()
+	}
+	return err
+}
+
+// closeWrite half-closes c, or closes it if it cannot half-close.
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+// readerOnly hides all methods of an io.Reader but Read.
+type readerOnly struct{ r io.Reader }
+
+func (r readerOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
+
+// countingWriter counts the bytes written to w.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Uint64
+}
+
+func (w countingWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	w.n.Add(uint64(n))
+	return n, err
+}

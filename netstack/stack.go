@@ -1,0 +1,322 @@
+package netstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/tun"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+// DialFunc dials the far side of a flow, e.g. (*ssh.Client).DialContext. It
+// must return promptly once ctx is done: Close waits for dials in progress.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Config configures a Stack.
+type Config struct {
+	// Device is the TUN the stack reads packets from and writes packets to.
+	// Required. The Stack takes ownership: Close closes it.
+	Device tun.Device
+
+	// MTU is the largest packet the stack sends. Default: Device.MTU().
+	MTU int
+
+	// Routes are the destinations the stack terminates (IPv4 only for now).
+	// Packets to anything else are dropped.
+	Routes []netip.Prefix
+
+	// IsLocal reports whether a source address belongs to this machine.
+	// Packets from other sources are dropped, so that a host with IP
+	// forwarding on does not become a gateway into the routed ranges.
+	// Required. It is called from the packet path and must be cheap and safe
+	// for concurrent use.
+	IsLocal func(netip.Addr) bool
+
+	// Dial dials the far side of each flow, with network "tcp" and addr
+	// "ip:port". Required.
+	Dial DialFunc
+
+	// ConnectTimeout bounds how long a flow waits for Dial before the app
+	// gets a RST. Default: 15s.
+	ConnectTimeout time.Duration
+
+	// MaxInFlight bounds concurrent connection attempts (flows dialing). SYNs
+	// beyond it are ignored, so the app retransmits them later; they are not
+	// reset. Default: 4096.
+	MaxInFlight int
+
+	// Logger receives the stack's logs, per-flow lines at Debug. Nil
+	// discards.
+	Logger *slog.Logger
+}
+
+const (
+	defaultConnectTimeout = 15 * time.Second
+	defaultMaxInFlight    = 4096
+
+	nicID tcpip.NICID = 1
+)
+
+// Stack is a gVisor network stack bound to a TUN device. It terminates the
+// TCP flows that local applications open to the configured routes and
+// relays each over a stream from Config.Dial.
+//
+// A Stack is used as New, Start, Close. Close may be called without Start.
+type Stack struct {
+	cfg       Config
+	log       *slog.Logger
+	dev       tun.Device
+	mtu       int
+	readSize  int // room for one packet read from dev
+	batchSize int
+	ipstack   *stack.Stack
+	link      *linkEndpoint
+	filter    filter // used by pumpIn only
+	stats     counters
+
+	// ctx lives until Close; flows' dials derive from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	wg        sync.WaitGroup // pumps, flow handlers, relays
+	closeOnce sync.Once
+	closeErr  error
+	failOnce  sync.Once
+	stopped   chan struct{} // closed when the stack stops serving
+
+	mu      sync.Mutex // guards following
+	started bool
+	closing bool
+	flows   map[*flow]struct{}
+	err     error // first fatal device error
+}
+
+// New validates cfg and builds the gVisor stack. It does not read from the
+// device until Start.
+func New(cfg Config) (*Stack, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Stack{
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "netstack"),
+		dev:       cfg.Device,
+		mtu:       cfg.MTU,
+		readSize:  cfg.MTU,
+		batchSize: max(cfg.Device.BatchSize(), 1),
+		link:      newLinkEndpoint(cfg.MTU),
+		filter:    filter{routes: cfg.Routes, isLocal: cfg.IsLocal},
+		stopped:   make(chan struct{}),
+		flows:     make(map[*flow]struct{}),
+	}
+	if devMTU, err := cfg.Device.MTU(); err == nil {
+		s.readSize = max(s.readSize, devMTU) // Config.MTU may be the smaller
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	ipstack, err := s.newIPStack()
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	s.ipstack = ipstack
+	return s, nil
+}
+
+// setDefaults validates c and fills in its defaults.
+func (c *Config) setDefaults() error {
+	switch {
+	case c.Device == nil:
+		return errors.New("netstack: Config.Device is nil")
+	case c.IsLocal == nil:
+		return errors.New("netstack: Config.IsLocal is nil")
+	case c.Dial == nil:
+		return errors.New("netstack: Config.Dial is nil")
+	}
+	for _, r := range c.Routes {
+		if !r.IsValid() || !r.Addr().Is4() {
+			return fmt.Errorf("netstack: route %v: only IPv4 prefixes are supported", r)
+		}
+	}
+	if c.MTU == 0 {
+		mtu, err := c.Device.MTU()
+		if err != nil {
+			return fmt.Errorf("netstack: read device MTU: %w", err)
+		}
+		c.MTU = mtu
+	}
+	if c.MTU < 576 || c.MTU > maxWriteSize {
+		return fmt.Errorf("netstack: MTU %d out of range [576, %d]", c.MTU, maxWriteSize)
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = defaultConnectTimeout
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = defaultMaxInFlight
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// newIPStack builds the gVisor stack: one promiscuous, spoofing NIC on the
+// link endpoint that accepts every destination (the filter has chosen them)
+// and a default route back to the apps.
+func (s *Stack) newIPStack() (*stack.Stack, error) {
+	ipstack := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+	})
+	if err := s.setup(ipstack); err != nil {
+		ipstack.Destroy()
+		return nil, err
+	}
+	return ipstack, nil
+}
+
+// setup configures ipstack; see newIPStack.
+func (s *Stack) setup(ipstack *stack.Stack) error {
+	if err := setTCPOptions(ipstack); err != nil {
+		return err
+	}
+	if e := ipstack.CreateNIC(nicID, s.link); e != nil {
+		return tcpipErr("create NIC", e)
+	}
+	if e := ipstack.SetPromiscuousMode(nicID, true); e != nil {
+		return tcpipErr("set promiscuous mode", e)
+	}
+	if e := ipstack.SetSpoofing(nicID, true); e != nil {
+		return tcpipErr("set spoofing", e)
+	}
+	ipstack.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nicID}})
+	fwd := tcp.NewForwarder(ipstack, tcpRXBufDefault, s.cfg.MaxInFlight, s.handleTCP)
+	ipstack.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
+	ipstack.SetTransportProtocolHandler(udp.ProtocolNumber, s.handleUDP)
+	return nil
+}
+
+// Start starts the pumps between the device and the stack. It does nothing
+// if the Stack was started or closed already.
+func (s *Stack) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closing {
+		return
+	}
+	s.started = true
+	s.wg.Add(2)
+	go s.pumpIn()
+	go s.pumpOut()
+}
+
+// Done returns a channel that is closed when the Stack stops serving: when
+// Close has begun, or when the device failed (see Err; Close must still be
+// called).
+func (s *Stack) Done() <-chan struct{} { return s.stopped }
+
+// Err returns the device error that stopped the Stack, or nil.
+func (s *Stack) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// fail records a fatal device error and signals Done.
+func (s *Stack) fail(err error) {
+	s.log.Error("tun device failed", "err", err)
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = fmt.Errorf("netstack: read tun: %w", err)
+	}
+	s.mu.Unlock()
+	s.failOnce.Do(func() { close(s.stopped) })
+}
+
+// isClosing reports whether Close has begun.
+func (s *Stack) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// Close stops the Stack: it closes open flows and the device (the Stack
+// owns it), and waits for every goroutine the Stack started. It is safe to
+// call more than once; later calls return the first call's result.
+func (s *Stack) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		flows := make([]*flow, 0, len(s.flows))
+		for f := range s.flows {
+			flows = append(flows, f)
+		}
+		s.mu.Unlock()
+		s.failOnce.Do(func() { close(s.stopped) })
+
+		s.cancel()           // abandons dials in progress
+		s.link.close()       // stops pumpOut
+		err := s.dev.Close() // stops pumpIn
+		for _, f := range flows {
+			f.abort()
+		}
+		s.waitAborting()
+		s.ipstack.Destroy()
+		if err != nil {
+			s.closeErr = fmt.Errorf("netstack: close device: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// waitAborting waits for the Stack's goroutines. A flow handler may be
+// inside gVisor's handshake, which returns only when the endpoint is
+// aborted; such endpoints are aborted until every goroutine is done, since a
+// handshake can register just after a sweep.
+func (s *Stack) waitAborting() {
+	waited := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(waited)
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, ep := range s.ipstack.RegisteredEndpoints() {
+			ep.Abort()
+		}
+		select {
+		case <-waited:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// enter registers a goroutine that gVisor started (a flow handler) with the
+// Stack's WaitGroup. It reports false once Close has begun; the caller then
+// must not proceed.
+func (s *Stack) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// tcpipErr converts a gVisor error, which is not an error, at the boundary.
+func tcpipErr(op string, e tcpip.Error) error {
+	return fmt.Errorf("netstack: %s: %s", op, e)
+}
