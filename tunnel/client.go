@@ -1,0 +1,209 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultKeepAliveInterval = 15 * time.Second
+	DefaultKeepAliveCountMax = 3
+	DefaultMaxPendingOpens   = 256
+	DefaultHandshakeTimeout  = 30 * time.Second
+)
+
+// Config configures Dial.
+type Config struct {
+	// User is the remote user. Required.
+	User string
+
+	// Addr is the server as "host:port". It appears in messages and is the
+	// host name that HostKeyCallback checks (known_hosts writes it as
+	// "[host]:port" when the port is not 22). Required.
+	Addr string
+
+	// Transport opens the stream that carries the SSH connection. Required.
+	Transport Transport
+
+	// HostKeyCallback verifies the server's host key, typically
+	// HostKeys.Callback. Required.
+	HostKeyCallback ssh.HostKeyCallback
+
+	// HostKeyAlgorithms are the host key algorithms offered, typically
+	// HostKeys.Algorithms(Addr). Nil means x/crypto's defaults, which can
+	// pick a key type other than the one known_hosts holds.
+	HostKeyAlgorithms []string
+
+	// Auth are the authentication methods, tried in order; see NewAuth.
+	Auth []ssh.AuthMethod
+
+	// AuthSources describe where Auth's keys come from, for the error
+	// reported when the server refuses them all; see Auth.Sources.
+	AuthSources []string
+
+	// Ciphers overrides the cipher preference. Nil picks aes128-gcm first
+	// when the CPU accelerates it, else x/crypto's defaults.
+	Ciphers []string
+
+	// KeepAliveInterval is how often keepalive@openssh.com is sent while
+	// nothing arrives from the server. Zero means DefaultKeepAliveInterval;
+	// negative disables keepalives.
+	KeepAliveInterval time.Duration
+
+	// KeepAliveCountMax is how many keepalive intervals in a row may pass
+	// without anything from the server; at the next one the connection is
+	// considered dead and closed, as with OpenSSH's ServerAliveCountMax.
+	// Zero means DefaultKeepAliveCountMax.
+	KeepAliveCountMax int
+
+	// MaxPendingOpens bounds concurrent direct-tcpip channel opens. Zero
+	// means DefaultMaxPendingOpens.
+	MaxPendingOpens int
+
+	// HandshakeTimeout bounds opening the transport and the SSH handshake.
+	// Zero means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+
+	// Logger receives the client's logs, with component=tunnel. Per-flow
+	// lines are at Debug. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Client is one SSH connection that carries TCP flows as direct-tcpip
+// channels. It is safe for concurrent use. Dial creates and starts it;
+// Close ends it.
+type Client struct {
+	cfg  Config
+	log  *slog.Logger
+	conn *meteredConn
+	sc   *ssh.Client
+	sem  chan struct{} // one token per channel open in progress
+
+	ctx    context.Context // lifetime until the connection ends
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // keepalive, its requests, and channel opens
+	done   chan struct{}  // closed when the connection ended and goroutines exited
+
+	endOnce sync.Once
+	mu      sync.Mutex // guards err, and c.wg.Add against watch's Wait
+	err     error      // why the connection ended; nil while it is up
+}
+
+func newClient(cfg Config, log *slog.Logger, conn *meteredConn, sc *ssh.Client) *Client {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Client{
+		cfg:    cfg,
+		log:    log,
+		conn:   conn,
+		sc:     sc,
+		sem:    make(chan struct{}, cfg.MaxPendingOpens),
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+}
+
+// start runs the goroutines the Client owns.
+func (c *Client) start() {
+	if c.cfg.KeepAliveInterval > 0 {
+		c.wg.Add(1)
+		go c.keepalive()
+	}
+	go c.watch()
+}
+
+// watch waits for the connection to end, for whatever reason, and then for
+// the other goroutines, before closing done.
+func (c *Client) watch() {
+	err := c.sc.Wait()
+	if errors.Is(err, io.EOF) {
+		err = errors.New("closed by the server")
+	}
+	c.end(fmt.Errorf("tunnel: ssh connection to %s lost: %w", c.cfg.Addr, err))
+	c.wg.Wait()
+	close(c.done)
+}
+
+// end records why the connection ends, the first time, and closes it.
+func (c *Client) end(cause error) {
+	c.endOnce.Do(func() {
+		c.mu.Lock()
+		c.err = cause
+		c.mu.Unlock()
+		c.cancel()
+		c.sc.Close()
+		if !errors.Is(cause, net.ErrClosed) {
+			c.log.Warn("ssh connection ended", "err", cause)
+		}
+	})
+}
+
+// Close closes the connection and every flow on it, and waits for the
+// Client's goroutines. It is idempotent and always returns nil.
+func (c *Client) Close() error {
+	c.end(net.ErrClosed)
+	<-c.done
+	return nil
+}
+
+// Done returns a channel that is closed when the connection has ended:
+// keepalive failure, transport EOF or error, or Close.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended: net.ErrClosed after Close, an error
+// matching ErrKeepaliveTimeout when the server stopped answering, or the
+// transport's error. It returns nil while the connection is up.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// RemoteVersion returns the server's SSH version string, such as
+// "SSH-2.0-OpenSSH_9.2p1 Debian-2".
+func (c *Client) RemoteVersion() string { return string(c.sc.ServerVersion()) }
+
+// Stats are counters of a Client, for status output.
+type Stats struct {
+	BytesIn      uint64 // bytes read from the transport, SSH framing included
+	BytesOut     uint64 // bytes written to the transport
+	PendingOpens int    // channel opens in progress
+}
+
+// Stats returns the Client's counters.
+func (c *Client) Stats() Stats {
+	return Stats{
+		BytesIn:      c.conn.rx.Load(),
+		BytesOut:     c.conn.tx.Load(),
+		PendingOpens: len(c.sem),
+	}
+}
+
+// meteredConn counts the bytes through a transport; the keepalive takes
+// bytes read as a sign of life.
+type meteredConn struct {
+	net.Conn
+	rx, tx atomic.Uint64
+}
+
+func (c *meteredConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.rx.Add(uint64(n))
+	return n, err
+}
+
+func (c *meteredConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.tx.Add(uint64(n))
+	return n, err
+}

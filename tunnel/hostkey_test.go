@@ -1,0 +1,177 @@
+package tunnel_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/vpcvpn/vpcvpn/tunnel"
+	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
+)
+
+func TestHostKeys(t *testing.T) {
+	const addr = "bastion.example:2222"
+	host := knownhosts.Normalize(addr) // [bastion.example]:2222
+	key := tunneltest.NewSigner(t, "ed25519").PublicKey()
+	other := tunneltest.NewSigner(t, "ed25519").PublicKey()
+	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 2222}
+	fp := ssh.FingerprintSHA256(key)
+
+	tests := []struct {
+		name      string
+		known     string // known_hosts content; "" means no file
+		acceptNew bool
+		prompt    string // "yes", "no", or "" for no Prompt
+		wantErr   []string
+		wantAdded bool // key appended to the file, then accepted
+	}{
+		{name: "known", known: knownhosts.Line([]string{host}, key)},
+		{name: "known hashed", known: knownhosts.Line([]string{knownhosts.HashHostname(host)}, key)},
+		{
+			name:    "changed",
+			known:   "# comment\n" + knownhosts.Line([]string{host}, other),
+			wantErr: []string{"host key for [bastion.example]:2222 has changed", "known_hosts:2", fp, "ssh-keygen -R '[bastion.example]:2222' -f "},
+		},
+		{
+			name:      "changed even with accept-new",
+			known:     knownhosts.Line([]string{host}, other),
+			acceptNew: true,
+			wantErr:   []string{"has changed", "known_hosts:1"},
+		},
+		{
+			name:    "revoked",
+			known:   "@revoked * " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))),
+			wantErr: []string{"is revoked", "known_hosts:1"},
+		},
+		{name: "unknown accept-new", acceptNew: true, wantAdded: true},
+		{
+			name:    "unknown refused",
+			known:   knownhosts.Line([]string{"elsewhere"}, key),
+			wantErr: []string{"host key for [bastion.example]:2222 is unknown", fp, "--accept-new-host-key", "known_hosts"},
+		},
+		{name: "unknown prompt yes", prompt: "yes", wantAdded: true},
+		{name: "unknown prompt no", prompt: "no", wantErr: []string{"was not accepted", fp}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "ssh", "known_hosts")
+			if tt.known != "" {
+				os.Mkdir(filepath.Dir(file), 0o700)
+				if err := os.WriteFile(file, []byte(tt.known), 0o600); err != nil { // no final newline
+					t.Fatal(err)
+				}
+			}
+			var asked string
+			hk := &tunnel.HostKeys{Files: []string{file}, WriteFile: file, AcceptNew: tt.acceptNew, UID: -1, GID: -1}
+			if tt.prompt != "" {
+				hk.Prompt = func(q string) (bool, error) { asked = q; return tt.prompt == "yes", nil }
+			}
+			err := hk.Callback()(addr, remote, key)
+			if len(tt.wantErr) > 0 {
+				var hke *tunnel.HostKeyError
+				if !errors.As(err, &hke) {
+					t.Fatalf("callback: %v, want *HostKeyError", err)
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("callback: %v", err)
+			}
+			if tt.prompt != "" && !strings.Contains(asked, "The authenticity of host '[bastion.example]:2222 (192.0.2.1)' can't be established.\nED25519 key fingerprint is "+fp) {
+				t.Errorf("question: %q", asked)
+			}
+			if tt.wantAdded {
+				checkAdded(t, file, host, key)
+				hk.AcceptNew, hk.Prompt = false, nil
+				if err := hk.Callback()(addr, remote, key); err != nil {
+					t.Errorf("second connect: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func checkAdded(t *testing.T, file, host string, key ssh.PublicKey) {
+	t.Helper()
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s mode %v, want 0600", file, fi.Mode().Perm())
+	}
+	if di, _ := os.Stat(filepath.Dir(file)); di.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode %v, want 0700", di.Mode().Perm())
+	}
+	b, _ := os.ReadFile(file)
+	if want := knownhosts.Line([]string{host}, key) + "\n"; string(b) != want {
+		t.Errorf("%s holds %q, want %q", file, b, want)
+	}
+}
+
+func TestHostKeysAlgorithms(t *testing.T) {
+	ecdsaKey := tunneltest.NewSigner(t, "ecdsa").PublicKey()
+	rsaKey := tunneltest.NewSigner(t, "rsa").PublicKey()
+	file := filepath.Join(t.TempDir(), "known_hosts")
+	content := knownhosts.Line([]string{"a"}, ecdsaKey) + "\n" + knownhosts.Line([]string{"a"}, rsaKey) + "\n"
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hk := &tunnel.HostKeys{Files: []string{file, "/nonexistent/known_hosts"}}
+	want := []string{ssh.KeyAlgoECDSA256, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
+	if got := hk.Algorithms("a:22"); !slices.Equal(got, want) {
+		t.Errorf("Algorithms(known) = %v, want %v", got, want)
+	}
+	if got := hk.Algorithms("b:22"); got[0] != ssh.KeyAlgoED25519 || slices.ContainsFunc(got, func(a string) bool { return strings.Contains(a, "cert") }) {
+		t.Errorf("Algorithms(unknown) = %v, want plain algorithms, Ed25519 first", got)
+	}
+}
+
+// TestHostKeysOverSSH connects to a server with two host keys, only the
+// ECDSA one on record: the client must ask for that one, not the Ed25519
+// key it would prefer, and a key accepted once is known the next time.
+func TestHostKeysOverSSH(t *testing.T) {
+	tunneltest.CheckGoroutines(t)
+	ed, ec := tunneltest.NewSigner(t, "ed25519"), tunneltest.NewSigner(t, "ecdsa")
+	e := newEnv(t, tunneltest.ServerConfig{HostKeys: []ssh.Signer{ed, ec}})
+	line := knownhosts.Line([]string{knownhosts.Normalize(e.srv.Addr)}, ec.PublicKey())
+	if err := os.WriteFile(e.knownHosts, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dial(t, e.config(t)).Close()
+
+	file := filepath.Join(t.TempDir(), "new", "known_hosts")
+	for i, acceptNew := range []bool{true, false} {
+		hk := &tunnel.HostKeys{WriteFile: file, AcceptNew: acceptNew, UID: -1, GID: -1, Logger: tunneltest.Logger(t)}
+		cfg := e.config(t)
+		cfg.HostKeyCallback, cfg.HostKeyAlgorithms = hk.Callback(), hk.Algorithms(e.srv.Addr)
+		c, err := tunnel.Dial(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("connect %d: %v", i, err)
+		}
+		c.Close()
+	}
+	checkAdded(t, file, knownhosts.Normalize(e.srv.Addr), ed.PublicKey())
+
+	// A refused key reaches the caller verbatim.
+	cfg := e.config(t)
+	cfg.HostKeyCallback = (&tunnel.HostKeys{Files: []string{filepath.Join(t.TempDir(), "none")}}).Callback()
+	_, err := tunnel.Dial(context.Background(), cfg)
+	var hke *tunnel.HostKeyError
+	if !errors.As(err, &hke) || !strings.HasPrefix(err.Error(), "tunnel: host key for ") {
+		t.Errorf("Dial with an unknown host key: %v", err)
+	}
+}
