@@ -1,0 +1,56 @@
+# vpcvpn. CI runs `make test` on Linux as root; see README.md.
+
+# sudo's PATH usually lacks Go's directory: find it anyway.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/vpcvpn/vpcvpn/cmd/vpcvpn/cli.Version=$(VERSION)
+export CGO_ENABLED ?= 0
+
+.PHONY: all build test unit integration crossbuild bench fuzz demo deps lint clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vpcvpn ./cmd/vpcvpn
+
+# Unit tests, fuzz seeds (go test runs every seed corpus), the integration lab
+# when root (it skips with a reason otherwise), and the cross-builds.
+test: build
+	$(GO) vet ./...
+	VPCVPN_BIN=$(CURDIR)/bin/vpcvpn $(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) crossbuild
+
+crossbuild:
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/vpcvpn
+	GOOS=darwin GOARCH=amd64 $(GO) build -o /dev/null ./cmd/vpcvpn
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/vpcvpn
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
+
+# The lab benchmark: vpcvpn against ssh -L, sshuttle and a bare x/crypto/ssh
+# forwarder on the same sshd, medians of several runs, printed as a table.
+bench: build
+	$(GO) run ./integration/cmd/labbench -vpcvpn $(CURDIR)/bin/vpcvpn
+
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# A local VPC lab in network namespaces, vpcvpn connecting to it, a real query
+# through the tunnel, then teardown. Needs root: sudo make demo.
+demo: deps build
+	$(GO) run ./integration/cmd/demo -vpcvpn $(CURDIR)/bin/vpcvpn
+
+# What the lab, the tests and the demo need on Debian or Ubuntu.
+deps:
+	./integration/install-deps.sh
+
+lint:
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null && staticcheck ./... || echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"
+
+clean:
+	rm -rf bin

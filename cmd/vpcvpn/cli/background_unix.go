@@ -1,0 +1,94 @@
+//go:build unix
+
+package cli
+
+// --background works like ssh -f: the process connects in the foreground, so
+// progress, host-key questions and errors reach the terminal, and detaches
+// only once connected. The parent re-executes itself as the child, waits on a
+// pipe for "connected" and exits; the child then leaves the terminal's session
+// and sends its output to a log file.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	backgroundEnv = "VPCVPN_BACKGROUND_CHILD"
+	readyFD       = 3 // the child's end of the "connected" pipe
+	logFD         = 4 // the child's log file
+)
+
+func isBackgroundChild() bool { return os.Getenv(backgroundEnv) == "1" }
+
+func startBackground(ctx context.Context, o *upOptions) error {
+	if err := os.MkdirAll(runDir(), 0o755); err != nil {
+		return fmt.Errorf("create run directory: %w", err)
+	}
+	path := logPath(o.name)
+	logf, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("open log file: %w", err)
+	}
+	defer logf.Close()
+	inv := currentInvoker()
+	if inv.UID >= 0 {
+		logf.Chown(inv.UID, inv.GID) // the person who started it may read its log
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), backgroundEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{w, logf}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return fmt.Errorf("start background process: %w", err)
+	}
+	w.Close()
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	if strings.TrimSpace(line) == "ok" {
+		fmt.Fprintf(os.Stderr, "vpcvpn: running in the background (pid %d), logging to %s; stop it with: sudo vpcvpn down --name %s\n", cmd.Process.Pid, path, o.name)
+		cmd.Process.Release()
+		return nil
+	}
+	err = cmd.Wait() // the child has said why on our shared stderr
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ExitError{Code: max(ee.ExitCode(), 1)}
+	}
+	return ExitError{Code: 1}
+}
+
+// backgroundReady tells a waiting parent that the tunnel is up and detaches
+// from the terminal. Outside --background it does nothing.
+func backgroundReady() {
+	if !isBackgroundChild() {
+		return
+	}
+	ready := os.NewFile(readyFD, "ready")
+	fmt.Fprintln(ready, "ok")
+	ready.Close()
+	unix.Setsid()
+	if null, err := os.Open(os.DevNull); err == nil {
+		dupTo(int(null.Fd()), 0)
+		null.Close()
+	}
+	dupTo(logFD, 1)
+	dupTo(logFD, 2)
+	unix.Close(logFD)
+}

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/vpcvpn/vpcvpn/tunnel"
+)
+
+// resolveBastion returns the addresses the transport will connect to, which
+// must never be routed into the tunnel. A proxy command reaches the bastion
+// some way vpcvpn cannot see, so there is nothing to protect there.
+func resolveBastion(ctx context.Context, o *upOptions) ([]netip.Addr, error) {
+	if o.proxyCommand != "" {
+		return nil, nil
+	}
+	if a, err := netip.ParseAddr(o.host); err == nil {
+		return []netip.Addr{a.Unmap()}, nil
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", o.host)
+	if err != nil {
+		return nil, fmt.Errorf("cannot resolve the bastion %s: %w", o.host, err)
+	}
+	for i := range addrs {
+		addrs[i] = addrs[i].Unmap()
+	}
+	return addrs, nil
+}
+
+// dialSSH connects to the bastion and authenticates. protect holds the
+// resolved bastion addresses (empty with a proxy command).
+func dialSSH(ctx context.Context, o *upOptions, inv invoker, protect []netip.Addr, log *slog.Logger) (*tunnel.Client, error) {
+	auth, err := tunnel.NewAuth(tunnel.AuthConfig{
+		KeyFile:    o.identity,
+		AgentSock:  os.Getenv("SSH_AUTH_SOCK"),
+		Home:       inv.Home,
+		Passphrase: tunnel.PassphrasePrompt(),
+		Logger:     log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer auth.Close()
+	hk := &tunnel.HostKeys{
+		Files:     []string{o.knownHosts, "/etc/ssh/ssh_known_hosts"},
+		WriteFile: o.knownHosts,
+		AcceptNew: o.acceptNew,
+		UID:       inv.UID,
+		GID:       inv.GID,
+		Logger:    log,
+	}
+	if !o.acceptNew {
+		hk.Prompt = tunnel.TermPrompt()
+	}
+	cfg := tunnel.Config{
+		User:              o.user,
+		Addr:              joinHostPort(o.host, o.port),
+		HostKeyCallback:   hk.Callback(),
+		HostKeyAlgorithms: hk.Algorithms(joinHostPort(o.host, o.port)),
+		Auth:              auth.Methods,
+		AuthSources:       auth.Sources,
+		Logger:            log,
+	}
+	switch {
+	case o.proxyCommand != "":
+		cfg.Transport = tunnel.ProxyCommand(o.proxyCommand, o.host, o.port, o.user, os.Stderr)
+	case len(protect) > 0:
+		cfg.Transport = tunnel.TCPTransport(joinHostPort(protect[0].String(), o.port))
+	default:
+		return nil, fmt.Errorf("the bastion %s has no IPv4 address", o.host)
+	}
+	return tunnel.Dial(ctx, cfg)
+}
+
+func joinHostPort(host, port string) string { return net.JoinHostPort(host, port) }

@@ -1,0 +1,205 @@
+package cli
+
+// An instance is one running `vpcvpn up`: it connects SSH first, so that bad
+// credentials or an unreachable bastion leave nothing on the host, then
+// creates the TUN, starts the netstack, installs the routes and serves the
+// control socket. Teardown runs in reverse.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/netstack"
+	"github.com/vpcvpn/vpcvpn/platform"
+	"github.com/vpcvpn/vpcvpn/routing"
+	"github.com/vpcvpn/vpcvpn/tunnel"
+)
+
+type instance struct {
+	opts  *upOptions
+	inv   invoker
+	out   io.Writer // progress and the connected line, for the person
+	log   *slog.Logger
+	host  platform.Host
+	since time.Time
+
+	state  atomic.Value // string: connecting, connected
+	client *tunnel.Client
+	stack  *netstack.Stack
+	plan   *routing.Plan
+	downCh chan struct{} // closed by a `vpcvpn down` request
+}
+
+func runInstance(ctx context.Context, o *upOptions, stderr io.Writer) error {
+	log := newLogger(stderr, o.verbose)
+	host, err := platform.New(log)
+	if err != nil {
+		return fmt.Errorf("vpcvpn up is not supported on this system yet: %w", err)
+	}
+	defer host.Close()
+	in := &instance{
+		opts: o, inv: currentInvoker(), out: stderr, log: log, host: host,
+		since: time.Now(), downCh: make(chan struct{}),
+	}
+	in.state.Store("connecting")
+	return in.run(ctx)
+}
+
+func (in *instance) run(ctx context.Context) (err error) {
+	o := in.opts
+	ln, err := listenControl(socketPath(o.name), in.inv.UID, in.inv.GID)
+	if errors.Is(err, errAlreadyRunning) {
+		return fmt.Errorf("a tunnel named %s is already running: stop it with 'sudo vpcvpn down --name %s' or choose another --name", o.name, o.name)
+	}
+	if err != nil {
+		return err
+	}
+	ctl := &controlServer{
+		ln: ln, path: socketPath(o.name), status: in.status,
+		down: in.requestDown, allowed: in.inv.allowed, log: in.log,
+	}
+	defer ctl.close()
+	ctl.start()
+
+	in.progress("connecting to %s via %s", in.bastion(), in.transportName())
+	protect, err := resolveBastion(ctx, o)
+	if err != nil {
+		return err
+	}
+	in.plan, err = routing.NewPlan(routing.Config{
+		Interface: o.name, CIDRs: o.cidrs, TUNAddr: o.tunAddr, Protect: protect, Logger: in.log,
+	}, in.host)
+	if err != nil {
+		return err
+	}
+	if in.client, err = dialSSH(ctx, o, in.inv, protect, in.log); err != nil {
+		return err
+	}
+	defer in.client.Close()
+	if err := in.startStack(); err != nil {
+		return err
+	}
+	defer in.stack.Close()
+	if err := in.plan.Apply(); err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, in.plan.Revert()) }()
+
+	in.state.Store("connected")
+	in.progress("connected to %s via %s; routing %s through %s (%s). Ctrl-C to disconnect",
+		in.bastion(), in.transportName(), joinPrefixes(in.plan.Routes()), o.name, in.plan.TUNAddr())
+	backgroundReady()
+	return in.wait(ctx)
+}
+
+// startStack creates the TUN and the netstack that serves it.
+func (in *instance) startStack() error {
+	o := in.opts
+	dev, err := in.host.CreateTUN(o.name, o.mtu)
+	if err != nil {
+		return err
+	}
+	locals := newLocalAddrs(in.host, in.plan.TUNAddr())
+	in.stack, err = netstack.New(netstack.Config{
+		Device:         dev,
+		MTU:            o.mtu,
+		Routes:         o.cidrs,
+		IsLocal:        locals.contains,
+		Dial:           in.client.DialContext,
+		ConnectTimeout: o.connectTimeout,
+		Logger:         in.log,
+	})
+	if err != nil {
+		dev.Close()
+		return err
+	}
+	in.stack.Start()
+	return nil
+}
+
+// wait runs until Ctrl-C, SIGTERM, `vpcvpn down` or a lost connection.
+func (in *instance) wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		in.progress("disconnecting")
+		return nil
+	case <-in.downCh:
+		in.progress("disconnecting (vpcvpn down)")
+		return nil
+	case <-in.client.Done():
+		return fmt.Errorf("connection to %s lost: %w", in.bastion(), in.client.Err())
+	case <-in.stack.Done():
+		return errors.New("the tunnel interface went away")
+	}
+}
+
+func (in *instance) requestDown() {
+	select {
+	case <-in.downCh:
+	default:
+		close(in.downCh)
+	}
+}
+
+func (in *instance) status() Status {
+	o := in.opts
+	st := Status{
+		Name:      o.name,
+		State:     in.state.Load().(string),
+		Transport: in.transportName(),
+		Bastion:   in.bastion(),
+		Interface: o.name,
+		PID:       os.Getpid(),
+		Since:     in.since,
+		Routes:    []string{},
+	}
+	for _, p := range o.cidrs {
+		st.Routes = append(st.Routes, p.String())
+	}
+	if st.State == "connected" {
+		st.Address = in.plan.TUNAddr().String()
+		s := in.stack.Stats()
+		st.FlowsOpen, st.FlowsTotal, st.FlowsFailed = s.FlowsOpen, s.FlowsTotal, s.FlowsFailed
+		st.BytesUp, st.BytesDown = s.BytesUp, s.BytesDown
+	}
+	return st
+}
+
+func (in *instance) bastion() string {
+	return in.opts.user + "@" + joinHostPort(in.opts.host, in.opts.port)
+}
+
+func (in *instance) transportName() string {
+	if in.opts.proxyCommand != "" {
+		return "ssh (proxy command)"
+	}
+	return "ssh"
+}
+
+func (in *instance) progress(format string, args ...any) {
+	fmt.Fprintf(in.out, "vpcvpn: "+format+"\n", args...)
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

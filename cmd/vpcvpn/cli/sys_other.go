@@ -1,0 +1,18 @@
+//go:build !linux && !darwin
+
+package cli
+
+import (
+	"errors"
+	"net"
+	"syscall"
+)
+
+var errConnRefused = syscall.ECONNREFUSED
+
+// peerUID is not supported here: the control socket refuses every peer.
+func peerUID(net.Conn) (int, error) {
+	return -1, errors.ErrUnsupported
+}
+
+func dupTo(oldfd, newfd int) error { return errors.ErrUnsupported }

@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	ucli "github.com/urfave/cli/v3"
+
+	"github.com/vpcvpn/vpcvpn/routing"
+	"github.com/vpcvpn/vpcvpn/tunnel"
+)
+
+// upOptions is everything `vpcvpn up` was asked to do, validated.
+type upOptions struct {
+	name           string
+	cidrs          []netip.Prefix
+	via            string
+	user           string // SSH user on the bastion
+	host, port     string // bastion
+	identity       string // -i; empty: agent and default keys
+	proxyCommand   string
+	knownHosts     string
+	acceptNew      bool
+	mtu            int
+	tunAddr        netip.Addr
+	connectTimeout time.Duration
+	background     bool
+	verbose        bool
+}
+
+const defaultSSHUser = "ec2-user"
+
+func upCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "up",
+		Usage:     "connect and route CIDRs through the bastion (runs until Ctrl-C)",
+		ArgsUsage: "CIDR...",
+		Description: "Examples:\n" +
+			"   sudo vpcvpn up 10.0.0.0/16 --ssh ec2-user@bastion.example.com -i ~/.ssh/id_ed25519\n" +
+			"   sudo vpcvpn up 10.0.0.0/16 10.1.0.0/16 --ssh ec2-user@i-0123456789abcdef0 \\\n" +
+			"       --proxy-command 'aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p'",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "via", Value: "ssh", Usage: "transport to the bastion: ssh"},
+			&ucli.StringFlag{Name: "ssh", Usage: "bastion as `[USER@]HOST[:PORT]` (user defaults to " + defaultSSHUser + ")"},
+			&ucli.StringFlag{Name: "identity", Aliases: []string{"i"}, Usage: "private key `FILE` (default: ssh-agent, then ~/.ssh/id_*)"},
+			&ucli.StringFlag{Name: "proxy-command", Usage: "reach the bastion through `CMD`'s stdin/stdout, as OpenSSH's ProxyCommand (%h %p %r)"},
+			&ucli.StringFlag{Name: "known-hosts", Usage: "known_hosts `FILE` (default: ~/.ssh/known_hosts of the user running sudo)"},
+			&ucli.BoolFlag{Name: "accept-new-host-key", Usage: "trust and record an unknown bastion host key (like StrictHostKeyChecking=accept-new)"},
+			nameFlag(),
+			&ucli.IntFlag{Name: "mtu", Value: 1500, Usage: "MTU of the tunnel interface"},
+			&ucli.StringFlag{Name: "tun-address", Usage: "`IP` of the tunnel interface (default: one outside every routed CIDR)"},
+			&ucli.DurationFlag{Name: "connect-timeout", Value: 15 * time.Second, Usage: "how long a new connection waits for the far side before it is reset"},
+			&ucli.BoolFlag{Name: "background", Usage: "detach once connected and log to a file"},
+			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log every flow"},
+		},
+		Action: runUp,
+	}
+}
+
+func runUp(ctx context.Context, cmd *ucli.Command) error {
+	opts, err := parseUpOptions(cmd)
+	if err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("vpcvpn up changes routes and creates an interface, so it must run as root: sudo vpcvpn up ...")
+	}
+	if opts.background && !isBackgroundChild() {
+		return startBackground(ctx, opts)
+	}
+	return runInstance(ctx, opts, cmd.Root().ErrWriter)
+}
+
+func parseUpOptions(cmd *ucli.Command) (*upOptions, error) {
+	inv := currentInvoker()
+	o := &upOptions{
+		name:           cmd.String("name"),
+		via:            cmd.String("via"),
+		identity:       cmd.String("identity"),
+		proxyCommand:   cmd.String("proxy-command"),
+		knownHosts:     cmd.String("known-hosts"),
+		acceptNew:      cmd.Bool("accept-new-host-key"),
+		mtu:            int(cmd.Int("mtu")),
+		connectTimeout: cmd.Duration("connect-timeout"),
+		background:     cmd.Bool("background"),
+		verbose:        cmd.Bool("verbose"),
+	}
+	var err error
+	if o.cidrs, err = routing.ParseCIDRs(cmd.Args().Slice()); err != nil {
+		return nil, err
+	}
+	if o.via != "ssh" {
+		return nil, fmt.Errorf("unknown --via %q: the supported transport is ssh", o.via)
+	}
+	if err := o.parseDestination(cmd.String("ssh")); err != nil {
+		return nil, err
+	}
+	if o.identity != "" {
+		if _, err := os.Stat(o.identity); err != nil {
+			return nil, fmt.Errorf("identity file %s: %w: give an existing private key with -i", o.identity, errors.Unwrap(err))
+		}
+	}
+	if o.knownHosts == "" {
+		o.knownHosts = inv.sshPath("known_hosts")
+	}
+	if o.mtu < 576 || o.mtu > 65535 {
+		return nil, fmt.Errorf("invalid --mtu %d: use a value from 576 to 65535", o.mtu)
+	}
+	if s := cmd.String("tun-address"); s != "" {
+		if o.tunAddr, err = netip.ParseAddr(s); err != nil || !o.tunAddr.Is4() {
+			return nil, fmt.Errorf("invalid --tun-address %q: give an IPv4 address such as 100.77.0.1", s)
+		}
+	}
+	if o.connectTimeout <= 0 {
+		return nil, fmt.Errorf("invalid --connect-timeout %v: give a positive duration such as 15s", o.connectTimeout)
+	}
+	return o, nil
+}
+
+func (o *upOptions) parseDestination(dest string) error {
+	if dest == "" {
+		return errors.New("no bastion given: add --ssh [USER@]HOST[:PORT]")
+	}
+	user, host, port, err := tunnel.ParseDestination(dest)
+	if err != nil {
+		return fmt.Errorf("invalid --ssh %q: %w", dest, err)
+	}
+	o.user, o.host, o.port = user, host, port
+	if o.user == "" {
+		o.user = defaultSSHUser
+	}
+	if o.port == "" {
+		o.port = "22"
+	}
+	return nil
+}
