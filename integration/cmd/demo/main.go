@@ -1,0 +1,79 @@
+// Command demo shows vpcvpn at work in a lab of network namespaces: it
+// builds a laptop, a bastion with OpenSSH and a VPC host with PostgreSQL,
+// connects with `vpcvpn up`, runs a query through the tunnel, shows
+// `vpcvpn status` and tears everything down (also on Ctrl-C).
+//
+//	sudo make demo
+//	sudo go run ./integration/cmd/demo -vpcvpn bin/vpcvpn
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/vpcvpn/vpcvpn/integration/lab"
+)
+
+func main() {
+	bin := flag.String("vpcvpn", "bin/vpcvpn", "path of the vpcvpn `binary` to demonstrate")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, *bin)
+	interrupted := ctx.Err() != nil
+	stop()
+	if interrupted {
+		fmt.Fprintln(os.Stderr, "demo: interrupted; the lab has been removed")
+		os.Exit(130)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo: FAILED:", err)
+		os.Exit(1)
+	}
+	fmt.Println("\ndemo OK")
+}
+
+func run(ctx context.Context, bin string) (err error) {
+	if reason := lab.Missing(); reason != "" {
+		return fmt.Errorf("the lab %s", reason)
+	}
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return fmt.Errorf("vpcvpn binary: %w (build it with make build)", err)
+	}
+	lab.CleanupStale(lab.DefaultPrefix)
+	say("Building the lab: three network namespaces on this machine, nothing touches its own network.")
+	l, err := lab.New(ctx, lab.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		say("Removing the lab: stopping sshd and PostgreSQL, deleting the namespaces and temporary files.")
+		err = errors.Join(err, l.Close())
+	}()
+	d := &demo{lab: l}
+	if d.vpn, err = l.VPCVPN(abs); err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
+
+// say prints one step of the story.
+func say(format string, args ...any) {
+	fmt.Printf("\n==> "+format+"\n", args...)
+}
+
+// show prints command output indented under the step.
+func show(out string) {
+	for _, line := range splitLines(out) {
+		fmt.Println("    " + line)
+	}
+}

@@ -1,0 +1,54 @@
+package integration_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/integration/lab"
+)
+
+// newLab builds a lab for t, or skips t when the machine cannot (not root,
+// tools missing). The lab is removed when t ends.
+func newLab(t *testing.T, opts lab.Options) *lab.Lab {
+	t.Helper()
+	if reason := lab.Missing(); reason != "" {
+		t.Skip("integration: " + reason)
+	}
+	if testing.Short() {
+		t.Skip("integration: skipped in -short mode")
+	}
+	if err := lab.CleanupStale(lab.DefaultPrefix); err != nil {
+		t.Logf("cleanup of stale labs: %v", err)
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := lab.New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("close lab: %v", err)
+		}
+	})
+	return l
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// testContext returns a context that ends a little before the test's
+// deadline, or after d.
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
