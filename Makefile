@@ -4,24 +4,27 @@
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/vpcvpn/vpcvpn/cmd/vpcvpn/cli.Version=$(VERSION)
-export CGO_ENABLED ?= 0
 
-.PHONY: all build test unit integration crossbuild bench fuzz demo deps lint clean
+# Every package but the Linux-only lab and end-to-end tests.
+PRODUCT_PKGS = $(shell $(GO) list ./... | grep -v /integration)
+
+.PHONY: all build test crossbuild bench fuzz demo deps lint clean
 
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vpcvpn ./cmd/vpcvpn
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vpcvpn ./cmd/vpcvpn
 
-# Unit tests, fuzz seeds (go test runs every seed corpus), the integration lab
-# when root (it skips with a reason otherwise), and the cross-builds.
+# Unit tests with the race detector, fuzz seeds (go test runs every seed
+# corpus), the integration lab when root (it skips with a reason otherwise),
+# and the cross-builds.
 test: build
 	$(GO) vet ./...
-	VPCVPN_BIN=$(CURDIR)/bin/vpcvpn $(GO) test -count=1 -timeout 20m ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m $(PRODUCT_PKGS)
+	VPCVPN_BIN=$(CURDIR)/bin/vpcvpn $(GO) test -count=1 -timeout 20m ./integration/...
 	$(MAKE) crossbuild
 
 # The product builds and vets for macOS and Windows too; the lab is Linux-only.
-PRODUCT_PKGS = $(shell $(GO) list ./... | grep -v /integration)
 crossbuild:
 	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/vpcvpn
 	GOOS=darwin GOARCH=amd64 $(GO) build -o /dev/null ./cmd/vpcvpn
