@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -156,7 +157,7 @@ func callControl(ctx context.Context, path, op string) (*Status, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errConnRefused) {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, errNotRunning
 		}
 		if errors.Is(err, os.ErrPermission) {

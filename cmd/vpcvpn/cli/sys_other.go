@@ -5,10 +5,7 @@ package cli
 import (
 	"errors"
 	"net"
-	"syscall"
 )
-
-var errConnRefused = syscall.ECONNREFUSED
 
 // peerUID is not supported here: the control socket refuses every peer.
 func peerUID(net.Conn) (int, error) {
