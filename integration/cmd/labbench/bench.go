@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/integration/lab"
+)
+
+// labPrefix names the benchmark's labs, apart from the tests' (lab.DefaultPrefix)
+// and from anyone's hand-made namespaces.
+const labPrefix = "vbench"
+
+// bench is one benchmark run in one lab.
+type bench struct {
+	cfg   config
+	lab   *lab.Lab
+	iperf *lab.Process // the iperf3 server; replaced if it wedges
+}
+
+// run builds the lab, measures every path in cfg.paths, prints the report
+// and removes the lab, also when ctx ends early.
+func run(ctx context.Context, cfg config) (err error) {
+	if err := checkMachine(&cfg); err != nil {
+		return err
+	}
+	if err := lab.CleanupStale(labPrefix); err != nil {
+		progress("cleanup of stale labs: %v", err)
+	}
+	started := time.Now()
+	progress("building the lab")
+	l, err := lab.New(ctx, lab.Options{Prefix: labPrefix})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		progress("removing the lab")
+		err = errors.Join(err, l.Close())
+	}()
+	b := &bench{cfg: cfg, lab: l}
+	if err := b.prepare(ctx); err != nil {
+		return err
+	}
+	rep := &report{Started: started, Runs: cfg.runs, Seconds: int(cfg.duration / time.Second), Bin: cfg.bin}
+	for _, id := range cfg.paths {
+		rep.Paths = append(rep.Paths, b.measurePath(ctx, pathByID(id)))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	rep.finish(time.Since(started))
+	printReport(os.Stdout, rep)
+	if err := rep.writeJSON(cfg.jsonPath); err != nil {
+		return err
+	}
+	return rep.missed()
+}
+
+// prepare starts the iperf3 server and fills PostgreSQL with pgbench's
+// tables (scale 1), from the VPC host itself.
+func (b *bench) prepare(ctx context.Context) error {
+	if err := b.startIperf3(ctx); err != nil {
+		return err
+	}
+	progress("pgbench -i -s 1 on the VPC host")
+	_, err := runIn(ctx, b.lab.VPC, "env", "PGCONNECT_TIMEOUT=10", "pgbench", "-i", "-s", "1", "-q",
+		"-h", lab.VPCHostAddr, "-p", fmt.Sprint(lab.PostgresPort), "-U", "postgres", lab.Database)
+	if err != nil {
+		return fmt.Errorf("initialize pgbench tables: %w", err)
+	}
+	return nil
+}
+
+// startIperf3 starts the iperf3 server, stopping a previous one first.
+func (b *bench) startIperf3(ctx context.Context) error {
+	if b.iperf != nil {
+		b.iperf.Stop()
+		// StartIperf3 waits for "Server listening" in the log, which the
+		// old server wrote too.
+		os.Remove(b.iperf.LogPath)
+	}
+	p, err := b.lab.StartIperf3(ctx)
+	if err != nil {
+		return fmt.Errorf("start iperf3 server: %w", stopAfter(err, p))
+	}
+	b.iperf = p
+	return nil
+}
+
+// measurePath opens p, runs every metric cfg.runs times (runs outermost, so
+// slow drift spreads over all metrics) and closes p again.
+func (b *bench) measurePath(ctx context.Context, p path) *pathResult {
+	res := newPathResult(p)
+	progress("%s: setting up", p.id)
+	ep, closePath, err := p.open(ctx, b)
+	if err != nil {
+		res.Error = fmt.Sprintf("set up: %v", err)
+		progress("%s: %s", p.id, res.Error)
+		return res
+	}
+	waitQuiet(ctx, res)
+	for run := 1; run <= b.cfg.runs && ctx.Err() == nil; run++ {
+		for _, m := range metrics {
+			v, err := b.measureOnce(ctx, ep, m)
+			if ctx.Err() != nil {
+				break
+			}
+			res.add(m, v, err)
+			progress("%s run %d/%d: %s", p.id, run, b.cfg.runs, m.show(v, err))
+		}
+	}
+	if err := closePath(); err != nil {
+		res.Error = fmt.Sprintf("tear down: %v", err)
+		progress("%s: %s", p.id, res.Error)
+	}
+	return res
+}
+
+// measureOnce runs m, and once more after a failure: a wedged iperf3 server
+// is restarted first.
+func (b *bench) measureOnce(ctx context.Context, ep endpoint, m metric) (float64, error) {
+	v, err := m.run(ctx, b, ep)
+	if err == nil || ctx.Err() != nil {
+		return v, err
+	}
+	progress("%s failed, retrying once: %v", m.title, err)
+	if m.iperf {
+		if rerr := b.startIperf3(ctx); rerr != nil {
+			return 0, errors.Join(err, rerr)
+		}
+	}
+	return m.run(ctx, b, ep)
+}
+
+// progress reports on stderr; stdout has only the report.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "labbench: "+format+"\n", args...)
+}

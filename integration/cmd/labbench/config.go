@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/integration/lab"
+)
+
+// config is what the flags ask for.
+type config struct {
+	bin      string        // vpcvpn binary, absolute
+	runs     int           // runs per metric; the median is reported
+	duration time.Duration // of each iperf3 and pgbench run, whole seconds
+	paths    []string      // path IDs to measure, in table order
+	jsonPath string        // if set, the results are written there as JSON
+}
+
+func parseFlags(args []string) (config, error) {
+	fs := flag.NewFlagSet("labbench", flag.ContinueOnError)
+	var cfg config
+	var only string
+	fs.StringVar(&cfg.bin, "vpcvpn", "bin/vpcvpn", "vpcvpn `binary` to measure")
+	fs.IntVar(&cfg.runs, "runs", 3, "runs of each measurement; the table shows medians")
+	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each iperf3 and pgbench run (whole seconds)")
+	fs.StringVar(&only, "only", "", "comma-separated `paths` to measure (default all): "+strings.Join(pathIDs(), ","))
+	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to `file`")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if cfg.runs < 1 {
+		return config{}, errors.New("-runs must be at least 1")
+	}
+	if cfg.duration < time.Second || cfg.duration%time.Second != 0 {
+		return config{}, fmt.Errorf("-duration %v: must be whole seconds, at least 1s", cfg.duration)
+	}
+	paths, err := parseOnly(only)
+	if err != nil {
+		return config{}, err
+	}
+	cfg.paths = paths
+	return cfg, nil
+}
+
+// parseOnly turns -only into path IDs in table order; "" means all.
+func parseOnly(only string) ([]string, error) {
+	if strings.TrimSpace(only) == "" {
+		return pathIDs(), nil
+	}
+	want := map[string]bool{}
+	for _, f := range strings.Split(only, ",") {
+		id := strings.ToLower(strings.TrimSpace(f))
+		if !slices.Contains(pathIDs(), id) {
+			return nil, fmt.Errorf("-only: unknown path %q (known: %s)", f, strings.Join(pathIDs(), ","))
+		}
+		want[id] = true
+	}
+	var ids []string
+	for _, id := range pathIDs() {
+		if want[id] {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// checkMachine returns why the benchmark cannot run here, or nil: not root,
+// no /dev/net/tun, a tool or the vpcvpn binary missing. It makes cfg.bin
+// absolute.
+func checkMachine(cfg *config) error {
+	if reason := lab.Missing(); reason != "" {
+		return fmt.Errorf("cannot run: %s", reason)
+	}
+	tools := []string{"iperf3", "pgbench"}
+	if slices.Contains(cfg.paths, "sshuttle") {
+		tools = append(tools, "sshuttle", "iptables")
+	}
+	var absent []string
+	for _, t := range tools {
+		if _, err := exec.LookPath(t); err != nil {
+			absent = append(absent, t)
+		}
+	}
+	if len(absent) > 0 {
+		return fmt.Errorf("cannot run: missing %s (run integration/install-deps.sh, or leave paths out with -only)", strings.Join(absent, ", "))
+	}
+	if !slices.Contains(cfg.paths, "vpcvpn") {
+		return nil
+	}
+	abs, err := filepath.Abs(cfg.bin)
+	if err != nil {
+		return fmt.Errorf("vpcvpn binary: %w", err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return fmt.Errorf("cannot run: vpcvpn binary: %w (build it with make build, or pass -vpcvpn)", err)
+	}
+	cfg.bin = abs
+	return nil
+}

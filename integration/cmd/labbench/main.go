@@ -1,0 +1,60 @@
+// Command labbench measures vpcvpn against the tools it replaces, in one lab
+// of network namespaces (package lab), and prints a Markdown table:
+//
+//	sudo make bench
+//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn] [-json out.json]
+//
+// Each path carries the same clients from the laptop namespace to the VPC
+// host: iperf3 up and down (-R) for bulk TCP, and pgbench -S with 1 and 16
+// clients. The paths, measured one after another (never two at once):
+//
+//	direct    the bastion namespace straight to the VPC host: the ceiling
+//	ssh-l     OpenSSH's ssh -L local forwards, default cipher
+//	sshuttle  sshuttle over ssh, nat method
+//	sshfwd    a bare port forwarder on package tunnel (x/crypto/ssh, no
+//	          netstack): labbench itself, re-run as `labbench sshfwd`
+//	vpcvpn    vpcvpn up, routing the VPC through its TUN and netstack
+//
+// Every figure is the median of -runs runs. The lab is removed at the end,
+// also on Ctrl-C or SIGTERM; a killed run's leftovers are removed by the next.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == sshfwdCommand {
+		os.Exit(sshfwdMain(os.Args[2:]))
+	}
+	cfg, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "labbench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, cfg)
+	interrupted := ctx.Err() != nil
+	stop()
+	var missed *missedTargetsError
+	switch {
+	case interrupted:
+		fmt.Fprintln(os.Stderr, "labbench: interrupted; the lab has been removed")
+		os.Exit(130)
+	case errors.As(err, &missed):
+		fmt.Fprintln(os.Stderr, "labbench:", err)
+		os.Exit(3)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "labbench:", err)
+		os.Exit(1)
+	}
+}

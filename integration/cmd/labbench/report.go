@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// series is one metric of one path: every run's value and their median.
+type series struct {
+	Samples []float64 `json:"samples"`
+	Median  *float64  `json:"median"` // nil when no run succeeded
+	Errors  []string  `json:"errors,omitempty"`
+}
+
+// pathResult is what one path measured.
+type pathResult struct {
+	ID      string             `json:"id"`
+	Label   string             `json:"label"`
+	Metrics map[string]*series `json:"metrics"` // by metric.key
+	Error   string             `json:"error,omitempty"`
+	// BusyBefore is the share of CPU time busy in the second before the
+	// measurements: anything much above 0 means the machine was not quiet.
+	BusyBefore float64 `json:"cpu_busy_before"`
+}
+
+func newPathResult(p path) *pathResult {
+	r := &pathResult{ID: p.id, Label: p.label, Metrics: map[string]*series{}}
+	for _, m := range metrics {
+		r.Metrics[m.key] = &series{Samples: []float64{}}
+	}
+	return r
+}
+
+// add records one run of m.
+func (r *pathResult) add(m metric, v float64, err error) {
+	s := r.Metrics[m.key]
+	if err != nil {
+		s.Errors = append(s.Errors, err.Error())
+		return
+	}
+	s.Samples = append(s.Samples, v)
+	med := median(s.Samples)
+	s.Median = &med
+}
+
+// median returns the median of a non-empty list, the mean of the middle
+// two for an even count.
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// target is one of DESIGN.md's "Numbers to beat" as a ratio of medians.
+type target struct {
+	Name            string   `json:"name"`
+	Min             float64  `json:"min_ratio"`
+	Ratio           *float64 `json:"ratio"`  // nil when a side was not measured
+	Result          string   `json:"result"` // "PASS", "FAIL" or "n/a"
+	path, base, key string
+}
+
+func targets() []target {
+	return []target{
+		{Name: "vpcvpn up >= 0.8x ssh -L", Min: 0.8, path: "vpcvpn", base: "ssh-l", key: "up_gbps"},
+		{Name: "vpcvpn down >= 0.8x ssh -L", Min: 0.8, path: "vpcvpn", base: "ssh-l", key: "down_gbps"},
+		{Name: "vpcvpn up >= 10x sshuttle", Min: 10, path: "vpcvpn", base: "sshuttle", key: "up_gbps"},
+		{Name: "vpcvpn down >= 10x sshuttle", Min: 10, path: "vpcvpn", base: "sshuttle", key: "down_gbps"},
+		{Name: "vpcvpn pgbench 1 client >= 0.9x ssh -L", Min: 0.9, path: "vpcvpn", base: "ssh-l", key: "pgbench_1_tps"},
+	}
+}
+
+// report is the whole benchmark's result, also its JSON form.
+type report struct {
+	Started        time.Time     `json:"started"`
+	ElapsedSeconds float64       `json:"elapsed_seconds"`
+	Runs           int           `json:"runs"`
+	Seconds        int           `json:"seconds_per_run"`
+	Bin            string        `json:"vpcvpn"`
+	Paths          []*pathResult `json:"paths"`
+	Targets        []target      `json:"targets"`
+}
+
+// finish evaluates the targets.
+func (r *report) finish(elapsed time.Duration) {
+	r.ElapsedSeconds = elapsed.Round(time.Second).Seconds()
+	r.Targets = targets()
+	for i := range r.Targets {
+		t := &r.Targets[i]
+		t.Result = "n/a"
+		if q, ok := r.ratio(t.path, t.base, t.key); ok {
+			t.Ratio = &q
+			t.Result = "FAIL"
+			if q >= t.Min {
+				t.Result = "PASS"
+			}
+		}
+	}
+}
+
+// ratio returns path's median of key over base's.
+func (r *report) ratio(path, base, key string) (float64, bool) {
+	p, b := r.median(path, key), r.median(base, key)
+	if p == nil || b == nil || *b == 0 {
+		return 0, false
+	}
+	return *p / *b, true
+}
+
+func (r *report) median(path, key string) *float64 {
+	for _, p := range r.Paths {
+		if p.ID == path {
+			return p.Metrics[key].Median
+		}
+	}
+	return nil
+}
+
+// missedTargetsError says which targets failed.
+type missedTargetsError struct{ names []string }
+
+func (e *missedTargetsError) Error() string {
+	return fmt.Sprintf("%d target(s) missed: %s", len(e.names), strings.Join(e.names, "; "))
+}
+
+// missed returns a *missedTargetsError if a target failed.
+func (r *report) missed() error {
+	var names []string
+	for _, t := range r.Targets {
+		if t.Result == "FAIL" {
+			names = append(names, t.Name)
+		}
+	}
+	if names == nil {
+		return nil
+	}
+	return &missedTargetsError{names}
+}
+
+// writeJSON writes r to file, unless file is "".
+func (r *report) writeJSON(file string) error {
+	if file == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode results: %w", err)
+	}
+	if err := os.WriteFile(file, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	return nil
+}
