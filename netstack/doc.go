@@ -13,8 +13,12 @@
 //	  -> gVisor TCP forwarder       forward_tcp.go  Dial first, then the app's handshake
 //	  -> relay                      relay.go     two io.CopyBuffer, half-close
 //
-//	gVisor -> link endpoint queue -> tun.Device.Write (batch, so the TUN can
-//	coalesce with GRO)
+//	gVisor TCP (GSO: segments up to 64 KiB)  gso.go
+//	  -> link endpoint queue -> pumpOut       pump.go, out.go
+//	  -> Linux TUN with IFF_VNET_HDR: one write per segment, virtio-net
+//	     header, the kernel segments nothing  vnet.go
+//	  -> any other TUN: split into MSS-sized packets, tun.Device.Write
+//	     (batch)
 //
 // A flow's far side is dialed before the app's handshake completes: if the
 // dial fails or times out, the app gets a RST ("connection refused") rather

@@ -4,6 +4,7 @@ package netstack
 //
 //	inbound:  pump -> linkEndpoint.deliver (GRO per batch) -> gVisor
 //	outbound: gVisor -> linkEndpoint.WritePackets -> queue -> pump -> TUN
+//	          (TCP segments up to gsoMaxSize: host GSO, see gso.go)
 //
 // Modelled on gVisor's link/channel.Endpoint, with a bounded queue that drops
 // instead of blocking (a blocked WritePackets would stall gVisor's TCP
@@ -23,10 +24,14 @@ import (
 
 // outboundQueueLen is the number of packets gVisor may queue for the TUN.
 // At 1500 bytes that is 6 MiB, the TCP send buffer limit set in tcp.go, so
-// one bulk flow does not overrun it.
+// one bulk flow does not overrun it; with GSO a bulk flow queues segments of
+// up to 64 KiB, so far fewer packets.
 const outboundQueueLen = 4096
 
-var _ stack.LinkEndpoint = (*linkEndpoint)(nil)
+var (
+	_ stack.LinkEndpoint = (*linkEndpoint)(nil)
+	_ stack.GSOEndpoint  = (*linkEndpoint)(nil)
+)
 
 // linkEndpoint implements stack.LinkEndpoint for a TUN device: raw IP
 // packets, no link-layer header.
@@ -159,6 +164,14 @@ func (l *linkEndpoint) SetMTU(mtu uint32) { l.mtu.Store(mtu) }
 func (*linkEndpoint) Capabilities() stack.LinkEndpointCapabilities {
 	return stack.CapabilityRXChecksumOffload
 }
+
+// SupportedGSO implements stack.GSOEndpoint: gVisor builds TCP segments of
+// up to GSOMaxSize bytes with partial checksums, which the pump passes to
+// the TUN whole or splits (gso.go).
+func (*linkEndpoint) SupportedGSO() stack.SupportedGSO { return stack.HostGSOSupported }
+
+// GSOMaxSize implements stack.GSOEndpoint.
+func (*linkEndpoint) GSOMaxSize() uint32 { return gsoMaxSize }
 
 // MaxHeaderLength implements stack.NetworkLinkEndpoint: a TUN has no link
 // header.

@@ -29,10 +29,6 @@ type memPair struct {
 
 var _ tun.Device = (*memTUN)(nil)
 
-// virtioNetHdrLen is wireguard-go's minimum write offset on Linux with
-// IFF_VNET_HDR (tun/offload_linux.go).
-const virtioNetHdrLen = 10
-
 // newMemTUNPair returns two connected ends. Each direction buffers queueLen
 // packets; a writer blocks when the queue is full, like a slow reader.
 func newMemTUNPair(mtu, batch, queueLen int) (a, b *memTUN) {

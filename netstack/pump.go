@@ -105,34 +105,29 @@ func (s *Stack) readErr(err error) bool {
 	return false
 }
 
-// pumpOut writes the packets gVisor queues to the TUN, as many per Write as
+// pumpOut writes the packets gVisor queues to the TUN, as many per write as
 // are queued (up to the batch size), so that the TUN can coalesce them.
 func (s *Stack) pumpOut() {
 	defer s.wg.Done()
-	n := s.batchSize
-	store := make([][]byte, n)
-	for i := range store {
-		store[i] = make([]byte, tunOffset+maxWriteSize)
-	}
-	bufs := make([][]byte, 0, n)
+	w := s.newOutWriter()
+	pkbs := make([]*stack.PacketBuffer, 0, s.batchSize)
 	for {
-		var pkb *stack.PacketBuffer
 		select {
-		case pkb = <-s.link.out:
+		case pkb := <-s.link.out:
+			pkbs = append(pkbs[:0], pkb)
 		case <-s.link.closed:
 			return
 		}
-		bufs = append(bufs[:0], fillBuf(store[0], pkb))
 	drain:
-		for len(bufs) < n {
+		for len(pkbs) < cap(pkbs) {
 			select {
-			case pkb = <-s.link.out:
-				bufs = append(bufs, fillBuf(store[len(bufs)], pkb))
+			case pkb := <-s.link.out:
+				pkbs = append(pkbs, pkb)
 			default:
 				break drain
 			}
 		}
-		if _, err := s.dev.Write(bufs, tunOffset); err != nil && !s.writeErr(err) {
+		if err := w.write(pkbs); err != nil && !s.writeErr(err) {
 			return
 		}
 	}
