@@ -3,6 +3,7 @@ module github.com/vpcvpn/vpcvpn
 go 1.26.3
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/urfave/cli/v3 v3.14.0
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5

@@ -1,0 +1,5 @@
+// Package ssmtest plays the far end of an SSM data channel in tests: a
+// WebSocket handler that acts as the Session Manager service and the SSM
+// agent together (OpenDataChannel check, handshake, acknowledgements,
+// retransmission), with fault injection, and a goroutine-leak check.
+package ssmtest

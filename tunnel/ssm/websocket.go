@@ -1,0 +1,132 @@
+package ssm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// maxFrame bounds a frame from the service; the agent's are about 1 KiB.
+const maxFrame = 1 << 20
+
+// socket is one WebSocket of a session, with its goroutines: readLoop,
+// writeLoop, pingLoop and one that closes the WebSocket when the socket's
+// lifetime ends.
+type socket struct {
+	ws     *websocket.Conn
+	ctx    context.Context // lifetime of the socket, canceled by fail
+	cancel context.CancelFunc
+	conn   *Conn
+	once   sync.Once
+}
+
+// openSocket dials the stream URL and sends OpenDataChannel with token.
+func (c *Conn) openSocket(ctx context.Context, token string) (*websocket.Conn, error) {
+	h := http.Header{}
+	if c.cfg.Header != nil {
+		extra, err := c.cfg.Header(ctx, c.cfg.StreamURL)
+		if err != nil {
+			return nil, fmt.Errorf("ssm: headers for the data channel: %w", err)
+		}
+		for k, v := range extra {
+			h[k] = v
+		}
+	}
+	where := redact(c.cfg.StreamURL)
+	ws, resp, err := websocket.Dial(ctx, c.cfg.StreamURL, &websocket.DialOptions{
+		HTTPClient: c.cfg.HTTPClient,
+		HTTPHeader: h,
+	})
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("ssm: open data channel %s: %s: %w", where, resp.Status, err)
+		}
+		return nil, fmt.Errorf("ssm: open data channel %s: %w", where, err)
+	}
+	ws.SetReadLimit(maxFrame)
+	open, err := json.Marshal(OpenDataChannel{
+		MessageSchemaVersion: "1.0",
+		RequestID:            newUUID().String(),
+		TokenValue:           token,
+		ClientID:             c.cfg.ClientID,
+		ClientVersion:        c.cfg.ClientVersion,
+	})
+	if err == nil {
+		err = ws.Write(ctx, websocket.MessageText, open)
+	}
+	if err != nil {
+		ws.CloseNow()
+		return nil, fmt.Errorf("ssm: send OpenDataChannel to %s: %w", where, err)
+	}
+	c.log.Debug("data channel open", "url", where)
+	return ws, nil
+}
+
+// redact returns the stream URL without its query, for messages.
+func redact(streamURL string) string {
+	u, err := url.Parse(streamURL)
+	if err != nil {
+		return "(unparsable stream URL)"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+// attach makes ws the session's socket and starts its goroutines. The
+// window resends everything unacknowledged on it.
+func (c *Conn) attach(ws *websocket.Conn) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	s := &socket{ws: ws, ctx: ctx, cancel: cancel, conn: c}
+	c.mu.Lock()
+	c.sock = s
+	c.mu.Unlock()
+	c.out.rewind()
+	c.wg.Add(3)
+	go c.readLoop(s)
+	go c.writeLoop(s)
+	go func() {
+		defer c.wg.Done()
+		<-s.ctx.Done()
+		s.ws.CloseNow()
+	}()
+	if c.cfg.PingInterval > 0 {
+		c.wg.Add(1)
+		go c.pingLoop(s)
+	}
+}
+
+// fail tears the socket down. Without a way to resume the session (a
+// later step), losing the socket ends the Conn.
+func (s *socket) fail(err error) {
+	s.once.Do(func() {
+		s.cancel()
+		s.conn.end(fmt.Errorf("ssm: data channel: %w", err))
+	})
+}
+
+// pingLoop pings every PingInterval; a pong that does not come back
+// within the interval means the socket is broken (§2.4).
+func (c *Conn) pingLoop(s *socket) {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, c.cfg.PingInterval)
+		err := s.ws.Ping(ctx)
+		cancel()
+		if err != nil {
+			s.fail(fmt.Errorf("no pong within %s: %w", c.cfg.PingInterval, err))
+			return
+		}
+	}
+}
