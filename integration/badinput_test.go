@@ -60,6 +60,7 @@ func checkOneErrorLine(t *testing.T, res lab.Result, want []string) {
 		}
 	}
 	last := lines[len(lines)-1]
+	t.Logf("vpcvpn said: %s", last) // the transcript of what a user sees
 	if !strings.HasPrefix(last, "vpcvpn: ") {
 		t.Errorf("last stderr line %q does not start with \"vpcvpn: \"", last)
 	}
