@@ -69,6 +69,12 @@ type Config struct {
 	// acknowledge what was sent and the WebSocket close handshake; zero
 	// means DefaultCloseTimeout.
 	CloseTimeout time.Duration
+
+	// Set by Start: how to resume and end the session.
+	sessionID      string
+	resume         resumer
+	resumeAttempts int
+	terminate      func() // calls TerminateSession, bounded
 }
 
 func (cfg *Config) setDefaults() error {
@@ -109,8 +115,8 @@ func cmp(v, def time.Duration) time.Duration {
 // Conn is an SSM data channel carrying one byte stream, as a net.Conn:
 // Write sends Output messages, Read returns the agent's Output in order.
 // Its sequence and acknowledgement state (sendWindow, receiver) is kept
-// apart from the WebSocket (socket), so that a later ResumeSession can
-// attach a new socket to the same session.
+// apart from the WebSocket (socket), so that after ResumeSession a new
+// socket attaches to the same session (resume.go).
 type Conn struct {
 	cfg Config
 	log *slog.Logger
@@ -282,7 +288,8 @@ func (c *Conn) kick() {
 
 // Close ends the session: it sends the TerminateSession flag, waits up to
 // CloseTimeout for the agent to acknowledge everything sent, closes the
-// WebSocket and waits for the Conn's goroutines. Blocked Reads and Writes
+// WebSocket and waits for the Conn's goroutines; a Conn made by Start also
+// calls TerminateSession. Blocked Reads and Writes
 // return net.ErrClosed. Close is idempotent and returns nil.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
@@ -291,6 +298,9 @@ func (c *Conn) Close() error {
 			c.shutdown(net.ErrClosed, true)
 		default:
 			c.shutdown(net.ErrClosed, false)
+		}
+		if c.cfg.terminate != nil {
+			c.cfg.terminate()
 		}
 	})
 	<-c.done

@@ -18,10 +18,21 @@
 // service ends the session with channel_closed, Read returns a
 // *ChannelClosedError carrying its reason.
 //
-// The sequence and acknowledgement state lives apart from the WebSocket,
-// in the Conn: a later step resumes a session (ResumeSession) by attaching
-// a new socket to it. Until then a broken WebSocket ends the Conn.
+// Start is the whole session: it calls StartSession (AWS-StartSSHSession,
+// through the consumer-defined API interface that *ssm.Client from
+// aws-sdk-go-v2 satisfies), dials the returned StreamUrl verbatim with its
+// token, and makes Close also call TerminateSession. Failed calls are
+// *SessionError values: one line for the user, a kind to branch on
+// (ErrAccessDenied, ErrTargetNotConnected, ErrCredentialsExpired, ...),
+// and Permanent. SigV4Header signs the WebSocket upgrade (§2.1).
 //
-// StartSession itself (the AWS API call that yields the StreamUrl and
-// token) is not part of this package yet.
+// The sequence and acknowledgement state lives apart from the WebSocket,
+// in the Conn. When the WebSocket of a Conn made by Start breaks, the
+// Conn calls ResumeSession, dials the original StreamUrl with the new
+// token, re-sends OpenDataChannel and attaches the new socket; unacknowledged
+// messages are resent and Reads and Writes only pause (resume.go). The
+// attempts are bounded, with capped, jittered exponential backoff. A
+// ResumeSession without a token ends the Conn with a *SessionEndedError,
+// channel_closed with a *ChannelClosedError. A Conn from Dial alone ends
+// when its WebSocket breaks.
 package ssm

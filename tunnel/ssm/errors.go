@@ -44,3 +44,15 @@ func (e *ChannelClosedError) Error() string {
 	}
 	return fmt.Sprintf("ssm: session %s closed: %s", id, e.Output)
 }
+
+// SessionEndedError is the end of a session that cannot be resumed:
+// ResumeSession answered without a token (or said the session does not
+// exist), because the session timed out or was terminated.
+type SessionEndedError struct {
+	SessionID string
+	Reason    string
+}
+
+func (e *SessionEndedError) Error() string {
+	return fmt.Sprintf("ssm: session %s has ended (timed out or terminated): %s", e.SessionID, e.Reason)
+}

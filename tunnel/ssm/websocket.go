@@ -24,6 +24,7 @@ type socket struct {
 	cancel context.CancelFunc
 	conn   *Conn
 	once   sync.Once
+	wg     sync.WaitGroup // the socket's goroutines, awaited before a resume attaches
 }
 
 // openSocket dials the stream URL and sends OpenDataChannel with token.
@@ -86,26 +87,41 @@ func (c *Conn) attach(ws *websocket.Conn) {
 	c.sock = s
 	c.mu.Unlock()
 	c.out.rewind()
-	c.wg.Add(3)
-	go c.readLoop(s)
-	go c.writeLoop(s)
-	go func() {
+	s.run(c.readLoop)
+	s.run(c.writeLoop)
+	s.run(func(s *socket) {
 		defer c.wg.Done()
 		<-s.ctx.Done()
 		s.ws.CloseNow()
-	}()
+	})
 	if c.cfg.PingInterval > 0 {
-		c.wg.Add(1)
-		go c.pingLoop(s)
+		s.run(c.pingLoop)
 	}
 }
 
-// fail tears the socket down. Without a way to resume the session (a
-// later step), losing the socket ends the Conn.
+// run starts loop, which calls c.wg.Done, as one of the socket's goroutines.
+func (s *socket) run(loop func(*socket)) {
+	s.conn.wg.Add(1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		loop(s)
+	}()
+}
+
+// fail tears the socket down. When the session can be resumed and the
+// Conn has not ended, a new socket is sought (resume.go); otherwise losing
+// the socket ends the Conn.
 func (s *socket) fail(err error) {
 	s.once.Do(func() {
 		s.cancel()
-		s.conn.end(fmt.Errorf("ssm: data channel: %w", err))
+		c := s.conn
+		if c.cfg.resume == nil || c.Err() != nil || c.ctx.Err() != nil {
+			c.end(fmt.Errorf("ssm: data channel: %w", err))
+			return
+		}
+		c.wg.Add(1)
+		go c.reconnect(s, err)
 	})
 }
 

@@ -35,7 +35,8 @@ const (
 )
 
 // Agent is an http.Handler that plays the Session Manager service and an
-// SSM agent running AWS-StartSSHSession, for one data channel per request.
+// SSM agent running AWS-StartSSHSession: a session per OpenDataChannel
+// with Token, resumed by one with a token from Session.NewToken.
 type Agent struct {
 	Token        string         // the token OpenDataChannel must carry
 	AgentVersion string         // empty means "3.3.1142.0"
@@ -55,8 +56,9 @@ type Agent struct {
 
 	once     sync.Once
 	sessions chan *Session
-	mu       sync.Mutex // guards all
+	mu       sync.Mutex // guards following
 	all      []*Session
+	resume   map[string]*Session // tokens from NewToken, each good once
 }
 
 // Sessions returns the sessions as they are accepted.
@@ -80,21 +82,45 @@ func (a *Agent) Close() {
 	}
 }
 
-// ServeHTTP accepts the WebSocket and runs the session until the client
-// closes it or it is killed.
+// ServeHTTP accepts the WebSocket and reads OpenDataChannel. With the
+// Agent's Token it runs a new session until the client closes it or it is
+// killed; with a token from Session.NewToken it attaches the WebSocket to
+// that session, as after ResumeSession, until the socket ends.
 func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.init()
 	var s *Session
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		OnPingReceived: func(context.Context, []byte) bool { return !s.isStalled() },
+		OnPingReceived: func(context.Context, []byte) bool { return s != nil && !s.isStalled() },
 	})
 	if err != nil {
 		return
 	}
+	up := Upgrade{RawQuery: r.URL.RawQuery, Header: r.Header.Clone()}
+	if err := readOpen(ws, &up.Open); err != nil {
+		ws.Close(websocket.StatusPolicyViolation, err.Error())
+		return
+	}
+	a.mu.Lock()
+	s = a.resume[up.Open.TokenValue]
+	delete(a.resume, up.Open.TokenValue)
+	a.mu.Unlock()
+	switch {
+	case s != nil:
+		s.reattach(ws, up)
+	case up.Open.TokenValue == a.Token:
+		s = a.newSession(ws, up)
+		s.serveHTTP()
+	default:
+		ws.Close(websocket.StatusPolicyViolation, "bad OpenDataChannel token")
+	}
+}
+
+// newSession makes and registers the session of a first OpenDataChannel.
+func (a *Agent) newSession(ws *websocket.Conn, up Upgrade) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
-	s = &Session{
+	s := &Session{
 		a: a, ws: ws, ctx: ctx, cancel: cancel,
-		RawQuery: r.URL.RawQuery, Header: r.Header.Clone(),
+		RawQuery: up.RawQuery, Header: up.Header, Open: up.Open, upgrades: []Upgrade{up},
 		early: make(map[int64]*ssm.Message), acked: make(map[int64]bool),
 		room: make(chan struct{}), inbound: make(chan struct{}),
 		responded: make(chan struct{}), terminated: make(chan struct{}),
@@ -103,25 +129,38 @@ func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.all = append(a.all, s)
 	a.mu.Unlock()
+	return s
+}
+
+// serveHTTP runs a new session until it is killed or its socket ends
+// other than by Break.
+func (s *Session) serveHTTP() {
 	defer close(s.done)
 	defer s.wg.Wait()
 	defer s.Kill()
-	if err := s.open(); err != nil {
-		ws.Close(websocket.StatusPolicyViolation, err.Error())
-		return
-	}
-	a.sessions <- s
+	ws := s.ws // before publishing s: reattach replaces s.ws
+	s.a.sessions <- s
 	s.wg.Add(2)
-	go s.readLoop()
+	go func() {
+		defer s.wg.Done()
+		s.readLoop(ws)
+	}()
 	go s.resendLoop()
 	s.run()
-	<-ctx.Done()
+	<-s.ctx.Done()
 }
 
-// Session is one data channel. Its fields are set before it is published.
+// Upgrade is what the client sent when it opened one WebSocket.
+type Upgrade struct {
+	RawQuery string              // the upgrade request's query, as sent
+	Header   http.Header         // the upgrade request's headers
+	Open     ssm.OpenDataChannel // the client's first frame
+}
+
+// Session is one data channel. Its fields are set before it is published;
+// they describe the first WebSocket (Upgrades lists them all).
 type Session struct {
 	a        *Agent
-	ws       *websocket.Conn
 	ctx      context.Context // until Kill
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -129,11 +168,14 @@ type Session struct {
 	Header   http.Header         // the upgrade request's headers
 	Open     ssm.OpenDataChannel // the client's first frame
 
-	wmu  sync.Mutex // serialises sends; guards held
+	wmu  sync.Mutex // serialises sends; guards held and ws
 	held []byte
+	ws   *websocket.Conn // the current WebSocket
 
 	mu          sync.Mutex // guards following
-	next        int64      // the agent's next sequence number
+	upgrades    []Upgrade
+	broken      *websocket.Conn // the socket Break dropped, awaiting a resume
+	next        int64           // the agent's next sequence number
 	unacked     []*sent
 	acked       map[int64]bool
 	room        chan struct{} // closed and replaced on acks
@@ -158,19 +200,21 @@ type sent struct {
 	last  time.Time
 }
 
-// open reads and checks OpenDataChannel.
-func (s *Session) open() error {
-	typ, b, err := s.ws.Read(s.ctx)
+// readOpen reads and checks OpenDataChannel, but not its token.
+func readOpen(ws *websocket.Conn, open *ssm.OpenDataChannel) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	typ, b, err := ws.Read(ctx)
 	if err != nil {
 		return err
 	}
 	if typ != websocket.MessageText {
 		return fmt.Errorf("first frame is %v, want text", typ)
 	}
-	if err := json.Unmarshal(b, &s.Open); err != nil {
+	if err := json.Unmarshal(b, open); err != nil {
 		return fmt.Errorf("OpenDataChannel: %w", err)
 	}
-	if s.Open.TokenValue != s.a.Token || s.Open.MessageSchemaVersion != "1.0" || s.Open.RequestID == "" {
+	if open.MessageSchemaVersion != "1.0" || open.RequestID == "" {
 		return fmt.Errorf("bad OpenDataChannel")
 	}
 	return nil
@@ -275,10 +319,12 @@ func (s *Session) isStalled() bool {
 	return s.stalled
 }
 
-// Kill drops the WebSocket without a close handshake.
+// Kill drops the WebSocket without a close handshake and ends the session.
 func (s *Session) Kill() {
 	s.cancel()
+	s.wmu.Lock()
 	s.ws.CloseNow()
+	s.wmu.Unlock()
 	s.mu.Lock()
 	s.eof = true
 	s.broadcast(&s.inbound)

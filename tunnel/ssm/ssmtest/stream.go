@@ -18,10 +18,10 @@ const (
 	agentTick   = 50 * time.Millisecond
 )
 
-// readLoop reads the client's frames until the socket ends.
-func (s *Session) readLoop() {
-	defer s.wg.Done()
-	defer s.cancel()
+// readLoop reads the client's frames from ws until it ends, which ends
+// the session unless Break dropped ws.
+func (s *Session) readLoop(ws *websocket.Conn) {
+	defer s.socketEnded(ws)
 	for {
 		s.mu.Lock()
 		stalled := s.stalled
@@ -30,7 +30,7 @@ func (s *Session) readLoop() {
 			<-s.ctx.Done()
 			return
 		}
-		_, b, err := s.ws.Read(s.ctx)
+		_, b, err := ws.Read(s.ctx)
 		if err != nil {
 			return
 		}
