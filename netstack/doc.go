@@ -11,10 +11,12 @@
 //	  -> ICMP echo reject           reject.go    answered here, never by gVisor
 //	  -> link endpoint + GRO        link.go      gVisor stack.LinkEndpoint
 //	  -> gVisor TCP forwarder       forward_tcp.go  Dial first, then the app's handshake
-//	  -> relay                      relay.go     two io.CopyBuffer, half-close
+//	  -> relay                      relay.go     two copies, half-close;
+//	                                adaptive.go  far->app buffer grows in bulk
 //
 //	gVisor TCP (GSO: segments up to 64 KiB)  gso.go
-//	  -> link endpoint queue -> pumpOut       pump.go, out.go
+//	  -> link endpoint queue, written inline  outq.go, out.go
+//	     by the goroutine that finds it idle
 //	  -> Linux TUN with IFF_VNET_HDR: one write per segment, virtio-net
 //	     header, the kernel segments nothing  vnet.go
 //	  -> any other TUN: split into MSS-sized packets, tun.Device.Write

@@ -3,13 +3,13 @@ package netstack
 // Link endpoint: the gVisor side of the TUN.
 //
 //	inbound:  pump -> linkEndpoint.deliver (GRO per batch) -> gVisor
-//	outbound: gVisor -> linkEndpoint.WritePackets -> queue -> pump -> TUN
+//	outbound: gVisor -> linkEndpoint.WritePackets -> outQueue -> TUN, inline
 //	          (TCP segments up to gsoMaxSize: host GSO, see gso.go)
 //
 // Modelled on gVisor's link/channel.Endpoint, with a bounded queue that drops
 // instead of blocking (a blocked WritePackets would stall gVisor's TCP
-// processors and, through an in-memory TUN, the inbound pump too) and with
-// gVisor's GRO on the inbound side.
+// processors), written to the TUN by whichever goroutine finds it idle
+// (outq.go), and with gVisor's GRO on the inbound side.
 
 import (
 	"sync"
@@ -38,20 +38,15 @@ var (
 type linkEndpoint struct {
 	mtu atomic.Uint32
 
-	out     chan *stack.PacketBuffer // outbound packets, read by the pump
-	closed  chan struct{}            // closed by close; unblocks the pump
-	closing atomic.Bool              // set by close; WritePackets refuses
-	dropped atomic.Uint64            // outbound packets dropped on a full queue
+	out     outQueue    // outbound packets, written to the TUN
+	closing atomic.Bool // set by close; WritePackets refuses
 
 	mu         sync.RWMutex // guards dispatcher
 	dispatcher stack.NetworkDispatcher
 }
 
 func newLinkEndpoint(mtu int) *linkEndpoint {
-	l := &linkEndpoint{
-		out:    make(chan *stack.PacketBuffer, outboundQueueLen),
-		closed: make(chan struct{}),
-	}
+	l := &linkEndpoint{}
 	l.mtu.Store(uint32(mtu))
 	return l
 }
@@ -86,56 +81,31 @@ func (l *linkEndpoint) deliver(g *gro.GRO, pkts [][]byte) {
 	g.Flush()
 }
 
-// enqueue queues pkb for the TUN without blocking. It takes a reference of
-// its own and reports false, dropping the packet, when the queue is full or
-// the endpoint is closed.
+// enqueue queues pkb for the TUN without blocking, taking a reference of
+// its own, and writes it unless another goroutine is writing. It reports
+// false, dropping the packet, when the queue is full or the endpoint is
+// closed.
 func (l *linkEndpoint) enqueue(pkb *stack.PacketBuffer) bool {
-	if l.closing.Load() {
-		return false
-	}
-	select {
-	case l.out <- pkb.IncRef():
-		return true
-	default:
-		pkb.DecRef()
-		l.dropped.Add(1)
-		return false
-	}
+	return l.out.push([]*stack.PacketBuffer{pkb}) == 1
 }
 
-// WritePackets implements stack.LinkWriter. It never blocks: packets beyond
-// the queue's capacity are dropped and TCP retransmits them.
+// WritePackets implements stack.LinkWriter. It never blocks on the queue:
+// packets beyond its capacity are dropped and TCP retransmits them. It may
+// write to the TUN itself (outq.go).
 func (l *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	if l.closing.Load() {
 		return 0, &tcpip.ErrClosedForSend{}
 	}
-	n := 0
-	for _, pkb := range pkts.AsSlice() {
-		if !l.enqueue(pkb) {
-			break
-		}
-		n++
-	}
-	return n, nil
+	return l.out.push(pkts.AsSlice()), nil
 }
 
-// close stops the endpoint: later writes fail, the pump is unblocked, and
-// queued packets are released. The out channel is never closed, so a
-// concurrent WritePackets cannot panic; a packet it queues after the drain
-// is garbage collected with the endpoint.
+// close stops the endpoint: later writes fail and queued packets are
+// released.
 func (l *linkEndpoint) close() {
 	if l.closing.Swap(true) {
 		return
 	}
-	close(l.closed)
-	for {
-		select {
-		case pkb := <-l.out:
-			pkb.DecRef()
-		default:
-			return
-		}
-	}
+	l.out.close()
 }
 
 // Attach implements stack.NetworkLinkEndpoint.

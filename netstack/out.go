@@ -1,6 +1,6 @@
 package netstack
 
-// Outbound writers: linkEndpoint queue -> pumpOut -> [outWriter] -> TUN.
+// Outbound writers: linkEndpoint.WritePackets -> outQueue -> [outWriter] -> TUN.
 //
 // vnetWriter (vnet.go) where the TUN takes virtio-net headers, batchWriter
 // otherwise. Both release every packet they are given, also on error.

@@ -1,11 +1,12 @@
 package netstack
 
-// Pumps: the two goroutines that move packets between the TUN and gVisor.
+// Pump: the goroutine that moves packets from the TUN to gVisor, and the
+// helpers of the outbound writers.
 //
 //	pumpIn:  tun.Device.Read (batch) -> filter -> linkEndpoint.deliver
-//	pumpOut: linkEndpoint queue -> tun.Device.Write (batch)
+//	outbound: linkEndpoint.WritePackets -> outQueue (outq.go) -> outWriter
 //
-// Each pump owns its buffers, allocated once. Packets start at tunOffset in
+// The pump owns its buffers, allocated once, and so does the outWriter. Packets start at tunOffset in
 // every buffer: wireguard-go's Linux TUN with IFF_VNET_HDR writes its virtio
 // header into the bytes before the packet, and refuses an offset smaller than
 // that header (10 bytes, tun/offload_linux.go handleGRO).
@@ -105,34 +106,6 @@ func (s *Stack) readErr(err error) bool {
 	return false
 }
 
-// pumpOut writes the packets gVisor queues to the TUN, as many per write as
-// are queued (up to the batch size), so that the TUN can coalesce them.
-func (s *Stack) pumpOut() {
-	defer s.wg.Done()
-	w := s.newOutWriter()
-	pkbs := make([]*stack.PacketBuffer, 0, s.batchSize)
-	for {
-		select {
-		case pkb := <-s.link.out:
-			pkbs = append(pkbs[:0], pkb)
-		case <-s.link.closed:
-			return
-		}
-	drain:
-		for len(pkbs) < cap(pkbs) {
-			select {
-			case pkb := <-s.link.out:
-				pkbs = append(pkbs, pkb)
-			default:
-				break drain
-			}
-		}
-		if err := w.write(pkbs); err != nil && !s.writeErr(err) {
-			return
-		}
-	}
-}
-
 // fillBuf copies pkb into buf at tunOffset, releases pkb, and returns buf cut
 // to the packet's end.
 func fillBuf(buf []byte, pkb *stack.PacketBuffer) []byte {
@@ -151,12 +124,12 @@ func fillBuf(buf []byte, pkb *stack.PacketBuffer) []byte {
 	return buf[:n]
 }
 
-// writeErr handles an error from the TUN's Write and reports whether the pump
-// should go on writing. A failed write loses packets, which TCP retransmits.
-func (s *Stack) writeErr(err error) bool {
-	if s.isClosing() || errors.Is(err, os.ErrClosed) {
-		return false
+// writeErr handles an error from a TUN write: a failed write loses packets,
+// which TCP retransmits. It runs on whichever goroutine wrote (outq.go), and
+// may hold gVisor locks: it must not take s.mu.
+func (s *Stack) writeErr(err error) {
+	if s.link.closing.Load() || errors.Is(err, os.ErrClosed) {
+		return
 	}
 	s.log.Debug("tun write", "err", err)
-	return true
 }

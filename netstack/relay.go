@@ -2,8 +2,10 @@ package netstack
 
 // Relay: app conn (gonet) <-> far conn (DialFunc), one flow.
 //
-// Two io.CopyBuffer calls, one per direction, with pooled 32 KiB buffers
-// (the SSH channel's maximum packet). An EOF in one direction half-closes the
+// Two copies, one per direction: app->far an io.CopyBuffer with a pooled
+// 32 KiB buffer (the SSH channel's maximum packet: x/crypto splits larger
+// writes into packets of that size anyway), far->app copyAdaptive
+// (adaptive.go), which grows its buffer while a download keeps it full. An EOF in one direction half-closes the
 // other side (CloseWrite), and the flow ends when both directions have ended,
 // so no byte in flight is lost. An error in either direction aborts both.
 // SSH channel conns have no deadlines: everything here unblocks by Close.
@@ -20,7 +22,13 @@ import (
 // relayBufSize matches x/crypto/ssh's channelMaxPacket.
 const relayBufSize = 32 << 10
 
-var relayBufPool = sync.Pool{New: func() any { return new([relayBufSize]byte) }}
+// relayBigBufSize is the buffer of a bulk far->app copy (adaptive.go).
+const relayBigBufSize = 256 << 10
+
+var (
+	relayBufPool    = sync.Pool{New: func() any { return new([relayBufSize]byte) }}
+	relayBigBufPool = sync.Pool{New: func() any { return new([relayBigBufSize]byte) }}
+)
 
 // flow is one relayed TCP connection.
 type flow struct {
@@ -43,9 +51,9 @@ func (f *flow) abort() {
 func (f *flow) relay(c *counters) error {
 	upErr := make(chan error, 1)
 	go func() { // owned by relay, which waits for it below
-		upErr <- f.copyHalf(f.far, f.app, &c.bytesUp)
+		upErr <- f.copyHalf(f.far, f.app, &c.bytesUp, false)
 	}()
-	errDown := f.copyHalf(f.app, f.far, &c.bytesDown)
+	errDown := f.copyHalf(f.app, f.far, &c.bytesDown, true)
 	errUp := <-upErr
 	f.abort()
 	var errs []error
@@ -59,13 +67,19 @@ func (f *flow) relay(c *counters) error {
 }
 
 // copyHalf copies src to dst until EOF, then half-closes dst. On an error it
-// aborts the flow, so the other direction ends too.
-func (f *flow) copyHalf(dst, src net.Conn, n *atomic.Uint64) error {
-	buf := relayBufPool.Get().(*[relayBufSize]byte)
-	defer relayBufPool.Put(buf)
-	// The wrappers hide ReaderFrom and WriterTo, which would bypass buf
-	// (and, for *net.TCPConn, allocate a buffer per call).
-	_, err := io.CopyBuffer(countingWriter{dst, n}, readerOnly{src}, buf[:])
+// aborts the flow, so the other direction ends too. adaptive selects
+// copyAdaptive, for the far->app direction.
+func (f *flow) copyHalf(dst, src net.Conn, n *atomic.Uint64, adaptive bool) error {
+	var err error
+	if adaptive {
+		err = copyAdaptive(countingWriter{dst, n}, src)
+	} else {
+		buf := relayBufPool.Get().(*[relayBufSize]byte)
+		// The wrappers hide ReaderFrom and WriterTo, which would bypass buf
+		// (and, for *net.TCPConn, allocate a buffer per call).
+		_, err = io.CopyBuffer(countingWriter{dst, n}, readerOnly{src}, buf[:])
+		relayBufPool.Put(buf)
+	}
 	if err == nil {
 		err = closeWrite(dst)
 	}

@@ -210,14 +210,17 @@ func (s *Stack) setup(ipstack *stack.Stack) error {
 // if the Stack was started or closed already.
 func (s *Stack) Start() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.started || s.closing {
+		s.mu.Unlock()
 		return
 	}
 	s.started = true
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go s.pumpIn()
-	go s.pumpOut()
+	s.mu.Unlock()
+	// Outside s.mu: this writes what gVisor queued before Start, and a
+	// concurrent Close closes the queue first, so nothing is written.
+	s.link.out.start(s.newOutWriter(), s.writeErr)
 }
 
 // Done returns a channel that is closed when the Stack stops serving: when
@@ -265,7 +268,7 @@ func (s *Stack) Close() error {
 		s.failOnce.Do(func() { close(s.stopped) })
 
 		s.cancel()           // abandons dials in progress
-		s.link.close()       // stops pumpOut
+		s.link.close()       // refuses and releases outbound packets
 		err := s.dev.Close() // stops pumpIn
 		for _, f := range flows {
 			f.abort()

@@ -42,6 +42,6 @@ func (s *Stack) Stats() Stats {
 		BytesUp:        c.bytesUp.Load(),
 		BytesDown:      c.bytesDown.Load(),
 		PacketsDropped: c.packetsDropped.Load(),
-		QueueDrops:     s.link.dropped.Load(),
+		QueueDrops:     s.link.out.dropped.Load(),
 	}
 }
