@@ -37,7 +37,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		return nil, err
 	}
-	conn := &meteredConn{Conn: raw}
+	conn := newMeteredConn(raw)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	sconn, chans, reqs, err := ssh.NewClientConn(conn, cfg.Addr, cfg.clientConfig())
 	if !stop() { // ctx ended during the handshake, and conn is closed
