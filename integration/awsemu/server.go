@@ -1,0 +1,196 @@
+package awsemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Listen is the TCP address to serve HTTPS on, e.g. "127.0.0.1:0".
+	Listen string
+	// Instances maps instance ids (i-…) to the HOST:PORT the agent dials.
+	Instances map[string]string
+	// Disconnected lists instances that exist but whose agent is offline.
+	Disconnected []string
+	// AccessKey, SecretKey and Region are the only accepted credentials.
+	AccessKey, SecretKey, Region string
+	// Pacing enables the real agent's 1 ms sleep after each 1 KiB message.
+	Pacing bool
+	// KeyTTL is how long a pushed SSH key stays listed (default 60 s).
+	KeyTTL time.Duration
+	// AgentVersion is sent in the HandshakeRequest (default 3.3.1000.0).
+	AgentVersion string
+	// Logger receives one line per call; nil discards.
+	Logger *slog.Logger
+}
+
+// Server is the emulated AWS endpoint: New → Start → Close.
+type Server struct {
+	cfg      Config
+	creds    credentials
+	log      *slog.Logger
+	ln       net.Listener
+	caPEM    []byte
+	http     *http.Server
+	services map[string]jsonService
+	keys     *keyStore
+	ctx      context.Context // lifetime until Close
+	cancel   context.CancelFunc
+	done     chan struct{}
+	once     sync.Once
+	wg       sync.WaitGroup // serve goroutine and data-channel handlers
+
+	mu       sync.Mutex // guards following
+	closed   bool
+	sessions map[string]*session
+	offline  map[string]bool   // instance → agent disconnected
+	faults   map[string]string // instance → forced StartSession error type
+	clock    func() time.Time  // nil: time.Now; set by tests
+}
+
+// New validates cfg, creates the TLS identity and listens.
+func New(cfg Config) (*Server, error) {
+	if cfg.AccessKey == "" || cfg.SecretKey == "" {
+		return nil, errors.New("awsemu: access key and secret key are required")
+	}
+	cfg = withDefaults(cfg)
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("awsemu: listen address %q: %w", cfg.Listen, err)
+	}
+	tlsCfg, caPEM, err := newTLS(host)
+	if err != nil {
+		return nil, fmt.Errorf("awsemu: tls: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("awsemu: listen: %w", err)
+	}
+	s := newServer(cfg, ln, caPEM)
+	s.http.TLSConfig = tlsCfg
+	return s, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.KeyTTL == 0 {
+		cfg.KeyTTL = 60 * time.Second
+	}
+	if cfg.AgentVersion == "" {
+		cfg.AgentVersion = "3.3.1000.0"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return cfg
+}
+
+func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg: cfg, creds: credentials{cfg.AccessKey, cfg.SecretKey, cfg.Region},
+		log: cfg.Logger.With("component", "awsemu"), ln: ln, caPEM: caPEM,
+		keys: newKeyStore(cfg.KeyTTL), ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		sessions: map[string]*session{}, offline: map[string]bool{}, faults: map[string]string{},
+	}
+	for _, id := range cfg.Disconnected {
+		s.offline[id] = true
+	}
+	s.services = map[string]jsonService{
+		"AmazonSSM":                    s.ssmService(),
+		"AWSEC2InstanceConnectService": s.eicService(),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /{$}", s.serveJSON)
+	mux.HandleFunc("GET /v1/data-channel/{sid}", s.serveDataChannel)
+	mux.HandleFunc("GET "+keysPath, s.serveAuthorizedKeys)
+	mux.HandleFunc("POST "+adminPath+"{action}", s.serveAdmin)
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	return s
+}
+
+// Start serves in the background until Close.
+func (s *Server) Start() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.ServeTLS(s.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serve", "error", err)
+		}
+	}()
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL returns the endpoint URL, for AWS_ENDPOINT_URL.
+func (s *Server) URL() string { return "https://" + s.Addr() }
+
+// CAPEM returns the PEM certificate of the CA that signed the server
+// certificate, for AWS_CA_BUNDLE.
+func (s *Server) CAPEM() []byte { return s.caPEM }
+
+// Done is closed when Close has finished.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Close ends every session, stops serving and waits for all goroutines.
+// It is idempotent.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		sessions := make([]*session, 0, len(s.sessions))
+		for _, ss := range s.sessions {
+			sessions = append(sessions, ss)
+		}
+		s.mu.Unlock()
+		for _, ss := range sessions {
+			ss.end("The emulator is shutting down.")
+		}
+		err = s.http.Close()
+		s.cancel()
+		for _, ss := range sessions {
+			ss.abort()
+		}
+		for _, ss := range sessions {
+			ss.wg.Wait()
+		}
+		s.wg.Wait()
+		close(s.done)
+	})
+	return err
+}
+
+// track registers a handler goroutine with the server; it reports false
+// once Close has begun.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) now() time.Time {
+	s.mu.Lock()
+	clock := s.clock
+	s.mu.Unlock()
+	if clock != nil {
+		return clock()
+	}
+	return time.Now()
+}

@@ -1,0 +1,39 @@
+// Command awsemu runs the AWS emulator of package integration/awsemu for
+// tests and labs, and answers sshd's AuthorizedKeysCommand from it.
+//
+//	awsemu serve --listen ADDR --state-dir DIR --instance i-ID=HOST:PORT [--instance ...]
+//	       --access-key AKID --secret-key SECRET [--region R] [--pacing real|none]
+//	       [--key-ttl 60s] [--disconnected i-ID] [--agent-version V]
+//	awsemu authorized-keys --endpoint URL --ca FILE --instance i-ID USER
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "awsemu:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: awsemu serve|authorized-keys [flags]")
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:])
+	case "authorized-keys":
+		return runAuthorizedKeys(ctx, args[1:])
+	}
+	return fmt.Errorf("unknown subcommand %q (want serve or authorized-keys)", args[0])
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/integration/awsemu"
+)
+
+// listFlag collects a repeated string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func runServe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfg awsemu.Config
+	var instances, disconnected listFlag
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "HTTPS listen `address`")
+	stateDir := fs.String("state-dir", "", "`directory` for ca.pem (required)")
+	fs.Var(&instances, "instance", "emulated instance `i-ID=HOST:PORT` (repeatable)")
+	fs.Var(&disconnected, "disconnected", "instance `i-ID` whose agent is offline (repeatable)")
+	fs.StringVar(&cfg.AccessKey, "access-key", "", "accepted access key id (required)")
+	fs.StringVar(&cfg.SecretKey, "secret-key", "", "accepted secret access key (required)")
+	fs.StringVar(&cfg.Region, "region", "us-east-1", "region the signature must be scoped to")
+	pacing := fs.String("pacing", "real", "agent pacing: real (1 ms per 1 KiB message) or none")
+	fs.DurationVar(&cfg.KeyTTL, "key-ttl", 60*time.Second, "how long a pushed SSH key is listed")
+	fs.StringVar(&cfg.AgentVersion, "agent-version", "3.3.1000.0", "agent version sent in the handshake")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *stateDir == "" || *pacing != "real" && *pacing != "none" {
+		return fmt.Errorf("serve: --state-dir is required and --pacing must be real or none")
+	}
+	cfg.Pacing = *pacing == "real"
+	cfg.Disconnected = disconnected
+	m, err := parseInstances(instances)
+	if err != nil {
+		return err
+	}
+	cfg.Instances = m
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	return serve(ctx, cfg, *stateDir)
+}
+
+func parseInstances(list []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, v := range list {
+		id, dest, ok := strings.Cut(v, "=")
+		if !ok || !strings.HasPrefix(id, "i-") || dest == "" {
+			return nil, fmt.Errorf("serve: --instance %q: want i-ID=HOST:PORT", v)
+		}
+		m[id] = dest
+	}
+	return m, nil
+}
+
+func serve(ctx context.Context, cfg awsemu.Config, stateDir string) error {
+	s, err := awsemu.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return fmt.Errorf("serve: state dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(stateDir, "ca.pem"), s.CAPEM(), 0o644); err != nil {
+		return fmt.Errorf("serve: write ca.pem: %w", err)
+	}
+	s.Start()
+	cfg.Logger.Info("serving", "endpoint", s.URL(), "ca", filepath.Join(stateDir, "ca.pem"), "instances", len(cfg.Instances))
+	<-ctx.Done()
+	return s.Close()
+}
