@@ -15,7 +15,9 @@ import (
 // must never be routed into the tunnel. A proxy command reaches the bastion
 // some way vpcvpn cannot see, so there is nothing to protect there.
 func resolveBastion(ctx context.Context, o *upOptions) ([]netip.Addr, error) {
-	if o.proxyCommand != "" {
+	if o.proxyCommand != "" || o.via == "ssm" {
+		// Over SSM the stream goes to AWS's HTTPS endpoints, not the
+		// bastion, so no bastion address needs protecting.
 		return nil, nil
 	}
 	if a, err := netip.ParseAddr(o.host); err == nil {
@@ -34,6 +36,9 @@ func resolveBastion(ctx context.Context, o *upOptions) ([]netip.Addr, error) {
 // dialSSH connects to the bastion and authenticates. protect holds the
 // resolved bastion addresses (empty with a proxy command).
 func dialSSH(ctx context.Context, o *upOptions, inv invoker, protect []netip.Addr, log *slog.Logger) (*tunnel.Client, error) {
+	if o.via == "ssm" {
+		return dialSSM(ctx, o, inv, log)
+	}
 	auth, err := tunnel.NewAuth(tunnel.AuthConfig{
 		KeyFile:    o.identity,
 		AgentSock:  os.Getenv("SSH_AUTH_SOCK"),

@@ -174,10 +174,19 @@ func (in *instance) status() Status {
 }
 
 func (in *instance) bastion() string {
+	if in.opts.via == "ssm" {
+		if in.opts.port != "22" {
+			return in.opts.user + "@" + in.opts.host + ":" + in.opts.port
+		}
+		return in.opts.user + "@" + in.opts.host
+	}
 	return in.opts.user + "@" + joinHostPort(in.opts.host, in.opts.port)
 }
 
 func (in *instance) transportName() string {
+	if in.opts.via == "ssm" {
+		return "ssm"
+	}
 	if in.opts.proxyCommand != "" {
 		return "ssh (proxy command)"
 	}

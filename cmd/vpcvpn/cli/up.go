@@ -20,7 +20,10 @@ type upOptions struct {
 	cidrs          []netip.Prefix
 	via            string
 	user           string // SSH user on the bastion
-	host, port     string // bastion
+	host, port     string // bastion; with --via ssm, host is the instance id
+	profile        string // --via ssm: AWS profile
+	region         string // --via ssm: AWS region
+	strictHostKey  bool   // --via ssm: refuse an unknown host key
 	identity       string // -i; empty: agent and default keys
 	proxyCommand   string
 	knownHosts     string
@@ -42,9 +45,16 @@ func upCommand() *ucli.Command {
 		Description: "Examples:\n" +
 			"   sudo vpcvpn up 10.0.0.0/16 --ssh ec2-user@bastion.example.com -i ~/.ssh/id_ed25519\n" +
 			"   sudo vpcvpn up 10.0.0.0/16 10.1.0.0/16 --ssh ec2-user@i-0123456789abcdef0 \\\n" +
-			"       --proxy-command 'aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p'",
+			"       --proxy-command 'aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p'\n" +
+			"   sudo vpcvpn up 10.0.0.0/16 --via ssm --target i-0123456789abcdef0 --profile work --region eu-west-1",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "via", Value: "ssh", Usage: "transport to the bastion: ssh"},
+			&ucli.StringFlag{Name: "via", Value: "ssh", Usage: "transport to the bastion: ssh, or ssm (native Session Manager; implied by --target)"},
+			&ucli.StringFlag{Name: "target", Usage: "--via ssm: the bastion's instance `ID` (i-...)"},
+			&ucli.StringFlag{Name: "user", Usage: "--via ssm: SSH `USER` on the instance (default " + defaultSSHUser + ")"},
+			&ucli.IntFlag{Name: "ssh-port", Value: 22, Usage: "--via ssm: sshd `PORT` on the instance"},
+			&ucli.StringFlag{Name: "profile", Usage: "--via ssm: AWS `PROFILE` (default: AWS_PROFILE, then default)"},
+			&ucli.StringFlag{Name: "region", Usage: "--via ssm: AWS `REGION` (default: AWS_REGION or the profile's)"},
+			&ucli.BoolFlag{Name: "strict-host-key", Usage: "--via ssm: refuse an instance host key not already in known_hosts"},
 			&ucli.StringFlag{Name: "ssh", Usage: "bastion as `[USER@]HOST[:PORT]` (user defaults to " + defaultSSHUser + ")"},
 			&ucli.StringFlag{Name: "identity", Aliases: []string{"i"}, Usage: "private key `FILE` (default: ssh-agent, then ~/.ssh/id_*)"},
 			&ucli.StringFlag{Name: "proxy-command", Usage: "reach the bastion through `CMD`'s stdin/stdout, as OpenSSH's ProxyCommand (%h %p %r)"},
@@ -93,10 +103,7 @@ func parseUpOptions(cmd *ucli.Command) (*upOptions, error) {
 	if o.cidrs, err = routing.ParseCIDRs(cmd.Args().Slice()); err != nil {
 		return nil, err
 	}
-	if o.via != "ssh" {
-		return nil, fmt.Errorf("unknown --via %q: the supported transport is ssh", o.via)
-	}
-	if err := o.parseDestination(cmd.String("ssh")); err != nil {
+	if err := o.parseTransport(cmd); err != nil {
 		return nil, err
 	}
 	if o.identity != "" {
@@ -119,6 +126,38 @@ func parseUpOptions(cmd *ucli.Command) (*upOptions, error) {
 		return nil, fmt.Errorf("invalid --connect-timeout %v: give a positive duration such as 15s", o.connectTimeout)
 	}
 	return o, nil
+}
+
+// parseTransport picks --via ssh or --via ssm (which --target implies) and
+// checks that the flags given belong to it.
+func (o *upOptions) parseTransport(cmd *ucli.Command) error {
+	dest, target := cmd.String("ssh"), cmd.String("target")
+	if dest != "" && target != "" {
+		return errors.New("--ssh and --target cannot be combined: use --ssh USER@HOST for an SSH bastion, or --target INSTANCE-ID for SSM")
+	}
+	if target != "" && !cmd.IsSet("via") {
+		o.via = "ssm"
+	}
+	switch o.via {
+	case "ssh":
+		if target != "" {
+			return errors.New("--target needs --via ssm")
+		}
+		for _, f := range []string{"user", "ssh-port", "profile", "region", "strict-host-key"} {
+			if cmd.IsSet(f) {
+				return fmt.Errorf("--%s applies to --via ssm only; with --ssh give [USER@]HOST[:PORT]", f)
+			}
+		}
+		return o.parseDestination(dest)
+	case "ssm":
+		if dest != "" {
+			return errors.New("--ssh cannot be combined with --via ssm: give the instance with --target")
+		}
+		o.profile, o.region, o.strictHostKey = cmd.String("profile"), cmd.String("region"), cmd.Bool("strict-host-key")
+		return o.parseSSMTarget(target, cmd.String("user"), int(cmd.Int("ssh-port")))
+	default:
+		return fmt.Errorf("unknown --via %q: use ssh or ssm", o.via)
+	}
 }
 
 func (o *upOptions) parseDestination(dest string) error {

@@ -1,0 +1,256 @@
+package cli
+
+// `vpcvpn up --via ssm`: the SSH connection runs over an SSM
+// AWS-StartSSHSession stream to the instance, authenticated by an ephemeral
+// key pushed with EC2 Instance Connect unless -i is given.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2instanceconnect"
+	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/vpcvpn/vpcvpn/tunnel"
+	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
+)
+
+// targetPattern accepts EC2 instance ids and hybrid managed instance ids.
+var targetPattern = regexp.MustCompile(`^m?i-[0-9a-f]{8,17}$`)
+
+var errNoRegion = errors.New("no AWS region: pass --region or set it in your profile")
+
+// parseSSMTarget validates the --via ssm options.
+func (o *upOptions) parseSSMTarget(target, user string, port int) error {
+	if target == "" {
+		return errors.New("--via ssm needs the instance: add --target i-0123456789abcdef0")
+	}
+	if !targetPattern.MatchString(target) {
+		return fmt.Errorf("invalid --target %q: give an instance id such as i-0123456789abcdef0", target)
+	}
+	if strings.HasPrefix(target, "mi-") && o.identity == "" {
+		return fmt.Errorf("--target %s is a managed instance, which EC2 Instance Connect cannot push a key to: give an authorized key with -i", target)
+	}
+	if o.proxyCommand != "" {
+		return errors.New("--proxy-command cannot be combined with --via ssm")
+	}
+	if port < 1 || port > 65535 {
+		return fmt.Errorf("invalid --ssh-port %d: use a value from 1 to 65535", port)
+	}
+	if user == "" {
+		user = defaultSSHUser
+	}
+	o.host, o.user, o.port = target, user, fmt.Sprint(port)
+	return nil
+}
+
+// loadAWSConfig loads the shared AWS configuration for o; a variable so
+// that tests can replace it.
+var loadAWSConfig = func(ctx context.Context, o *upOptions, inv invoker) (aws.Config, error) {
+	var opts []func(*config.LoadOptions) error
+	if o.profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(o.profile))
+	}
+	if o.region != "" {
+		opts = append(opts, config.WithRegion(o.region))
+	}
+	// Under sudo, HOME may be root's: read the invoking user's ~/.aws
+	// unless the files were named explicitly.
+	if home, _ := os.UserHomeDir(); inv.Home != "" && inv.Home != home {
+		if os.Getenv("AWS_CONFIG_FILE") == "" {
+			opts = append(opts, config.WithSharedConfigFiles([]string{filepath.Join(inv.Home, ".aws", "config")}))
+		}
+		if os.Getenv("AWS_SHARED_CREDENTIALS_FILE") == "" {
+			opts = append(opts, config.WithSharedCredentialsFiles([]string{filepath.Join(inv.Home, ".aws", "credentials")}))
+		}
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// awsConfig loads the AWS configuration and insists on a region.
+func awsConfig(ctx context.Context, o *upOptions, inv invoker) (aws.Config, error) {
+	cfg, err := loadAWSConfig(ctx, o, inv)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	if cfg.Region == "" {
+		return aws.Config{}, errNoRegion
+	}
+	return cfg, nil
+}
+
+// caBundleTLS returns a TLS config trusting AWS_CA_BUNDLE, as the SDK's
+// HTTPS client does, or nil (system roots) when it is unset.
+func caBundleTLS() (*tls.Config, error) {
+	path := os.Getenv("AWS_CA_BUNDLE")
+	if path == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("AWS_CA_BUNDLE: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("AWS_CA_BUNDLE %s: no PEM certificates in it", path)
+	}
+	return &tls.Config{RootCAs: pool}, nil
+}
+
+// newEphemeralKey makes an in-memory Ed25519 key and its authorized_keys
+// line (without a trailing newline). The private key is never written out.
+func newEphemeralKey() (ssh.Signer, string, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, "", err
+	}
+	return s, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))), nil
+}
+
+// awsErrorLine shortens an SDK error to the service's code and message.
+func awsErrorLine(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode() + ": " + ae.ErrorMessage()
+	}
+	return err.Error()
+}
+
+// dialSSM connects to the instance over SSM and authenticates.
+func dialSSM(ctx context.Context, o *upOptions, inv invoker, log *slog.Logger) (*tunnel.Client, error) {
+	awsCfg, err := awsConfig(ctx, o, inv)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := caBundleTLS()
+	if err != nil {
+		return nil, err
+	}
+	var methods []ssh.AuthMethod
+	var sources []string
+	var push func(context.Context) error
+	if o.identity != "" {
+		auth, err := tunnel.NewAuth(tunnel.AuthConfig{
+			KeyFile: o.identity, Passphrase: tunnel.PassphrasePrompt(), Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		defer auth.Close()
+		methods, sources = auth.Methods, auth.Sources
+	} else {
+		signer, line, err := newEphemeralKey()
+		if err != nil {
+			return nil, fmt.Errorf("generate an ephemeral key: %w", err)
+		}
+		methods = []ssh.AuthMethod{ssh.PublicKeys(signer)}
+		sources = []string{"an ephemeral key pushed with EC2 Instance Connect"}
+		eic := ec2instanceconnect.NewFromConfig(awsCfg)
+		push = func(ctx context.Context) error {
+			_, err := eic.SendSSHPublicKey(ctx, &ec2instanceconnect.SendSSHPublicKeyInput{
+				InstanceId:     aws.String(o.host),
+				InstanceOSUser: aws.String(o.user),
+				SSHPublicKey:   aws.String(line),
+			})
+			if err != nil {
+				return fmt.Errorf("EC2 Instance Connect: cannot push a key for %s@%s: %s", o.user, o.host, awsErrorLine(err))
+			}
+			return nil
+		}
+	}
+	addr := joinHostPort(o.host, o.port)
+	hk := &tunnel.HostKeys{
+		Files:     []string{o.knownHosts},
+		WriteFile: o.knownHosts,
+		// AWS authenticates which instance the stream reaches, so an
+		// unknown key is recorded unless --strict-host-key; a changed
+		// key is always refused.
+		AcceptNew: !o.strictHostKey,
+		UID:       inv.UID,
+		GID:       inv.GID,
+		Logger:    log,
+	}
+	cfg := tunnel.Config{
+		User:              o.user,
+		Addr:              addr,
+		HostKeyCallback:   hk.Callback(),
+		HostKeyAlgorithms: hk.Algorithms(addr),
+		Auth:              methods,
+		AuthSources:       sources,
+		Logger:            log,
+		Transport:         ssmTransport(awsssm.NewFromConfig(awsCfg), awsCfg, o.host, o.port, tlsCfg, push, log),
+	}
+	c, err := tunnel.Dial(ctx, cfg)
+	return c, ssmHint(err)
+}
+
+// hintError replaces the --ssh advice of a tunnel error with advice for
+// --via ssm, keeping the original in the chain.
+type hintError struct {
+	msg string
+	err error
+}
+
+func (e *hintError) Error() string { return e.msg }
+func (e *hintError) Unwrap() error { return e.err }
+
+func ssmHint(err error) error {
+	var ae *tunnel.AuthError
+	var he *tunnel.HostKeyError
+	switch {
+	case errors.As(err, &ae):
+		return &hintError{fmt.Sprintf("tunnel: %s@%s: permission denied (publickey) with %s: check --user, and that the instance has EC2 Instance Connect (or give an authorized key with -i)",
+			ae.User, ae.Addr, strings.Join(ae.Sources, ", ")), err}
+	case errors.As(err, &he) && he.Revoked == nil && len(he.Known) == 0 && !he.Declined:
+		return &hintError{fmt.Sprintf("tunnel: host key for %s is unknown (%s): drop --strict-host-key to trust it, or add it to %s",
+			he.Host, ssh.FingerprintSHA256(he.Key), he.File), err}
+	}
+	return err
+}
+
+// ssmTransport opens an AWS-StartSSHSession stream to target's port, after
+// push (if any) authorized the key.
+func ssmTransport(api ssm.API, awsCfg aws.Config, target, port string, tlsCfg *tls.Config, push func(context.Context) error, log *slog.Logger) tunnel.Transport {
+	return func(ctx context.Context) (net.Conn, error) {
+		if push != nil {
+			if err := push(ctx); err != nil {
+				return nil, err
+			}
+		}
+		c, err := ssm.Start(ctx, api, target, ssm.SessionOptions{
+			Port: port,
+			Config: ssm.Config{
+				Header:    ssm.SigV4Header(awsCfg.Credentials, awsCfg.Region, log),
+				TLSConfig: tlsCfg,
+				Logger:    log,
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}

@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/vpcvpn/vpcvpn/tunnel"
+)
+
+func TestUpSSMFlags(t *testing.T) {
+	const id = "i-0123456789abcdef0"
+	tests := []struct {
+		name    string
+		args    []string
+		via     string
+		user    string
+		host    string
+		port    string
+		wantErr string
+	}{
+		{name: "target implies ssm", args: []string{"--target", id}, via: "ssm", user: "ec2-user", host: id, port: "22"},
+		{name: "explicit ssm", args: []string{"--via", "ssm", "--target", id, "--user", "ubuntu", "--ssh-port", "2222"}, via: "ssm", user: "ubuntu", host: id, port: "2222"},
+		{name: "ssh default", args: []string{"--ssh", "bastion"}, via: "ssh", user: "ec2-user", host: "bastion", port: "22"},
+		{name: "ssh and target", args: []string{"--ssh", "bastion", "--target", id}, wantErr: "--ssh and --target cannot be combined"},
+		{name: "target with via ssh", args: []string{"--via", "ssh", "--target", id}, wantErr: "--target needs --via ssm"},
+		{name: "ssm without target", args: []string{"--via", "ssm"}, wantErr: "--via ssm needs the instance"},
+		{name: "bad target", args: []string{"--target", "bastion.example.com"}, wantErr: "invalid --target"},
+		{name: "bad port", args: []string{"--target", id, "--ssh-port", "0"}, wantErr: "invalid --ssh-port"},
+		{name: "user with ssh", args: []string{"--ssh", "bastion", "--user", "root"}, wantErr: "--user applies to --via ssm only"},
+		{name: "proxy command with ssm", args: []string{"--target", id, "--proxy-command", "nc %h %p"}, wantErr: "--proxy-command cannot be combined"},
+		{name: "managed instance needs -i", args: []string{"--target", "mi-0123456789abcdef0"}, wantErr: "give an authorized key with -i"},
+		{name: "unknown via", args: []string{"--via", "carrier-pigeon", "--target", id}, wantErr: `unknown --via "carrier-pigeon"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseUp(t, append([]string{"10.0.0.0/16"}, tt.args...)...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.via != tt.via || o.user != tt.user || o.host != tt.host || o.port != tt.port {
+				t.Errorf("got via %q %s@%s port %s, want %q %s@%s port %s", o.via, o.user, o.host, o.port, tt.via, tt.user, tt.host, tt.port)
+			}
+		})
+	}
+}
+
+func TestUpSSMOptions(t *testing.T) {
+	o, err := parseUp(t, "10.0.0.0/16", "--target", "i-0123456789abcdef0", "--profile", "work", "--region", "eu-west-1", "--strict-host-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.profile != "work" || o.region != "eu-west-1" || !o.strictHostKey {
+		t.Errorf("profile %q region %q strict %v", o.profile, o.region, o.strictHostKey)
+	}
+	in := &instance{opts: o}
+	if got := in.bastion(); got != "ec2-user@i-0123456789abcdef0" {
+		t.Errorf("bastion = %q", got)
+	}
+	if got := in.transportName(); got != "ssm" {
+		t.Errorf("transport = %q", got)
+	}
+	if p, err := resolveBastion(context.Background(), o); err != nil || p != nil {
+		t.Errorf("resolveBastion = %v, %v; want nothing to protect", p, err)
+	}
+}
+
+func TestAWSConfigNoRegion(t *testing.T) {
+	old := loadAWSConfig
+	t.Cleanup(func() { loadAWSConfig = old })
+	loadAWSConfig = func(context.Context, *upOptions, invoker) (aws.Config, error) { return aws.Config{}, nil }
+	_, err := awsConfig(context.Background(), &upOptions{}, invoker{})
+	if err == nil || err.Error() != "no AWS region: pass --region or set it in your profile" {
+		t.Errorf("err = %v", err)
+	}
+	loadAWSConfig = func(context.Context, *upOptions, invoker) (aws.Config, error) {
+		return aws.Config{Region: "eu-west-1"}, nil
+	}
+	if cfg, err := awsConfig(context.Background(), &upOptions{}, invoker{}); err != nil || cfg.Region != "eu-west-1" {
+		t.Errorf("awsConfig = %v, %v", cfg.Region, err)
+	}
+}
+
+// TestLoadAWSConfig runs the real loader against an empty environment and
+// then one naming the region.
+func TestLoadAWSConfig(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", empty)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	if _, err := awsConfig(context.Background(), &upOptions{}, invoker{}); !errors.Is(err, errNoRegion) {
+		t.Errorf("err = %v, want the no-region message", err)
+	}
+	cfg, err := awsConfig(context.Background(), &upOptions{region: "ap-south-1"}, invoker{})
+	if err != nil || cfg.Region != "ap-south-1" {
+		t.Errorf("with --region: %q, %v", cfg.Region, err)
+	}
+
+	// Under sudo, the invoking user's ~/.aws is read.
+	home := filepath.Join(dir, "home")
+	os.MkdirAll(filepath.Join(home, ".aws"), 0o700)
+	os.WriteFile(filepath.Join(home, ".aws", "config"), []byte("[profile work]\nregion = eu-central-1\n"), 0o600)
+	t.Setenv("AWS_CONFIG_FILE", "")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "")
+	t.Setenv("HOME", filepath.Join(dir, "root"))
+	cfg, err = awsConfig(context.Background(), &upOptions{profile: "work"}, invoker{Home: home})
+	if err != nil || cfg.Region != "eu-central-1" {
+		t.Errorf("invoker's profile: %q, %v", cfg.Region, err)
+	}
+}
+
+func TestEphemeralKey(t *testing.T) {
+	s, line, err := newEphemeralKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PublicKey().Type() != ssh.KeyAlgoED25519 {
+		t.Errorf("key type %s", s.PublicKey().Type())
+	}
+	f := strings.Fields(line)
+	if len(f) != 2 || f[0] != "ssh-ed25519" || strings.Contains(line, "\n") {
+		t.Fatalf("authorized key line %q", line)
+	}
+	if _, err := base64.StdEncoding.DecodeString(f[1]); err != nil {
+		t.Errorf("key blob: %v", err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	if err != nil || string(pub.Marshal()) != string(s.PublicKey().Marshal()) {
+		t.Errorf("line does not parse back to the key: %v", err)
+	}
+	if len(line) < 80 || len(line) > 4096 {
+		t.Errorf("line is %d characters; SendSSHPublicKey takes 80 to 4096", len(line))
+	}
+	_, line2, _ := newEphemeralKey()
+	if line2 == line {
+		t.Error("two ephemeral keys are the same")
+	}
+}
+
+func TestSSMHint(t *testing.T) {
+	s, _, _ := newEphemeralKey()
+	unknown := &tunnel.HostKeyError{Host: "i-0123456789abcdef0", Key: s.PublicKey(), File: "/k"}
+	if err := ssmHint(unknown); !strings.Contains(err.Error(), "drop --strict-host-key") || !errors.Is(err, unknown) {
+		t.Errorf("unknown key: %v", err)
+	}
+	changed := &tunnel.HostKeyError{Host: "i-0123456789abcdef0", Key: s.PublicKey(), Known: make([]knownhosts.KnownKey, 1)}
+	if err := ssmHint(changed); err != changed {
+		t.Errorf("changed key rewritten: %v", err)
+	}
+	auth := &tunnel.AuthError{User: "ec2-user", Addr: "i-0123456789abcdef0:22", Sources: []string{"k"}}
+	if err := ssmHint(auth); !strings.Contains(err.Error(), "check --user") || strings.Contains(err.Error(), "--ssh") || !errors.Is(err, auth) {
+		t.Errorf("auth: %v", err)
+	}
+	if ssmHint(nil) != nil {
+		t.Error("nil error rewritten")
+	}
+}
