@@ -169,3 +169,6 @@ func (in *Instance) Stop(grace time.Duration) (res Result, stopped bool) {
 	<-in.done
 	return in.res, false
 }
+
+// PID returns the process id of the instance.
+func (in *Instance) PID() int { return in.cmd.Process.Pid }
