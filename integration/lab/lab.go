@@ -37,6 +37,9 @@ type Options struct {
 	Prefix string
 	// NoPostgres skips starting PostgreSQL in the vpc namespace.
 	NoPostgres bool
+	// AWS, when set, also starts the emulated AWS side (aws.go) and lets
+	// sshd accept the keys pushed through it.
+	AWS *AWSOptions
 	// Logger receives progress lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -50,6 +53,7 @@ type Lab struct {
 	Dir     string // temporary directory with keys, configs, logs
 
 	SSH SSHInfo // how to reach the bastion's sshd
+	AWS AWSInfo // how to reach the emulated AWS side; zero without Options.AWS
 
 	log *slog.Logger
 
@@ -109,8 +113,18 @@ func (l *Lab) build(ctx context.Context, opts Options) error {
 	if err := l.buildNetwork(ctx); err != nil {
 		return err
 	}
+	if opts.AWS != nil {
+		if err := l.installAWS(opts.AWS); err != nil {
+			return err
+		}
+	}
 	if err := l.startSSHD(ctx); err != nil {
 		return err
+	}
+	if opts.AWS != nil {
+		if err := l.startAWS(ctx, opts.AWS); err != nil {
+			return err
+		}
 	}
 	if opts.NoPostgres {
 		return nil

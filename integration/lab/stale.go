@@ -47,6 +47,12 @@ func CleanupStale(prefix string) error {
 			errs = append(errs, os.RemoveAll(d))
 		}
 	}
+	installs, _ := filepath.Glob(filepath.Join(awsInstallRoot, prefix+"*"))
+	for _, d := range installs {
+		if !ownerAlive(filepath.Base(d)) {
+			errs = append(errs, removeAWSDir(d))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("lab: cleanup %s: %w", prefix, err)
 	}

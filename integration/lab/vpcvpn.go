@@ -43,10 +43,23 @@ func (v *VPCVPN) UpArgs(name string) []string {
 		"--known-hosts", s.KnownHosts, "--name", name}
 }
 
+// UpArgsSSM returns the arguments of `vpcvpn up` over the emulated SSM
+// (Options.AWS): the VPC through InstanceID as root, with an ephemeral key,
+// known_hosts in the lab, interface name.
+func (v *VPCVPN) UpArgsSSM(name string) []string {
+	return []string{"up", VPCCIDR, "--target", InstanceID, "--user", SSHUser,
+		"--known-hosts", v.lab.Path("known_hosts_ssm"), "--name", name}
+}
+
+// command runs vpcvpn in the laptop namespace with the lab's run
+// directory and, when the lab has one, the emulated AWS side's settings.
 func (v *VPCVPN) command(ctx context.Context, args ...string) *exec.Cmd {
 	argv := append([]string{"netns", "exec", v.lab.Laptop, v.Bin}, args...)
 	cmd := exec.CommandContext(ctx, "ip", argv...)
 	cmd.Env = append(os.Environ(), "VPCVPN_RUN_DIR="+v.RunDir)
+	if v.lab.AWS.Endpoint != "" {
+		cmd.Env = append(cmd.Env, v.lab.AWS.Env()...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }

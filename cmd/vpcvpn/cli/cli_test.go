@@ -73,7 +73,7 @@ func TestUpBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no bastion", []string{"10.0.0.0/16"}, "no bastion given: add --ssh"},
+		{"no bastion", []string{"10.0.0.0/16"}, "no bastion given: add --target INSTANCE-ID"},
 		{"bad cidr", []string{"10.0.0.0/33", "--ssh", "b"}, "10.0.0.0/33"},
 		{"no cidr", []string{"--ssh", "b"}, "CIDR"},
 		{"missing key", []string{"10.0.0.0/16", "--ssh", "b", "-i", "/nonexistent/key"}, "identity file /nonexistent/key"},

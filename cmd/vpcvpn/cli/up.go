@@ -43,12 +43,13 @@ func upCommand() *ucli.Command {
 		Usage:     "connect and route CIDRs through the bastion (runs until Ctrl-C)",
 		ArgsUsage: "CIDR...",
 		Description: "Examples:\n" +
+			"   sudo vpcvpn up 10.0.0.0/16 --target i-0123456789abcdef0\n" +
+			"   sudo vpcvpn up 10.0.0.0/16 10.1.0.0/16 --target i-0123456789abcdef0 --profile work --region eu-west-1\n" +
 			"   sudo vpcvpn up 10.0.0.0/16 --ssh ec2-user@bastion.example.com -i ~/.ssh/id_ed25519\n" +
-			"   sudo vpcvpn up 10.0.0.0/16 10.1.0.0/16 --ssh ec2-user@i-0123456789abcdef0 \\\n" +
-			"       --proxy-command 'aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p'\n" +
-			"   sudo vpcvpn up 10.0.0.0/16 --via ssm --target i-0123456789abcdef0 --profile work --region eu-west-1",
+			"   sudo vpcvpn up 10.0.0.0/16 --ssh ec2-user@i-0123456789abcdef0 \\\n" +
+			"       --proxy-command 'aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p'",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "via", Value: "ssh", Usage: "transport to the bastion: ssh, or ssm (native Session Manager; implied by --target)"},
+			&ucli.StringFlag{Name: "via", Value: "ssm", Usage: "transport to the bastion: ssm (native Session Manager, the default) or ssh (implied by --ssh)"},
 			&ucli.StringFlag{Name: "target", Usage: "--via ssm: the bastion's instance `ID` (i-...)"},
 			&ucli.StringFlag{Name: "user", Usage: "--via ssm: SSH `USER` on the instance (default " + defaultSSHUser + ")"},
 			&ucli.IntFlag{Name: "ssh-port", Value: 22, Usage: "--via ssm: sshd `PORT` on the instance"},
@@ -135,8 +136,13 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 	if dest != "" && target != "" {
 		return errors.New("--ssh and --target cannot be combined: use --ssh USER@HOST for an SSH bastion, or --target INSTANCE-ID for SSM")
 	}
-	if target != "" && !cmd.IsSet("via") {
-		o.via = "ssm"
+	if !cmd.IsSet("via") {
+		switch {
+		case dest != "":
+			o.via = "ssh"
+		case target == "":
+			return errors.New("no bastion given: add --target INSTANCE-ID to go through SSM, or --ssh [USER@]HOST for an SSH bastion")
+		}
 	}
 	switch o.via {
 	case "ssh":
