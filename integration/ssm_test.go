@@ -26,4 +26,3 @@ func TestSSM(t *testing.T) {
 	startVPCVPN(t, v, v.UpArgsSSM(ifName)...)
 	t.Run("PsqlViaBastion", func(t *testing.T) { testPsqlViaBastion(t, l) })
 }
-
