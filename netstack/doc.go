@@ -27,4 +27,8 @@
 // than an accepted connection that closes at once. UDP and ICMP echo towards
 // routed destinations get an ICMP destination unreachable at once, so clients
 // fail fast instead of waiting for a timeout.
+//
+// In-stack services (listen.go): [Stack.ListenUDP] and [Stack.ListenTCP]
+// bind sockets at an address inside the routes, served by the caller (the
+// DNS proxy) instead of relayed.
 package netstack

@@ -33,6 +33,11 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	src, dst := addrPort(id.RemoteAddress, id.RemotePort), addrPort(id.LocalAddress, id.LocalPort)
 	log := s.log.With("src", src, "dst", dst)
+	if s.isService(dst.Addr()) {
+		r.Complete(true) // a port of an in-stack service address that nothing serves
+		log.Debug("flow refused: no in-stack service on this port")
+		return
+	}
 	far, err := s.dial(dst.String())
 	if err != nil {
 		r.Complete(true) // RST: the app sees "connection refused"

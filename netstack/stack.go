@@ -95,11 +95,12 @@ type Stack struct {
 	failOnce  sync.Once
 	stopped   chan struct{} // closed when the stack stops serving
 
-	mu      sync.Mutex // guards following
-	started bool
-	closing bool
-	flows   map[*flow]struct{}
-	err     error // first fatal device error
+	mu       sync.Mutex // guards following
+	started  bool
+	closing  bool
+	flows    map[*flow]struct{}
+	services map[netip.Addr]bool // addresses of in-stack services (listen.go)
+	err      error               // first fatal device error
 }
 
 // New validates cfg and builds the gVisor stack. It does not read from the
