@@ -1,7 +1,10 @@
 package integration_test
 
 import (
+	"errors"
+	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +96,35 @@ func TestLabDataServers(t *testing.T) {
 	t.Run("Upload", func(t *testing.T) { testUpload(t, l, "127.0.0.1:10009", 8<<20) })
 	t.Run("Download", func(t *testing.T) { testDownload(t, l, "127.0.0.1:10019", 8<<20) })
 	t.Run("ConcurrentEcho", func(t *testing.T) { testConcurrentEcho(t, l, "127.0.0.1:10007", 50, 64<<10) })
+}
+
+// TestLabDNS checks the lab's resolvers without vpcvpn: the VPC resolver
+// answers private names (through a CNAME, NXDOMAIN for missing ones) to the
+// bastion but cannot be reached from the laptop, whose own resolver answers
+// public names with getent, as applications resolve.
+func TestLabDNS(t *testing.T) {
+	l := newLab(t, lab.Options{NoPostgres: true, DNS: true})
+	ctx := testContext(t, 30*time.Second)
+	vpc := l.Resolver(l.Bastion, lab.VPCResolverAddr)
+	if addrs, err := vpc.LookupHost(ctx, lab.RDSName); err != nil || !slices.Equal(addrs, []string{lab.VPCHostAddr}) {
+		t.Errorf("%s at the VPC resolver = %v, %v; want [%s]", lab.RDSName, addrs, err, lab.VPCHostAddr)
+	}
+	if cname, err := vpc.LookupCNAME(ctx, lab.RDSName); err != nil || cname != lab.RDSInstanceName+"." {
+		t.Errorf("CNAME of %s = %q, %v; want %s.", lab.RDSName, cname, err, lab.RDSInstanceName)
+	}
+	_, err := vpc.LookupHost(ctx, lab.MissingRDSName)
+	var dnsErr *net.DNSError
+	if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+		t.Errorf("%s: %v, want NXDOMAIN", lab.MissingRDSName, err)
+	}
+	if addrs, err := l.Resolver(l.Laptop, lab.VPCResolverAddr).LookupHost(ctx, lab.EC2Name); err == nil {
+		t.Errorf("the laptop reached the VPC resolver without a tunnel: %v", addrs)
+	}
+	out, err := l.Exec(ctx, l.Laptop, "getent", "hosts", lab.PublicName)
+	if err != nil || !strings.HasPrefix(out, lab.PublicNameAddr+" ") {
+		t.Errorf("getent hosts %s in the laptop = %q, %v; want %s", lab.PublicName, out, err, lab.PublicNameAddr)
+	}
+	if log := l.DNS.VPC.Log(); !strings.Contains(log, "query[A] "+lab.RDSName+" from "+lab.BastionVPCAddr) {
+		t.Errorf("the VPC resolver's log has no query from the bastion (%s):\n%s", lab.BastionVPCAddr, log)
+	}
 }

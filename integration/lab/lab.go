@@ -37,6 +37,9 @@ type Options struct {
 	Prefix string
 	// NoPostgres skips starting PostgreSQL in the vpc namespace.
 	NoPostgres bool
+	// DNS starts the lab's DNS servers (dns.go): the VPC resolver with
+	// private names, and a public resolver for the laptop.
+	DNS bool
 	// AWS, when set, also starts the emulated AWS side (aws.go) and lets
 	// sshd accept the keys pushed through it.
 	AWS *AWSOptions
@@ -54,6 +57,7 @@ type Lab struct {
 
 	SSH SSHInfo // how to reach the bastion's sshd
 	AWS AWSInfo // how to reach the emulated AWS side; zero without Options.AWS
+	DNS DNSInfo // the DNS servers; zero without Options.DNS
 
 	log *slog.Logger
 
@@ -123,6 +127,11 @@ func (l *Lab) build(ctx context.Context, opts Options) error {
 	}
 	if opts.AWS != nil {
 		if err := l.startAWS(ctx, opts.AWS); err != nil {
+			return err
+		}
+	}
+	if opts.DNS {
+		if err := l.startDNS(ctx); err != nil {
 			return err
 		}
 	}
