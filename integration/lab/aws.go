@@ -78,31 +78,20 @@ func (a AWSInfo) Env() []string {
 }
 
 // Admin asks the emulator for a fault (see awsemu's admin.go): action is
-// drop, bye, fault, disconnect or connect. It runs in the bastion
-// namespace, where the emulator listens.
+// drop, bye, fault, disconnect or connect. The request leaves from the
+// bastion namespace, where the emulator listens (see AWSClient).
 func (l *Lab) Admin(ctx context.Context, action string, query url.Values) error {
-	if l.AWS.Endpoint == "" {
-		return errors.New("lab: no AWS emulator (Options.AWS)")
-	}
-	ca, err := os.ReadFile(l.AWS.CABundle)
+	c, err := l.AWSClient(l.Bastion)
 	if err != nil {
-		return fmt.Errorf("lab: %w", err)
-	}
-	u := l.AWS.Endpoint + "/_awsemu/admin/" + action + "?" + query.Encode()
-	var resp *http.Response
-	err = l.InNamespace(l.Bastion, func() error {
-		c, err := httpsClient(ca)
-		if err != nil {
-			return err
-		}
-		defer c.CloseIdleConnections()
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
-		if err != nil {
-			return err
-		}
-		resp, err = c.Do(req)
 		return err
-	})
+	}
+	defer c.CloseIdleConnections()
+	u := l.AWS.Endpoint + "/_awsemu/admin/" + action + "?" + query.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return fmt.Errorf("lab: awsemu admin %s: %w", action, err)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("lab: awsemu admin %s: %w", action, err)
 	}
