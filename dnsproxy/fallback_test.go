@@ -136,3 +136,29 @@ func TestRefused(t *testing.T) {
 		t.Errorf("Stats().Refused = %d, want 2", got)
 	}
 }
+
+// TestSetFallback: nameservers given after New take over other names, and
+// none refuses them again.
+func TestSetFallback(t *testing.T) {
+	checkLeaks(t)
+	fb := startFallback(t)
+	h := startProxy(t, Config{FallbackDial: fb.dial})
+	if m := ask(t, "udp", h.udpOrTCP("udp"), "www.example.com.", dns.TypeA, 1232, false); m.Rcode != dns.RcodeRefused {
+		t.Errorf("before SetFallback: rcode %s, want REFUSED", dns.RcodeToString[m.Rcode])
+	}
+	if err := h.p.SetFallback([]string{fb.udp.addr}); err != nil {
+		t.Fatal(err)
+	}
+	if m := ask(t, "udp", h.udpOrTCP("udp"), "www.example.com.", dns.TypeA, 1232, false); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
+		t.Errorf("after SetFallback: rcode %s with %d answers, want NOERROR with 1", dns.RcodeToString[m.Rcode], len(m.Answer))
+	}
+	if err := h.p.SetFallback(nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := ask(t, "udp", h.udpOrTCP("udp"), "www.example.com.", dns.TypeA, 1232, false); m.Rcode != dns.RcodeRefused {
+		t.Errorf("after SetFallback(nil): rcode %s, want REFUSED", dns.RcodeToString[m.Rcode])
+	}
+	if err := h.p.SetFallback([]string{"not an address"}); err == nil {
+		t.Error("SetFallback with a bad address: no error")
+	}
+}

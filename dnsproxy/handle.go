@@ -34,12 +34,13 @@ func (p *Proxy) handle(ctx context.Context, raw []byte, udp bool) []byte {
 		ans []byte
 		err error
 	)
+	fb := p.fb.Load()
 	switch name := q.Question[0].Name; {
 	case inDomains(p.domains, name):
 		ans, err = p.forward(ctx, q, raw)
-	case p.fb != nil:
+	case fb != nil:
 		p.stats.fallback.Add(1)
-		ans, err = p.fb.exchange(ctx, raw, !udp)
+		ans, err = fb.exchange(ctx, raw, !udp)
 		if err == nil {
 			_, err = checkAnswer(q, ans)
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,7 +82,8 @@ type Proxy struct {
 	timeout time.Duration
 	domains []string         // canonical
 	up      *pool            // the VPC resolver, through the tunnel
-	fb      *fallback        // nil: other names are refused
+	fb      atomic.Pointer[fallback] // nil: other names are refused
+	fbDial  DialFunc                 // Config.FallbackDial
 	cache   *cache           // nil: disabled
 	now     func() time.Time // the cache's clock; tests replace it
 	stats   counters
@@ -133,7 +135,7 @@ func New(cfg Config) (*Proxy, error) {
 		timeout: cmp.Or(cfg.Timeout, defaultTimeout),
 		domains: domains,
 		up:      newPool(cfg.Dial, upstream, cmp.Or(cfg.MaxConns, defaultMaxConns), log),
-		fb:      fb,
+		fbDial:  cfg.FallbackDial,
 		now:     time.Now,
 		queries: make(chan struct{}, maxQueries),
 		clients: make(chan struct{}, maxClientConns),
@@ -142,10 +144,24 @@ func New(cfg Config) (*Proxy, error) {
 		done:    make(chan struct{}),
 		closers: make(map[io.Closer]struct{}),
 	}
+	p.fb.Store(fb)
 	if cfg.CacheSize >= 0 {
 		p.cache = newCache(cmp.Or(cfg.CacheSize, defaultCacheSize), cmp.Or(cfg.MaxTTL, defaultMaxTTL))
 	}
 	return p, nil
+}
+
+// SetFallback replaces Config.Fallback, the host's original nameservers,
+// for the queries that arrive from now on: the OS configuration that sends
+// every name to the proxy learns them only when it takes over. None means
+// other names are refused.
+func (p *Proxy) SetFallback(servers []string) error {
+	fb, err := newFallback(servers, p.fbDial)
+	if err != nil {
+		return err
+	}
+	p.fb.Store(fb)
+	return nil
 }
 
 // Stats returns the proxy's counters.
