@@ -9,13 +9,14 @@ import (
 )
 
 // Apply gives the TUN its address (and MTU) and brings it up, then routes
-// each CIDR into it with the TUN address as preferred source. If any step
-// fails, Apply reverts what it did and returns the error joined with any
-// error of reverting. Apply fails if the plan is applied already.
+// each CIDR (and the DNS server) into it with the TUN address as preferred
+// source, then sets split DNS. If any step fails, Apply reverts what it did
+// and returns the error joined with any error of reverting. Apply fails if
+// the plan is applied already.
 func (p *Plan) Apply() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.configured || len(p.added) > 0 {
+	if p.configured || len(p.added) > 0 || p.dnsSet {
 		return errors.New("routing: plan already applied")
 	}
 	p.configured = true // even a failed ConfigureLink may have added the address
@@ -30,6 +31,15 @@ func (p *Plan) Apply() error {
 		p.added = append(p.added, r)
 		p.log.Debug("route added", "route", r)
 	}
+	if p.dns == nil {
+		return nil
+	}
+	res, err := p.res.SetDNS(*p.dns) // changes nothing if it fails
+	if err != nil {
+		return errors.Join(fmt.Errorf("routing: split DNS: %w", err), p.revert())
+	}
+	p.dnsSet, p.dnsResult = true, res
+	p.log.Debug("split DNS set", "mode", res.Mode, "fallback", res.Fallback)
 	return nil
 }
 
@@ -40,10 +50,11 @@ func routeErr(r platform.Route, err error) error {
 	return fmt.Errorf("routing: route %s into %s: %w", r.Dst, r.Dev, err)
 }
 
-// Revert deletes exactly the routes Apply added, newest first, then removes
-// the TUN address. It returns the errors joined; what failed is kept and
-// tried again by the next Revert, and once everything is undone Revert does
-// nothing, so it is safe to call more than once and after a failed Apply.
+// Revert restores the OS resolver, deletes exactly the routes Apply added,
+// newest first, then removes the TUN address. It returns the errors
+// joined; what failed is kept and tried again by the next Revert, and once
+// everything is undone Revert does nothing, so it is safe to call more than
+// once and after a failed Apply.
 func (p *Plan) Revert() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -53,6 +64,13 @@ func (p *Plan) Revert() error {
 // revert is Revert; p.mu is held.
 func (p *Plan) revert() error {
 	var errs []error
+	if p.dnsSet {
+		if err := p.res.RevertDNS(); err != nil {
+			errs = append(errs, fmt.Errorf("routing: revert split DNS: %w", err))
+		} else {
+			p.dnsSet, p.dnsResult = false, platform.DNSResult{}
+		}
+	}
 	for i := len(p.added) - 1; i >= 0; i-- {
 		r := p.added[i]
 		if err := p.host.DeleteRoute(r); err != nil {

@@ -25,7 +25,16 @@ type Config struct {
 	// Protect lists addresses that must never be routed into the tunnel:
 	// the bastion's and the transport's endpoints.
 	Protect []netip.Addr
-	Logger  *slog.Logger // nil: discard
+
+	// DNSServer, if valid, is the DNS proxy's address, served by the
+	// netstack: the plan routes it into the TUN as a /32 (unless a CIDR
+	// covers it) and, once the routes are up, has Resolver send the
+	// DNSDomains to it. Zero leaves the OS resolver alone.
+	DNSServer  netip.Addr
+	DNSDomains []string          // the split domains; required with DNSServer
+	Resolver   platform.Resolver // required with DNSServer
+
+	Logger *slog.Logger // nil: discard
 }
 
 // Plan is a validated Config: the routes to install, the TUN address, and
@@ -38,16 +47,21 @@ type Plan struct {
 	addr   netip.Prefix // the TUN address as a /32
 	mtu    int
 	routes []platform.Route
+	dns    *platform.DNS     // nil: leave the resolver alone
+	res    platform.Resolver // sets dns
 
-	mu         sync.Mutex       // guards following
-	configured bool             // the link has addr, maybe
-	added      []platform.Route // routes Apply installed, in order
+	mu         sync.Mutex         // guards following
+	configured bool               // the link has addr, maybe
+	added      []platform.Route   // routes Apply installed, in order
+	dnsSet     bool               // res has set dns
+	dnsResult  platform.DNSResult // what res.SetDNS returned
 }
 
 // NewPlan validates cfg against the host h and chooses the TUN address. It
 // refuses a CIDR that contains a Protect address or the gateway towards
 // one, a default gateway, or an address of this machine (its LAN would go
-// into the tunnel), and a TUNAddr inside a CIDR. NewPlan changes nothing.
+// into the tunnel), a TUNAddr inside a CIDR, and a DNSServer that is local,
+// protected or the TUN address. NewPlan changes nothing.
 //
 // A chosen TUN address comes from 100.77.0.0/24, in the shared address space
 // of RFC 6598 (100.64.0.0/10) that home, office and VPC networks rarely use,
@@ -76,7 +90,14 @@ func NewPlan(cfg Config, h platform.Host) (*Plan, error) {
 	if err := checkLocal(cidrs, local); err != nil {
 		return nil, err
 	}
-	addr, err := tunAddr(cfg.TUNAddr, cidrs, local, cfg.Protect)
+	if err := checkDNS(cfg, local); err != nil {
+		return nil, err
+	}
+	taken := local // the TUN address must differ from these
+	if cfg.DNSServer.IsValid() {
+		taken = append(slices.Clone(local), cfg.DNSServer.Unmap())
+	}
+	addr, err := tunAddr(cfg.TUNAddr, cidrs, taken, cfg.Protect)
 	if err != nil {
 		return nil, err
 	}
@@ -98,13 +119,21 @@ func newPlan(cfg Config, h platform.Host, cidrs []netip.Prefix, addr netip.Addr)
 	for _, c := range cidrs {
 		p.routes = append(p.routes, platform.Route{Dst: c, Dev: cfg.Interface, Src: addr})
 	}
+	if srv := cfg.DNSServer.Unmap(); srv.IsValid() {
+		p.dns = &platform.DNS{Interface: cfg.Interface, Server: srv, Domains: slices.Clone(cfg.DNSDomains)}
+		p.res = cfg.Resolver
+		if _, ok := containing(cidrs, srv); !ok {
+			p.routes = append(p.routes, platform.Route{Dst: netip.PrefixFrom(srv, srv.BitLen()), Dev: cfg.Interface, Src: addr})
+		}
+	}
 	return p
 }
 
 // TUNAddr returns the TUN's address.
 func (p *Plan) TUNAddr() netip.Addr { return p.addr.Addr() }
 
-// Routes returns the ranges the plan routes into the TUN, in order.
+// Routes returns the ranges the plan routes into the TUN, in order: the
+// CIDRs, then the DNS server's /32 if no CIDR covers it.
 func (p *Plan) Routes() []netip.Prefix {
 	dsts := make([]netip.Prefix, len(p.routes))
 	for i, r := range p.routes {

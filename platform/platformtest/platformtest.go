@@ -1,10 +1,12 @@
-// Package platformtest provides a fake platform.Host for tests: a small
-// model of the kernel's links, addresses and routes that records every call
-// changing it as one line of a transcript, e.g.
+// Package platformtest provides a fake platform.Host and platform.Resolver
+// for tests: a small model of the kernel's links, addresses and routes, and
+// of the split DNS set, that records every call changing it as one line of
+// a transcript, e.g.
 //
 //	create-tun vpcvpn0 mtu 1500
 //	link configure vpcvpn0 addr 100.77.0.1/32 mtu 1500 up
 //	route add 10.0.0.0/16 dev vpcvpn0 src 100.77.0.1
+//	dns set vpcvpn0 server 100.77.0.53 domains compute.internal
 //
 // Tests compare the transcript against a literal expected one, and make any
 // mutating call fail with FailNth or FailMatch; a failed call is recorded
@@ -29,6 +31,7 @@ type Host struct {
 	lines  []string
 	calls  int // mutating calls so far, failed ones included
 	faults []fault
+	dns    dnsState
 }
 
 type link struct {

@@ -71,3 +71,47 @@ func TestHost(t *testing.T) {
 		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestResolver(t *testing.T) {
+	h := New()
+	d := platform.DNS{Interface: "vpcvpn0", Server: netip.MustParseAddr("100.77.0.53"), Domains: []string{"compute.internal"}}
+	fallback := []netip.Addr{netip.MustParseAddr("192.168.1.1")}
+	h.SetDNSResult(platform.DNSResult{Mode: platform.DNSModeResolvConf, Fallback: fallback})
+	if _, err := h.SetDNS(platform.DNS{Interface: "vpcvpn0", Server: d.Server}); err == nil {
+		t.Errorf("SetDNS without domains succeeded")
+	}
+	res, err := h.SetDNS(d)
+	if err != nil || res.Mode != platform.DNSModeResolvConf || !slices.Equal(res.Fallback, fallback) {
+		t.Errorf("SetDNS = %+v, %v", res, err)
+	}
+	if got, ok := h.DNS(); !ok || got.Server != d.Server {
+		t.Errorf("DNS() = %+v, %v", got, ok)
+	}
+	if _, err := h.SetDNS(d); err == nil {
+		t.Errorf("second SetDNS succeeded")
+	}
+	h.FailMatch("dns revert", errors.New("boom"))
+	if err := h.RevertDNS(); err == nil {
+		t.Errorf("RevertDNS did not fail as told")
+	}
+	if err := h.RevertDNS(); err != nil {
+		t.Errorf("RevertDNS: %v", err)
+	}
+	if _, ok := h.DNS(); ok {
+		t.Errorf("DNS set after RevertDNS")
+	}
+	if err := h.CleanupDNS(); err != nil {
+		t.Errorf("CleanupDNS: %v", err)
+	}
+	want := []string{
+		"dns set vpcvpn0 server 100.77.0.53 domains : platform: split DNS: no domains: give at least one",
+		"dns set vpcvpn0 server 100.77.0.53 domains compute.internal",
+		"dns set vpcvpn0 server 100.77.0.53 domains compute.internal: split DNS is set already",
+		"dns revert vpcvpn0: boom",
+		"dns revert vpcvpn0",
+		"dns cleanup",
+	}
+	if got := h.Transcript(); !slices.Equal(got, want) {
+		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
