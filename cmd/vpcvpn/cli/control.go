@@ -23,21 +23,35 @@ import (
 
 // Status is the state of a running tunnel, as `vpcvpn status --json` prints it.
 type Status struct {
-	Name        string    `json:"name"`
-	State       string    `json:"state"` // connecting, connected, reconnecting
-	Transport   string    `json:"transport"`
-	Bastion     string    `json:"bastion"`
-	Interface   string    `json:"interface"`
-	Address     string    `json:"address"`
-	Routes      []string  `json:"routes"`
-	PID         int       `json:"pid"`
-	Since       time.Time `json:"since"`
-	FlowsOpen   int64     `json:"flows_open"`
-	FlowsTotal  uint64    `json:"flows_total"`
-	FlowsFailed uint64    `json:"flows_failed"`
-	BytesUp     uint64    `json:"bytes_up"`
-	BytesDown   uint64    `json:"bytes_down"`
-	LastError   string    `json:"last_error,omitempty"`
+	Name        string     `json:"name"`
+	State       string     `json:"state"` // connecting, connected, reconnecting
+	Transport   string     `json:"transport"`
+	Bastion     string     `json:"bastion"`
+	Interface   string     `json:"interface"`
+	Address     string     `json:"address"`
+	Routes      []string   `json:"routes"`
+	PID         int        `json:"pid"`
+	Since       time.Time  `json:"since"`
+	FlowsOpen   int64      `json:"flows_open"`
+	FlowsTotal  uint64     `json:"flows_total"`
+	FlowsFailed uint64     `json:"flows_failed"`
+	BytesUp     uint64     `json:"bytes_up"`
+	BytesDown   uint64     `json:"bytes_down"`
+	LastError   string     `json:"last_error,omitempty"`
+	DNS         *DNSStatus `json:"dns,omitempty"` // nil with --no-dns
+}
+
+// DNSStatus is the split DNS part of Status.
+type DNSStatus struct {
+	Server    string   `json:"server"`   // the proxy's address on the tunnel
+	Upstream  string   `json:"upstream"` // the VPC resolver
+	Domains   []string `json:"domains"`
+	Mode      string   `json:"mode"`               // how the OS sends the domains: systemd-resolved, resolv.conf, /etc/resolver
+	Fallback  []string `json:"fallback,omitempty"` // resolv.conf mode: the original nameservers, for other names
+	Queries   uint64   `json:"queries"`
+	Forwarded uint64   `json:"forwarded"`
+	CacheHits uint64   `json:"cache_hits"`
+	Failures  uint64   `json:"failures"`
 }
 
 type controlRequest struct {

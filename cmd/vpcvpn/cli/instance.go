@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vpcvpn/vpcvpn/dnsproxy"
 	"github.com/vpcvpn/vpcvpn/netstack"
 	"github.com/vpcvpn/vpcvpn/platform"
 	"github.com/vpcvpn/vpcvpn/routing"
@@ -31,11 +32,13 @@ type instance struct {
 	host  platform.Host
 	since time.Time
 
-	state  atomic.Value // string: connecting, connected
-	client *tunnel.Client
-	stack  *netstack.Stack
-	plan   *routing.Plan
-	downCh chan struct{} // closed by a `vpcvpn down` request
+	state   atomic.Value // string: connecting, connected
+	client  *tunnel.Client
+	stack   *netstack.Stack
+	plan    *routing.Plan
+	dns     *dnsproxy.Proxy // nil with --no-dns
+	dnsAddr netip.Addr      // where dns serves
+	downCh  chan struct{}   // closed by a `vpcvpn down` request
 }
 
 func runInstance(ctx context.Context, o *upOptions, stderr io.Writer) error {
@@ -74,10 +77,13 @@ func (in *instance) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	in.plan, err = routing.NewPlan(routing.Config{
+	rcfg := routing.Config{
 		Interface: o.name, CIDRs: o.cidrs, TUNAddr: o.tunAddr, Protect: protect, Logger: in.log,
-	}, in.host)
-	if err != nil {
+	}
+	if err := in.planDNS(&rcfg); err != nil {
+		return err
+	}
+	if in.plan, err = routing.NewPlan(rcfg, in.host); err != nil {
 		return err
 	}
 	if in.client, err = dialSSH(ctx, o, in.inv, protect, in.log); err != nil {
@@ -88,14 +94,23 @@ func (in *instance) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer in.stack.Close()
+	if rcfg.DNSServer.IsValid() {
+		if err := in.startDNSProxy(rcfg.DNSServer); err != nil {
+			return err
+		}
+		defer in.dns.Close()
+	}
 	if err := in.plan.Apply(); err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, in.plan.Revert()) }()
+	if in.dns != nil {
+		in.setFallback(in.plan.DNS().Fallback)
+	}
 
 	in.state.Store("connected")
-	in.progress("connected to %s via %s; routing %s through %s (%s). Ctrl-C to disconnect",
-		in.bastion(), in.transportName(), joinPrefixes(in.plan.Routes()), o.name, in.plan.TUNAddr())
+	in.progress("connected to %s via %s; routing %s through %s (%s)%s. Ctrl-C to disconnect",
+		in.bastion(), in.transportName(), joinPrefixes(o.cidrs), o.name, in.plan.TUNAddr(), in.dnsSummary())
 	backgroundReady()
 	return in.wait(ctx)
 }
@@ -111,7 +126,7 @@ func (in *instance) startStack() error {
 	in.stack, err = netstack.New(netstack.Config{
 		Device:         dev,
 		MTU:            o.mtu,
-		Routes:         o.cidrs,
+		Routes:         in.plan.Routes(),
 		IsLocal:        locals.contains,
 		Dial:           in.client.DialContext,
 		ConnectTimeout: o.connectTimeout,
@@ -169,6 +184,7 @@ func (in *instance) status() Status {
 		s := in.stack.Stats()
 		st.FlowsOpen, st.FlowsTotal, st.FlowsFailed = s.FlowsOpen, s.FlowsTotal, s.FlowsFailed
 		st.BytesUp, st.BytesDown = s.BytesUp, s.BytesDown
+		st.DNS = in.dnsStatus()
 	}
 	return st
 }

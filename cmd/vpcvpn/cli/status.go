@@ -58,6 +58,10 @@ func printStatus(w io.Writer, st *Status) error {
 	fmt.Fprintf(w, "  routes     %s\n", strings.Join(st.Routes, ", "))
 	fmt.Fprintf(w, "  flows      %d open, %d total, %d failed\n", st.FlowsOpen, st.FlowsTotal, st.FlowsFailed)
 	fmt.Fprintf(w, "  traffic    %s up, %s down\n", formatBytes(st.BytesUp), formatBytes(st.BytesDown))
+	if d := st.DNS; d != nil {
+		fmt.Fprintf(w, "  dns        %s at %s via %s (%s)\n", strings.Join(d.Domains, ", "), d.Server, d.Upstream, d.Mode)
+		fmt.Fprintf(w, "             %d queries, %d forwarded, %d from cache, %d failed\n", d.Queries, d.Forwarded, d.CacheHits, d.Failures)
+	}
 	if st.LastError != "" {
 		fmt.Fprintf(w, "  last error %s\n", st.LastError)
 	}

@@ -24,6 +24,7 @@ type upOptions struct {
 	profile        string // --via ssm: AWS profile
 	region         string // --via ssm: AWS region
 	strictHostKey  bool   // --via ssm: refuse an unknown host key
+	dns            dnsOptions
 	identity       string // -i; empty: agent and default keys
 	proxyCommand   string
 	knownHosts     string
@@ -48,7 +49,7 @@ func upCommand() *ucli.Command {
 			"   sudo vpcvpn up 10.0.0.0/16 --ssh ec2-user@bastion.example.com -i ~/.ssh/id_ed25519\n" +
 			"   sudo vpcvpn up 10.0.0.0/16 --ssh ec2-user@i-0123456789abcdef0 \\\n" +
 			"       --proxy-command 'aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p'",
-		Flags: []ucli.Flag{
+		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "via", Value: "ssm", Usage: "transport to the bastion: ssm (native Session Manager, the default) or ssh (implied by --ssh)"},
 			&ucli.StringFlag{Name: "target", Usage: "--via ssm: the bastion's instance `ID` (i-...)"},
 			&ucli.StringFlag{Name: "user", Usage: "--via ssm: SSH `USER` on the instance (default " + defaultSSHUser + ")"},
@@ -67,7 +68,7 @@ func upCommand() *ucli.Command {
 			&ucli.DurationFlag{Name: "connect-timeout", Value: 15 * time.Second, Usage: "how long a new connection waits for the far side before it is reset"},
 			&ucli.BoolFlag{Name: "background", Usage: "detach once connected and log to a file"},
 			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log every flow"},
-		},
+		}, dnsFlags()...),
 		Action: runUp,
 	}
 }
@@ -114,6 +115,9 @@ func parseUpOptions(cmd *ucli.Command) (*upOptions, error) {
 	}
 	if o.knownHosts == "" {
 		o.knownHosts = inv.sshPath("known_hosts")
+	}
+	if o.dns, err = parseDNS(cmd); err != nil {
+		return nil, err
 	}
 	if o.mtu < 576 || o.mtu > 65535 {
 		return nil, fmt.Errorf("invalid --mtu %d: use a value from 576 to 65535", o.mtu)
