@@ -3,6 +3,7 @@ package netstack
 import (
 	"context"
 	"io"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -140,5 +141,39 @@ func TestListenClose(t *testing.T) {
 	}
 	if _, err := h.stack.ListenTCP(netip.AddrPortFrom(serviceAddr, 54)); err == nil {
 		t.Error("ListenTCP after Close: no error")
+	}
+}
+
+// TestListenLocalOnly: a query to an in-stack service from another host (a
+// source that is not local, as when the laptop forwards for its LAN) is
+// dropped; the same query from this host is answered.
+func TestListenLocalOnly(t *testing.T) {
+	h := rawHarness(t)
+	pc, err := h.stack.ListenUDP(netip.AddrPortFrom(serviceAddr, 53))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan netip.AddrPort, 4)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			got <- from.(*net.UDPAddr).AddrPort()
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	svc := netip.AddrPortFrom(serviceAddr, 53)
+	h.send(t, buildUDP(netip.MustParseAddrPort("192.168.77.7:5353"), svc, []byte("from another host")))
+	local := netip.AddrPortFrom(hostAddr, 5353)
+	h.send(t, buildUDP(local, svc, []byte("from this host")))
+	h.recv(t) // the reply to the local query; the pump handled both in order
+	if from := <-got; from != local {
+		t.Errorf("the service read a datagram from %v, want only %v", from, local)
+	}
+	if n := h.stack.Stats().PacketsDropped; n != 1 {
+		t.Errorf("PacketsDropped = %d, want 1 (the foreign query)", n)
 	}
 }
