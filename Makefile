@@ -33,7 +33,8 @@ crossbuild:
 	GOOS=windows GOARCH=amd64 $(GO) vet $(PRODUCT_PKGS)
 
 # The lab benchmark: vpcvpn against ssh -L, sshuttle and a bare x/crypto/ssh
-# forwarder on the same sshd, medians of several runs, printed as a table.
+# forwarder on the same sshd, and vpcvpn over the emulated SSM (labbench
+# builds awsemu itself), medians of several runs, printed as tables.
 bench: build
 	$(GO) run ./integration/cmd/labbench -vpcvpn $(CURDIR)/bin/vpcvpn
 
@@ -45,8 +46,9 @@ fuzz:
 	  done; \
 	done
 
-# A local VPC lab in network namespaces, vpcvpn connecting to it, a real query
-# through the tunnel, then teardown. Needs root: sudo make demo.
+# A local VPC lab in network namespaces with an emulated AWS, vpcvpn connecting
+# to it over SSM with an ephemeral key (the demo builds awsemu itself), real
+# queries through the tunnel, then teardown. Needs root: sudo make demo.
 demo: deps build
 	$(GO) run ./integration/cmd/demo -vpcvpn $(CURDIR)/bin/vpcvpn
 

@@ -5,9 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/vpcvpn/vpcvpn/integration/lab"
 )
 
 // binDir holds binaries built for this test run; TestMain removes it.
@@ -62,18 +63,10 @@ func goBuild(pkg, name string) (string, error) {
 		return "", binDirErr
 	}
 	out := filepath.Join(binDir, name)
-	cmd := exec.Command(goTool(), "build", "-o", out, pkg)
+	cmd := exec.Command(lab.GoTool(), "build", "-o", out, pkg)
 	cmd.Dir = ".." // the module root; tests run in integration/
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
-}
-
-// goTool finds the go command, also under sudo, whose PATH may lack it.
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }

@@ -3,8 +3,8 @@ package integration_test
 import (
 	"encoding/json"
 	"os"
-	"slices"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"

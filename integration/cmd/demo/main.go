@@ -1,10 +1,16 @@
 // Command demo shows vpcvpn at work in a lab of network namespaces: it
-// builds a laptop, a bastion with OpenSSH and a VPC host with PostgreSQL,
-// connects with `vpcvpn up`, runs a query through the tunnel, shows
-// `vpcvpn status` and tears everything down (also on Ctrl-C).
+// builds a laptop, a bastion that plays an EC2 instance (OpenSSH sshd, and
+// an AWS emulator serving SSM and EC2 Instance Connect whose agent relays
+// to sshd) and a VPC host with PostgreSQL and the VPC's resolver. It
+// connects with `vpcvpn up --target i-...` and no key, runs queries
+// through the tunnel, explains what happened, shows `vpcvpn status` and
+// tears everything down (also on Ctrl-C).
 //
 //	sudo make demo
-//	sudo go run ./integration/cmd/demo -vpcvpn bin/vpcvpn
+//	sudo go run ./integration/cmd/demo -vpcvpn bin/vpcvpn [-awsemu BIN]
+//
+// Without -awsemu, the emulator is built with go from
+// ./integration/cmd/awsemu, so run it from inside the module.
 package main
 
 import (
@@ -22,9 +28,10 @@ import (
 
 func main() {
 	bin := flag.String("vpcvpn", "bin/vpcvpn", "path of the vpcvpn `binary` to demonstrate")
+	emu := flag.String("awsemu", "", "AWS emulator `binary` (default: go build ./integration/cmd/awsemu)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *bin)
+	err := run(ctx, *bin, *emu)
 	interrupted := ctx.Err() != nil
 	stop()
 	if interrupted {
@@ -38,7 +45,7 @@ func main() {
 	fmt.Println("\ndemo OK")
 }
 
-func run(ctx context.Context, bin string) (err error) {
+func run(ctx context.Context, bin, emu string) (err error) {
 	if reason := lab.Missing(); reason != "" {
 		return fmt.Errorf("the lab %s", reason)
 	}
@@ -50,13 +57,25 @@ func run(ctx context.Context, bin string) (err error) {
 		return fmt.Errorf("vpcvpn binary: %w (build it with make build)", err)
 	}
 	lab.CleanupStale(lab.DefaultPrefix)
+	if emu == "" {
+		say("Building awsemu, the AWS emulator (SSM, its agent, and EC2 Instance Connect).")
+		dir, err := os.MkdirTemp("", "vpcvpn-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if emu, err = lab.BuildEmulator(ctx, dir); err != nil {
+			return fmt.Errorf("%w (or pass -awsemu)", err)
+		}
+	}
 	say("Building the lab: three network namespaces on this machine, nothing touches its own network.")
-	l, err := lab.New(ctx, lab.Options{})
+	l, err := lab.New(ctx, lab.Options{DNS: true, AWS: &lab.AWSOptions{Emulator: emu, Pacing: "real"}})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		say("Removing the lab: stopping sshd and PostgreSQL, deleting the namespaces and temporary files.")
+		say("Removing the lab: stopping sshd, the AWS emulator, PostgreSQL and the resolvers,\n" +
+			"    deleting the namespaces and temporary files.")
 		err = errors.Join(err, l.Close())
 	}()
 	d := &demo{lab: l}

@@ -18,7 +18,7 @@ type demo struct {
 }
 
 func (d *demo) run(ctx context.Context) error {
-	steps := []func(context.Context) error{d.explainLab, d.showNoRoute, d.connect, d.query, d.status, d.disconnect}
+	steps := []func(context.Context) error{d.explainLab, d.showNoRoute, d.connect, d.query, d.explainSSM, d.status, d.disconnect}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return err
@@ -34,9 +34,13 @@ func (d *demo) explainLab(ctx context.Context) error {
 	l := d.lab
 	say("The lab is up:")
 	fmt.Printf("    %-22s %s, where vpcvpn runs, like your laptop\n", l.Laptop, lab.LaptopAddr)
-	fmt.Printf("    %-22s %s (public side) and %s (VPC side): OpenSSH sshd, IP forwarding OFF\n", l.Bastion, lab.BastionAddr, lab.BastionVPCAddr)
-	fmt.Printf("    %-22s %s in the VPC %s: PostgreSQL on port %d\n", l.VPC, lab.VPCHostAddr, lab.VPCCIDR, lab.PostgresPort)
-	fmt.Printf("    The bastion's host key is %s; sshd accepts a key made for this demo.\n", l.SSH.Fingerprint)
+	fmt.Printf("    %-22s %s (public side) and %s (VPC side): the EC2 instance %s,\n", l.Bastion, lab.BastionAddr, lab.BastionVPCAddr, lab.InstanceID)
+	fmt.Printf("    %-22s with OpenSSH sshd and IP forwarding OFF. vpcvpn never connects to its port 22.\n", "")
+	fmt.Printf("    %-22s Beside it awsemu, an emulated AWS: SSM and EC2 Instance Connect at %s,\n", "", l.AWS.Endpoint)
+	fmt.Printf("    %-22s and the instance's SSM agent, which relays sessions to sshd (1 KiB, 1 ms pacing).\n", "")
+	fmt.Printf("    %-22s %s in the VPC %s: PostgreSQL on port %d; the VPC resolver %s\n", l.VPC, lab.VPCHostAddr, lab.VPCCIDR, lab.PostgresPort, lab.VPCResolverAddr)
+	fmt.Printf("    %-22s knows private names such as %s.\n", "", lab.RDSName)
+	fmt.Printf("    The instance's host key is %s.\n", l.SSH.Fingerprint)
 	return nil
 }
 
@@ -57,9 +61,16 @@ func (d *demo) showNoRoute(ctx context.Context) error {
 }
 
 func (d *demo) connect(ctx context.Context) error {
-	args := d.vpn.UpArgs(ifName)
-	say("Starting vpcvpn in the laptop namespace:\n    %s %s", d.vpn.Bin, strings.Join(args, " "))
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	args := d.vpn.UpArgsSSM(ifName)
+	say("vpcvpn reaches AWS through the standard AWS settings only (no test-only code path):")
+	for _, kv := range d.lab.AWS.Env() {
+		if k, _, _ := strings.Cut(kv, "="); k == "AWS_SECRET_ACCESS_KEY" {
+			kv = k + "=(the lab's, not shown)"
+		}
+		show(kv)
+	}
+	say("Starting vpcvpn in the laptop namespace, with no key (no -i):\n    %s %s", d.vpn.Bin, strings.Join(args, " "))
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	in, err := d.vpn.Start(cctx, args...)
 	if err != nil {
@@ -75,23 +86,25 @@ func (d *demo) query(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	say("An ordinary psql on the laptop now reaches PostgreSQL at %s:", lab.VPCHostAddr)
-	for _, q := range []string{"select version()", "select now()"} {
-		out, err := d.lab.Query(cctx, q)
-		if err != nil {
-			return err
-		}
-		show(q + " -> " + out)
-	}
-	client, err := d.lab.Query(cctx, "select inet_client_addr()")
+	out, err := d.lab.Query(cctx, "select inet_client_addr(), version()")
 	if err != nil {
 		return err
 	}
-	show("select inet_client_addr() -> " + client)
+	show("$ psql -h " + lab.VPCHostAddr + " -c 'select inet_client_addr(), version()'\n" + out)
+	client, _, _ := strings.Cut(out, "|")
 	if client != lab.BastionVPCAddr {
-		return fmt.Errorf("PostgreSQL saw client %s, want the bastion %s", client, lab.BastionVPCAddr)
+		return fmt.Errorf("PostgreSQL saw client %q, want the bastion %s", client, lab.BastionVPCAddr)
 	}
-	say("PostgreSQL saw the connection come from %s: the bastion's sshd opened it for us,\n"+
-		"    carried inside the one SSH connection from the laptop. No packet was routed by the bastion.", client)
+	say("And by its private name, which only the VPC's resolver knows: vpcvpn answers the\n"+
+		"    laptop's DNS queries for %s names through the tunnel.", "rds.amazonaws.com")
+	q := "select current_database(), inet_server_addr()"
+	out, err = d.lab.Psql(cctx, d.lab.Laptop, lab.RDSName, lab.PostgresPort, "", q)
+	if err != nil {
+		return err
+	}
+	show("$ psql -h " + lab.RDSName + " -c '" + q + "'\n" + out)
+	say("PostgreSQL saw the connections come from %s: the instance's sshd opened them for us,\n"+
+		"    carried inside the one SSH connection from the laptop. No packet was routed by the instance.", client)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/vpcvpn/vpcvpn/integration/lab"
@@ -14,11 +15,13 @@ import (
 // and from anyone's hand-made namespaces.
 const labPrefix = "vbench"
 
-// bench is one benchmark run in one lab.
+// bench is one benchmark run.
 type bench struct {
-	cfg   config
-	lab   *lab.Lab
-	iperf *lab.Process // the iperf3 server; replaced if it wedges
+	cfg    config
+	lab    *lab.Lab     // the main table's lab; nil when only ssm is measured
+	iperf  *lab.Process // the iperf3 server; replaced if it wedges
+	awsemu string       // the emulator binary of the ssm path
+	tmpDir string       // holds a built awsemu; removed at close
 }
 
 // run builds the lab, measures every path in cfg.paths, prints the report
@@ -31,17 +34,9 @@ func run(ctx context.Context, cfg config) (err error) {
 		progress("cleanup of stale labs: %v", err)
 	}
 	started := time.Now()
-	progress("building the lab")
-	l, err := lab.New(ctx, lab.Options{Prefix: labPrefix})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		progress("removing the lab")
-		err = errors.Join(err, l.Close())
-	}()
-	b := &bench{cfg: cfg, lab: l}
-	if err := b.prepare(ctx); err != nil {
+	b := &bench{cfg: cfg}
+	defer func() { err = errors.Join(err, b.close()) }()
+	if err := b.setUp(ctx); err != nil {
 		return err
 	}
 	rep := &report{Started: started, Runs: cfg.runs, Seconds: int(cfg.duration / time.Second), Bin: cfg.bin}
@@ -57,6 +52,39 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	return rep.missed()
+}
+
+// setUp gets the emulator if the ssm path is measured, and builds the
+// main table's lab if one of its paths is.
+func (b *bench) setUp(ctx context.Context) error {
+	if slices.Contains(b.cfg.paths, ssmID) {
+		if err := b.getAWSEmu(ctx); err != nil {
+			return err
+		}
+	}
+	if !b.cfg.tcpPaths() {
+		return nil
+	}
+	progress("building the lab")
+	l, err := lab.New(ctx, lab.Options{Prefix: labPrefix})
+	if err != nil {
+		return err
+	}
+	b.lab = l
+	return b.prepare(ctx)
+}
+
+// close removes the lab and the built emulator.
+func (b *bench) close() error {
+	var errs []error
+	if b.lab != nil {
+		progress("removing the lab")
+		errs = append(errs, b.lab.Close())
+	}
+	if b.tmpDir != "" {
+		errs = append(errs, os.RemoveAll(b.tmpDir))
+	}
+	return errors.Join(errs...)
 }
 
 // prepare starts the iperf3 server and fills PostgreSQL with pgbench's
@@ -103,7 +131,7 @@ func (b *bench) measurePath(ctx context.Context, p path) *pathResult {
 	}
 	waitQuiet(ctx, res)
 	for run := 1; run <= b.cfg.runs && ctx.Err() == nil; run++ {
-		for _, m := range metrics {
+		for _, m := range p.metrics() {
 			v, err := b.measureOnce(ctx, ep, m)
 			if ctx.Err() != nil {
 				break

@@ -21,6 +21,7 @@ type config struct {
 	duration time.Duration // of each iperf3 and pgbench run, whole seconds
 	paths    []string      // path IDs to measure, in table order
 	jsonPath string        // if set, the results are written there as JSON
+	awsemu   string        // awsemu binary for the ssm path; "" builds one
 }
 
 func parseFlags(args []string) (config, error) {
@@ -32,6 +33,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each iperf3 and pgbench run (whole seconds)")
 	fs.StringVar(&only, "only", "", "comma-separated `paths` to measure (default all): "+strings.Join(pathIDs(), ","))
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to `file`")
+	fs.StringVar(&cfg.awsemu, "awsemu", "", "AWS emulator `binary` for the ssm path (default: go build ./integration/cmd/awsemu)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -74,14 +76,40 @@ func parseOnly(only string) ([]string, error) {
 	return ids, nil
 }
 
+// tcpPaths reports whether a path of the main table is measured: those
+// share one lab and its iperf3 and pgbench clients; ssm builds its own.
+func (c config) tcpPaths() bool {
+	return slices.ContainsFunc(c.paths, func(id string) bool { return !pathByID(id).overSSM })
+}
+
 // checkMachine returns why the benchmark cannot run here, or nil: not root,
-// no /dev/net/tun, a tool or the vpcvpn binary missing. It makes cfg.bin
-// absolute.
+// no /dev/net/tun, a tool or a binary missing. It makes cfg.bin and
+// cfg.awsemu absolute.
 func checkMachine(cfg *config) error {
 	if reason := lab.Missing(); reason != "" {
 		return fmt.Errorf("cannot run: %s", reason)
 	}
-	tools := []string{"iperf3", "pgbench"}
+	if err := checkTools(cfg); err != nil {
+		return err
+	}
+	if slices.Contains(cfg.paths, "vpcvpn") || slices.Contains(cfg.paths, ssmID) {
+		if err := absFile(&cfg.bin, "vpcvpn binary", "build it with make build, or pass -vpcvpn"); err != nil {
+			return err
+		}
+	}
+	if cfg.awsemu != "" {
+		return absFile(&cfg.awsemu, "awsemu binary", "leave -awsemu out to build one")
+	}
+	return nil
+}
+
+// checkTools returns an error naming the client programs the paths need
+// and this machine lacks.
+func checkTools(cfg *config) error {
+	var tools []string
+	if cfg.tcpPaths() {
+		tools = append(tools, "iperf3", "pgbench")
+	}
 	if slices.Contains(cfg.paths, "sshuttle") {
 		tools = append(tools, "sshuttle", "iptables")
 	}
@@ -94,16 +122,19 @@ func checkMachine(cfg *config) error {
 	if len(absent) > 0 {
 		return fmt.Errorf("cannot run: missing %s (run integration/install-deps.sh, or leave paths out with -only)", strings.Join(absent, ", "))
 	}
-	if !slices.Contains(cfg.paths, "vpcvpn") {
-		return nil
-	}
-	abs, err := filepath.Abs(cfg.bin)
+	return nil
+}
+
+// absFile makes *file absolute and checks that it exists; what and hint
+// explain a failure.
+func absFile(file *string, what, hint string) error {
+	abs, err := filepath.Abs(*file)
 	if err != nil {
-		return fmt.Errorf("vpcvpn binary: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if _, err := os.Stat(abs); err != nil {
-		return fmt.Errorf("cannot run: vpcvpn binary: %w (build it with make build, or pass -vpcvpn)", err)
+		return fmt.Errorf("cannot run: %s: %w (%s)", what, err, hint)
 	}
-	cfg.bin = abs
+	*file = abs
 	return nil
 }

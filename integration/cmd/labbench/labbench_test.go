@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vpcvpn/vpcvpn/integration/lab"
 )
 
 func TestParseIperf3(t *testing.T) {
@@ -78,12 +83,33 @@ func TestMedian(t *testing.T) {
 }
 
 func TestParseOnly(t *testing.T) {
-	got, err := parseOnly("vpcvpn, SSH-L")
-	if err != nil || strings.Join(got, ",") != "ssh-l,vpcvpn" {
-		t.Fatalf("parseOnly = %v, %v; want table order ssh-l,vpcvpn", got, err)
+	tests := []struct {
+		name, only, want string
+	}{
+		{"table order", "vpcvpn, SSH-L", "ssh-l,vpcvpn"},
+		{"ssm alone", "ssm", "ssm"},
+		{"ssm last", "ssm,direct", "direct,ssm"},
+		{"default", "", "direct,ssh-l,sshuttle,sshfwd,vpcvpn,ssm"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseOnly(tt.only)
+			if err != nil || strings.Join(got, ",") != tt.want {
+				t.Fatalf("parseOnly(%q) = %v, %v; want %s", tt.only, got, err, tt.want)
+			}
+		})
 	}
 	if _, err := parseOnly("ssh,vpcvpn"); err == nil {
 		t.Fatal("parseOnly accepted an unknown path")
+	}
+}
+
+func TestTCPPaths(t *testing.T) {
+	for only, want := range map[string]bool{"ssm": false, "ssm,vpcvpn": true, "": true} {
+		paths, _ := parseOnly(only)
+		if got := (config{paths: paths}).tcpPaths(); got != want {
+			t.Errorf("-only %q: tcpPaths() = %v, want %v", only, got, want)
+		}
 	}
 }
 
@@ -91,7 +117,7 @@ func TestReportTargets(t *testing.T) {
 	r := &report{}
 	for id, up := range map[string]float64{"ssh-l": 3, "sshuttle": 0.2, "vpcvpn": 2.7} {
 		p := newPathResult(pathByID(id))
-		p.add(metrics[0], up, nil)
+		p.add(tcpMetrics[0], up, nil)
 		r.Paths = append(r.Paths, p)
 	}
 	r.finish(time.Minute)
@@ -113,6 +139,145 @@ func TestReportTargets(t *testing.T) {
 	printReport(&buf, r)
 	if !strings.Contains(buf.String(), "| vpcvpn | 2.70 | - | - | - | 0.90x |") {
 		t.Errorf("table lacks vpcvpn's row:\n%s", buf.String())
+	}
+	if strings.Contains(buf.String(), "Over SSM") {
+		t.Errorf("report has an SSM table with no SSM path:\n%s", buf.String())
+	}
+}
+
+// TestReportSSM: the SSM path gets a table of its own in MB/s and ms, its
+// targets are on the medians themselves, and a miss is reported.
+func TestReportSSM(t *testing.T) {
+	r := &report{Runs: 3, Seconds: 5}
+	p := newPathResult(pathByID(ssmID))
+	for _, v := range [][3]float64{{0.95, 0.79, 900}, {0.94, 0.78, 850}, {0.96, 0.77, 1200}} {
+		for i, m := range ssmMetrics {
+			p.add(m, v[i], nil)
+		}
+	}
+	p.add(ssmMetrics[1], 0, errors.New("reset"))
+	r.Paths = append(r.Paths, p)
+	r.finish(time.Minute)
+	want := map[string]string{
+		"vpcvpn over SSM up >= 0.8 MB/s":   "PASS",
+		"vpcvpn over SSM down >= 0.8 MB/s": "FAIL",
+		"vpcvpn up >= 0.8x ssh -L":         "n/a",
+	}
+	for _, tt := range r.Targets {
+		if w, ok := want[tt.Name]; ok && tt.Result != w {
+			t.Errorf("%s: %s, want %s", tt.Name, tt.Result, w)
+		}
+	}
+	var missed *missedTargetsError
+	if err := r.missed(); !errors.As(err, &missed) || !strings.Contains(err.Error(), "SSM down") {
+		t.Errorf("missed() = %v, want the SSM down target", err)
+	}
+	var buf bytes.Buffer
+	printReport(&buf, r)
+	out := buf.String()
+	for _, s := range []string{
+		"| path | up MB/s | down MB/s | first byte ms |",
+		"| vpcvpn over SSM (emulated agent, real pacing) | 0.950 | 0.780* | 900 |",
+		"5.1 MB each way",
+		"FAIL  vpcvpn over SSM down >= 0.8 MB/s         0.780 MB/s",
+		"- vpcvpn over SSM (emulated agent, real pacing), down MB/s: reset",
+	} {
+		if !strings.Contains(out, s) {
+			t.Errorf("report lacks %q:\n%s", s, out)
+		}
+	}
+	if strings.Contains(out, "up Gbit/s") {
+		t.Errorf("report has the main table with no path of it:\n%s", out)
+	}
+}
+
+// TestTargetJSON: ratio targets keep their keys; targets on a median
+// have their own.
+func TestTargetJSON(t *testing.T) {
+	two, half := 2.0, 0.5
+	tests := []struct {
+		name string
+		t    target
+		want string
+	}{
+		{"ratio", target{Name: "r", Min: 0.8, Got: &two, Result: "PASS", base: "ssh-l"},
+			`{"name":"r","min_ratio":0.8,"ratio":2,"result":"PASS"}`},
+		{"ratio n/a", target{Name: "r", Min: 10, Result: "n/a", base: "sshuttle"},
+			`{"name":"r","min_ratio":10,"ratio":null,"result":"n/a"}`},
+		{"median", target{Name: "m", Min: 0.8, Got: &half, Unit: "MB/s", Result: "FAIL"},
+			`{"name":"m","min":0.8,"unit":"MB/s","value":0.5,"result":"FAIL"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.t)
+			if err != nil || string(b) != tt.want {
+				t.Fatalf("json = %s, %v; want %s", b, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFormatNumber(t *testing.T) {
+	tests := []struct {
+		unit string
+		v    float64
+		want string
+	}{
+		{"Gbit/s", 16.04, "16.0"},
+		{"Gbit/s", 2.7, "2.70"},
+		{"MB/s", 0.93412, "0.934"},
+		{"MB/s", 1.5, "1.50"},
+		{"tps", 3050.6, "3051"},
+		{"ms", 849.7, "850"},
+	}
+	for _, tt := range tests {
+		if got := formatNumber(tt.unit, tt.v); got != tt.want {
+			t.Errorf("formatNumber(%q, %v) = %q, want %q", tt.unit, tt.v, got, tt.want)
+		}
+	}
+}
+
+func TestMegabytesPerSecond(t *testing.T) {
+	if got := megabytesPerSecond(ssmBytes(5), 5*time.Second); got != 1.024 {
+		t.Errorf("5 s at the agent's ceiling = %v MB/s, want 1.024", got)
+	}
+}
+
+// TestSSMTransfers runs the ssm path's clients against the lab's Echo,
+// Sink and Source handlers on loopback, without a lab or a tunnel.
+func TestSSMTransfers(t *testing.T) {
+	addrs := map[int]string{}
+	for port, h := range map[int]func(net.Conn){lab.EchoPort: lab.Echo, lab.SinkPort: lab.Sink, lab.SourcePort: lab.Source} {
+		s := lab.NewServer(listen(t), h)
+		t.Cleanup(func() { s.Close() })
+		addrs[port] = s.Addr()
+	}
+	tun := &ssmTunnel{dialVPC: func(ctx context.Context, port int) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", addrs[port])
+	}}
+	for name, f := range map[string]func(context.Context, int64) (float64, error){"upload": tun.upload, "download": tun.download} {
+		if v, err := f(t.Context(), 3<<20+17); err != nil || v <= 0 {
+			t.Errorf("%s = %v MB/s, %v; want a rate", name, v, err)
+		}
+	}
+	if d, err := tun.pollEcho(t.Context(), time.Now()); err != nil || d <= 0 {
+		t.Errorf("pollEcho = %v, %v; want a time", d, err)
+	}
+}
+
+// TestPollEchoGivesUp: with nothing to reach, pollEcho retries until its
+// context ends and says what failed last.
+func TestPollEchoGivesUp(t *testing.T) {
+	tries := 0
+	tun := &ssmTunnel{dialVPC: func(ctx context.Context, port int) (net.Conn, error) {
+		tries++
+		return nil, errors.New("network is unreachable")
+	}}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err := tun.pollEcho(ctx, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "unreachable") || tries < 2 {
+		t.Fatalf("pollEcho = %v after %d tries; want the last error after several", err, tries)
 	}
 }
 

@@ -1,12 +1,13 @@
-// Command labbench measures vpcvpn against the tools it replaces, in one lab
-// of network namespaces (package lab), and prints a Markdown table:
+// Command labbench measures vpcvpn against the tools it replaces, in
+// labs of network namespaces (package lab), and prints Markdown tables:
 //
 //	sudo make bench
-//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn] [-json out.json]
+//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn,ssm] [-json out.json] [-awsemu BIN]
 //
-// Each path carries the same clients from the laptop namespace to the VPC
-// host: iperf3 up and down (-R) for bulk TCP, and pgbench -S with 1 and 16
-// clients. The paths, measured one after another (never two at once):
+// Each path of the main table carries the same clients from the laptop
+// namespace to the VPC host: iperf3 up and down (-R) for bulk TCP, and
+// pgbench -S with 1 and 16 clients. The paths, measured one after another
+// (never two at once):
 //
 //	direct    the bastion namespace straight to the VPC host: the ceiling
 //	ssh-l     OpenSSH's ssh -L local forwards, default cipher
@@ -15,8 +16,19 @@
 //	          netstack): labbench itself, re-run as `labbench sshfwd`
 //	vpcvpn    vpcvpn up, routing the VPC through its TUN and netstack
 //
-// Every figure is the median of -runs runs. The lab is removed at the end,
-// also on Ctrl-C or SIGTERM; a killed run's leftovers are removed by the next.
+// The ssm path has a table of its own, in MB/s and milliseconds, and a lab
+// of its own with the emulated AWS side (awsemu, built with go unless
+// -awsemu names one; the agent paces as the real one, 1 KiB messages with
+// a 1 ms sleep after each):
+//
+//	ssm       vpcvpn up --target i-... over SSM, with an ephemeral key
+//	          pushed by EC2 Instance Connect: -duration's worth at 1 KiB/ms
+//	          up to a sink and down from a source, and the time from
+//	          starting vpcvpn up to the first byte back from an echo server
+//
+// Every figure is the median of -runs runs. The labs are removed at the
+// end, also on Ctrl-C or SIGTERM; a killed run's leftovers are removed by
+// the next.
 package main
 
 import (

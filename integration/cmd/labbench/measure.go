@@ -17,7 +17,7 @@ import (
 	"github.com/vpcvpn/vpcvpn/integration/lab"
 )
 
-// metric is one column of the table.
+// metric is one column of a table.
 type metric struct {
 	key   string // JSON key
 	title string // table column
@@ -26,7 +26,9 @@ type metric struct {
 	run   func(ctx context.Context, b *bench, ep endpoint) (float64, error)
 }
 
-var metrics = []metric{
+// tcpMetrics are the main table's columns; ssmMetrics (ssm.go) the SSM
+// table's.
+var tcpMetrics = []metric{
 	{"up_gbps", "up Gbit/s", "Gbit/s", true, func(ctx context.Context, b *bench, ep endpoint) (float64, error) {
 		return b.iperf3(ctx, ep, false)
 	}},

@@ -14,9 +14,10 @@ import (
 
 // endpoint is where a path's clients connect, from which namespace.
 type endpoint struct {
-	ns        string // namespace the clients run in
-	iperfAddr string // host:port of the iperf3 server, or a forward to it
-	pgAddr    string // host:port of PostgreSQL, or a forward to it
+	ns        string     // namespace the clients run in
+	iperfAddr string     // host:port of the iperf3 server, or a forward to it
+	pgAddr    string     // host:port of PostgreSQL, or a forward to it
+	ssm       *ssmTunnel // the ssm path's vpcvpn and lab; nil on the others
 }
 
 // path is one way from the laptop to the VPC host.
@@ -25,6 +26,17 @@ type path struct {
 	label string // for the table
 	// open sets the path up; the returned func tears it down again.
 	open func(ctx context.Context, b *bench) (endpoint, func() error, error)
+	// overSSM marks the ssm path: its own lab with the emulated AWS side,
+	// ssmMetrics instead of tcpMetrics, and a table of its own.
+	overSSM bool
+}
+
+// metrics returns what p measures, in column order.
+func (p path) metrics() []metric {
+	if p.overSSM {
+		return ssmMetrics
+	}
+	return tcpMetrics
 }
 
 // Local ports of the port forwarders in the laptop namespace.
@@ -40,11 +52,12 @@ const vpcvpnIf = "vpcvpn0"
 
 // paths in table order. ssh-l must stay: the ratio columns compare with it.
 var paths = []path{
-	{"direct", "direct (no tunnel)", openDirect},
-	{"ssh-l", "ssh -L (OpenSSH)", openSSHL},
-	{"sshuttle", "sshuttle", openSSHuttle},
-	{"sshfwd", "x/crypto/ssh forwarder", openSSHFwd},
-	{"vpcvpn", "vpcvpn", openVPCVPN},
+	{"direct", "direct (no tunnel)", openDirect, false},
+	{"ssh-l", "ssh -L (OpenSSH)", openSSHL, false},
+	{"sshuttle", "sshuttle", openSSHuttle, false},
+	{"sshfwd", "x/crypto/ssh forwarder", openSSHFwd, false},
+	{"vpcvpn", "vpcvpn", openVPCVPN, false},
+	{ssmID, "vpcvpn over SSM (emulated agent, real pacing)", openSSM, true},
 }
 
 func pathIDs() []string {

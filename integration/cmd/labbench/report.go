@@ -25,11 +25,13 @@ type pathResult struct {
 	// BusyBefore is the share of CPU time busy in the second before the
 	// measurements: anything much above 0 means the machine was not quiet.
 	BusyBefore float64 `json:"cpu_busy_before"`
+
+	path path // what was measured
 }
 
 func newPathResult(p path) *pathResult {
-	r := &pathResult{ID: p.id, Label: p.label, Metrics: map[string]*series{}}
-	for _, m := range metrics {
+	r := &pathResult{ID: p.id, Label: p.label, Metrics: map[string]*series{}, path: p}
+	for _, m := range p.metrics() {
 		r.Metrics[m.key] = &series{Samples: []float64{}}
 	}
 	return r
@@ -59,12 +61,14 @@ func median(xs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// target is one of DESIGN.md's "Numbers to beat" as a ratio of medians.
+// target is one of DESIGN.md's "Numbers to beat": a ratio of two paths'
+// medians, or (no base) one path's median itself.
 type target struct {
-	Name            string   `json:"name"`
-	Min             float64  `json:"min_ratio"`
-	Ratio           *float64 `json:"ratio"`  // nil when a side was not measured
-	Result          string   `json:"result"` // "PASS", "FAIL" or "n/a"
+	Name            string
+	Min             float64  // of the ratio, or of the median in Unit
+	Got             *float64 // the ratio or the median; nil when not measured
+	Unit            string   // of the median; "" for a ratio
+	Result          string   // "PASS", "FAIL" or "n/a"
 	path, base, key string
 }
 
@@ -75,7 +79,40 @@ func targets() []target {
 		{Name: "vpcvpn up >= 10x sshuttle", Min: 10, path: "vpcvpn", base: "sshuttle", key: "up_gbps"},
 		{Name: "vpcvpn down >= 10x sshuttle", Min: 10, path: "vpcvpn", base: "sshuttle", key: "down_gbps"},
 		{Name: "vpcvpn pgbench 1 client >= 0.9x ssh -L", Min: 0.9, path: "vpcvpn", base: "ssh-l", key: "pgbench_1_tps"},
+		{Name: "vpcvpn over SSM up >= 0.8 MB/s", Min: 0.8, Unit: "MB/s", path: ssmID, key: "up_mbps"},
+		{Name: "vpcvpn over SSM down >= 0.8 MB/s", Min: 0.8, Unit: "MB/s", path: ssmID, key: "down_mbps"},
 	}
+}
+
+// MarshalJSON writes a ratio target as name, min_ratio, ratio and result,
+// and a target on a median as name, min, unit, value and result.
+func (t target) MarshalJSON() ([]byte, error) {
+	if t.base != "" {
+		return json.Marshal(struct {
+			Name   string   `json:"name"`
+			Min    float64  `json:"min_ratio"`
+			Ratio  *float64 `json:"ratio"` // null when a side was not measured
+			Result string   `json:"result"`
+		}{t.Name, t.Min, t.Got, t.Result})
+	}
+	return json.Marshal(struct {
+		Name   string   `json:"name"`
+		Min    float64  `json:"min"`
+		Unit   string   `json:"unit"`
+		Value  *float64 `json:"value"` // null when not measured
+		Result string   `json:"result"`
+	}{t.Name, t.Min, t.Unit, t.Got, t.Result})
+}
+
+// show is what the report prints for the measured side of t.
+func (t target) show() string {
+	switch {
+	case t.Got == nil:
+		return "not measured"
+	case t.base != "":
+		return formatRatio(*t.Got)
+	}
+	return formatNumber(t.Unit, *t.Got) + " " + t.Unit
 }
 
 // report is the whole benchmark's result, also its JSON form.
@@ -96,14 +133,26 @@ func (r *report) finish(elapsed time.Duration) {
 	for i := range r.Targets {
 		t := &r.Targets[i]
 		t.Result = "n/a"
-		if q, ok := r.ratio(t.path, t.base, t.key); ok {
-			t.Ratio = &q
+		if v, ok := r.value(t); ok {
+			t.Got = &v
 			t.Result = "FAIL"
-			if q >= t.Min {
+			if v >= t.Min {
 				t.Result = "PASS"
 			}
 		}
 	}
+}
+
+// value returns what t compares with its minimum, if it was measured.
+func (r *report) value(t *target) (float64, bool) {
+	if t.base != "" {
+		return r.ratio(t.path, t.base, t.key)
+	}
+	m := r.median(t.path, t.key)
+	if m == nil {
+		return 0, false
+	}
+	return *m, true
 }
 
 // ratio returns path's median of key over base's.
@@ -117,8 +166,8 @@ func (r *report) ratio(path, base, key string) (float64, bool) {
 
 func (r *report) median(path, key string) *float64 {
 	for _, p := range r.Paths {
-		if p.ID == path {
-			return p.Metrics[key].Median
+		if s := p.Metrics[key]; p.ID == path && s != nil {
+			return s.Median
 		}
 	}
 	return nil

@@ -7,31 +7,20 @@ import (
 	"time"
 )
 
-// printReport writes the Markdown table, the comparison with sshuttle, the
-// targets and any errors.
+// printReport writes the Markdown tables (the main one, then the SSM
+// path's), the comparison with sshuttle, the targets and any errors.
 func printReport(w io.Writer, r *report) {
-	fmt.Fprintf(w, "\n## vpcvpn lab benchmark\n\n")
-	header := []string{"path"}
-	for _, m := range metrics {
-		header = append(header, m.title)
+	fmt.Fprintf(w, "\n## vpcvpn lab benchmark\n")
+	if ps := r.pathsOverSSM(false); ps != nil {
+		printTCPTable(w, r, ps)
 	}
-	for _, m := range metrics {
-		header = append(header, shortTitle(m)+" vs ssh -L")
+	if ps := r.pathsOverSSM(true); ps != nil {
+		printSSMTable(w, r, ps)
 	}
-	fmt.Fprintf(w, "| %s |\n|---|%s\n", strings.Join(header, " | "), strings.Repeat("--:|", len(header)-1))
-	for _, p := range r.Paths {
-		fmt.Fprintf(w, "| %s |\n", strings.Join(r.row(p), " | "))
-	}
-	fmt.Fprintf(w, "\n%s\n", r.versusSSHuttle())
-	fmt.Fprintf(w, "\nMedians of %d run(s) of %d s each (iperf3: receiver's rate; pgbench -S; 16 clients with -j 2). Whole benchmark: %v.\n",
-		r.Runs, r.Seconds, time.Duration(r.ElapsedSeconds)*time.Second)
+	fmt.Fprintf(w, "\nWhole benchmark: %v.\n", time.Duration(r.ElapsedSeconds)*time.Second)
 	fmt.Fprintf(w, "\nTargets (DESIGN.md, \"Numbers to beat\"):\n\n")
 	for _, t := range r.Targets {
-		got := "not measured"
-		if t.Ratio != nil {
-			got = formatRatio(*t.Ratio)
-		}
-		fmt.Fprintf(w, "    %-4s  %-40s %s\n", t.Result, t.Name, got)
+		fmt.Fprintf(w, "    %-4s  %-40s %s\n", t.Result, t.Name, t.show())
 	}
 	printErrors(w, r)
 	for _, p := range r.Paths {
@@ -41,13 +30,72 @@ func printReport(w io.Writer, r *report) {
 	}
 }
 
+// pathsOverSSM returns the results of the paths over SSM, or of the others.
+func (r *report) pathsOverSSM(overSSM bool) []*pathResult {
+	var ps []*pathResult
+	for _, p := range r.Paths {
+		if p.path.overSSM == overSSM {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// printTCPTable writes the main table: iperf3 and pgbench medians, then
+// their ratios to ssh -L.
+func printTCPTable(w io.Writer, r *report, ps []*pathResult) {
+	header := []string{"path"}
+	for _, m := range tcpMetrics {
+		header = append(header, m.title)
+	}
+	for _, m := range tcpMetrics {
+		header = append(header, shortTitle(m)+" vs ssh -L")
+	}
+	printHeader(w, header)
+	for _, p := range ps {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(r.row(p), " | "))
+	}
+	fmt.Fprintf(w, "\n%s\n", r.versusSSHuttle())
+	fmt.Fprintf(w, "\nMedians of %d run(s) of %d s each (iperf3: receiver's rate; pgbench -S; 16 clients with -j 2).\n",
+		r.Runs, r.Seconds)
+}
+
+// printSSMTable writes the SSM path's table, in MB/s and milliseconds:
+// the agent's pacing puts it three orders of magnitude below the others.
+func printSSMTable(w io.Writer, r *report, ps []*pathResult) {
+	fmt.Fprintf(w, "\n### Over SSM: MB/s, not Gbit/s\n")
+	header := []string{"path"}
+	for _, m := range ssmMetrics {
+		header = append(header, m.title)
+	}
+	printHeader(w, header)
+	for _, p := range ps {
+		cells := []string{p.Label}
+		for _, m := range ssmMetrics {
+			cells = append(cells, r.cell(p, m))
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
+	fmt.Fprintf(w, "\nMedians of %d run(s). up, down: %.1f MB each way to the VPC host's Sink and Source servers\n"+
+		"(MB = 10^6 bytes). The emulated agent, as the real one, sends what it reads from sshd in 1 KiB\n"+
+		"messages with a 1 ms sleep after each, so down stays under about 1 MB/s; it does not pace what it\n"+
+		"receives, so up is bounded by vpcvpn and the acks. first byte: from starting `vpcvpn up --target`\n"+
+		"to the first byte echoed back through the tunnel.\n", r.Runs, float64(ssmBytes(r.Seconds))/1e6)
+}
+
+// printHeader writes a Markdown table header, the first column
+// left-aligned, the others right-aligned.
+func printHeader(w io.Writer, header []string) {
+	fmt.Fprintf(w, "\n| %s |\n|---|%s\n", strings.Join(header, " | "), strings.Repeat("--:|", len(header)-1))
+}
+
 // row is one path's cells: medians, then ratios to ssh -L.
 func (r *report) row(p *pathResult) []string {
 	cells := []string{p.Label}
-	for _, m := range metrics {
+	for _, m := range tcpMetrics {
 		cells = append(cells, r.cell(p, m))
 	}
-	for _, m := range metrics {
+	for _, m := range tcpMetrics {
 		cell := "-"
 		if q, ok := r.ratio(p.ID, "ssh-l", m.key); ok && p.ID != "ssh-l" {
 			cell = formatRatio(q)
@@ -75,7 +123,7 @@ func (r *report) cell(p *pathResult, m metric) string {
 // sshuttle's.
 func (r *report) versusSSHuttle() string {
 	var parts []string
-	for _, m := range metrics {
+	for _, m := range tcpMetrics {
 		if q, ok := r.ratio("vpcvpn", "sshuttle", m.key); ok {
 			parts = append(parts, shortTitle(m)+" "+formatRatio(q))
 		}
@@ -92,7 +140,7 @@ func printErrors(w io.Writer, r *report) {
 		if p.Error != "" {
 			lines = append(lines, fmt.Sprintf("- %s: %s", p.Label, p.Error))
 		}
-		for _, m := range metrics {
+		for _, m := range p.path.metrics() {
 			for _, e := range p.Metrics[m.key].Errors {
 				lines = append(lines, fmt.Sprintf("- %s, %s: %s", p.Label, m.title, e))
 			}
@@ -109,10 +157,13 @@ func shortTitle(m metric) string {
 	return strings.TrimPrefix(t, "pgbench ")
 }
 
-// formatValue shows Gbit/s with 3 significant digits and tps as integers.
-func formatValue(m metric, v float64) string {
+// formatValue shows rates (Gbit/s, MB/s) with 3 significant digits, tps
+// and milliseconds as integers.
+func formatValue(m metric, v float64) string { return formatNumber(m.unit, v) }
+
+func formatNumber(unit string, v float64) string {
 	switch {
-	case m.unit != "Gbit/s":
+	case unit != "Gbit/s" && unit != "MB/s":
 		return fmt.Sprintf("%.0f", v)
 	case v >= 10:
 		return fmt.Sprintf("%.1f", v)
