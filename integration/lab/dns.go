@@ -70,7 +70,8 @@ func (l *Lab) startDNS(ctx context.Context) error {
 		"--host-record="+EC2Name+","+VPCHostAddr,
 		"--host-record="+PrivateZoneName+","+VPCHostAddr,
 		"--local=/rds.amazonaws.com/", "--local=/ec2.internal/", "--local=/compute.internal/",
-		"--local=/"+PrivateZone+"/")
+		"--local=/"+PrivateZone+"/",
+		"--local-ttl=60") // Route 53 answers carry TTLs; dnsmasq's own default, 0, forbids caching
 	if err != nil {
 		return err
 	}

@@ -150,7 +150,7 @@ func TestReportTargets(t *testing.T) {
 func TestReportSSM(t *testing.T) {
 	r := &report{Runs: 3, Seconds: 5}
 	p := newPathResult(pathByID(ssmID))
-	for _, v := range [][3]float64{{0.95, 0.79, 900}, {0.94, 0.78, 850}, {0.96, 0.77, 1200}} {
+	for _, v := range [][5]float64{{0.95, 0.79, 900, 2.1, 0.2}, {0.94, 0.78, 850, 2.3, 0.3}, {0.96, 0.77, 1200, 2.2, 0.25}} {
 		for i, m := range ssmMetrics {
 			p.add(m, v[i], nil)
 		}
@@ -176,8 +176,8 @@ func TestReportSSM(t *testing.T) {
 	printReport(&buf, r)
 	out := buf.String()
 	for _, s := range []string{
-		"| path | up MB/s | down MB/s | first byte ms |",
-		"| vpcvpn over SSM (emulated agent, real pacing) | 0.950 | 0.780* | 900 |",
+		"| path | up MB/s | down MB/s | first byte ms | DNS ms | DNS cached ms |",
+		"| vpcvpn over SSM (emulated agent, real pacing) | 0.950 | 0.780* | 900 | 2.20 | 0.250 |",
 		"5.1 MB each way",
 		"FAIL  vpcvpn over SSM down >= 0.8 MB/s         0.780 MB/s",
 		"- vpcvpn over SSM (emulated agent, real pacing), down MB/s: reset",

@@ -19,8 +19,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/vpcvpn/vpcvpn/integration/lab"
 )
@@ -54,6 +57,62 @@ var ssmMetrics = []metric{
 		d, err := ep.ssm.restart(ctx)
 		return float64(d) / float64(time.Millisecond), err
 	}},
+	{"dns_ms", "DNS ms", "ms", false, func(ctx context.Context, b *bench, ep endpoint) (float64, error) {
+		return ep.ssm.dnsLatency(ctx, false)
+	}},
+	{"dns_cached_ms", "DNS cached ms", "ms", false, func(ctx context.Context, b *bench, ep endpoint) (float64, error) {
+		return ep.ssm.dnsLatency(ctx, true)
+	}},
+}
+
+// dnsQueries is how many queries one DNS measurement times; it reports
+// their median.
+const dnsQueries = 50
+
+// dnsLatency times queries from the laptop to vpcvpn's DNS proxy for names
+// in a split domain, over one UDP socket, returning the median in
+// milliseconds. Uncached, each name is new and does not exist: the VPC
+// resolver's NXDOMAIN carries no SOA, so the proxy cannot cache it and
+// every query crosses the tunnel. Cached, the same existing name is asked
+// again and again.
+func (t *ssmTunnel) dnsLatency(ctx context.Context, cached bool) (float64, error) {
+	c, err := t.dialDNS(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("DNS: %w", err)
+	}
+	defer c.Close()
+	conn := &dns.Conn{Conn: c}
+	var times []time.Duration
+	for i := range dnsQueries + 1 { // the first warms the cache
+		name := lab.RDSName + "."
+		if !cached {
+			name = fmt.Sprintf("bench-%d-%d.%s.", time.Now().UnixNano(), i, lab.MissingRDSName)
+		}
+		q := new(dns.Msg)
+		q.SetQuestion(name, dns.TypeA)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		if err := conn.WriteMsg(q); err != nil {
+			return 0, fmt.Errorf("DNS: %s: %w", name, err)
+		}
+		a, err := conn.ReadMsg()
+		d := time.Since(start)
+		switch {
+		case err != nil:
+			return 0, fmt.Errorf("DNS: %s: %w", name, err)
+		case a.Id != q.Id:
+			return 0, fmt.Errorf("DNS: %s: answer to another query", name)
+		case cached && (a.Rcode != dns.RcodeSuccess || len(a.Answer) == 0):
+			return 0, fmt.Errorf("DNS: %s: %s with %d answers, want its address", name, dns.RcodeToString[a.Rcode], len(a.Answer))
+		case !cached && a.Rcode != dns.RcodeNameError:
+			return 0, fmt.Errorf("DNS: %s: %s, want NXDOMAIN", name, dns.RcodeToString[a.Rcode])
+		}
+		if i > 0 {
+			times = append(times, d)
+		}
+	}
+	slices.Sort(times)
+	return float64(times[len(times)/2]) / float64(time.Millisecond), nil
 }
 
 // ssmBytes is how much one transfer moves for a -duration of seconds.
@@ -66,19 +125,27 @@ type ssmTunnel struct {
 	in  *lab.Instance // the running vpcvpn up; nil while stopped
 	// dialVPC connects from the laptop to port on the VPC host.
 	dialVPC func(ctx context.Context, port int) (net.Conn, error)
+	// dialDNS connects a UDP socket from the laptop to vpcvpn's DNS proxy.
+	dialDNS func(ctx context.Context) (net.Conn, error)
 }
+
+// dnsProxyAddr is where vpcvpn serves DNS in the lab: its first choice,
+// since the lab routes only 10.77.0.0/16.
+const dnsProxyAddr = "100.77.0.53"
 
 // openSSM builds a lab with the emulated AWS side (agent pacing "real")
 // and the Echo, Sink and Source servers, and starts vpcvpn up through it.
 func openSSM(ctx context.Context, b *bench) (endpoint, func() error, error) {
 	progress("%s: building a lab with the emulated AWS side", ssmID)
-	l, err := lab.New(ctx, lab.Options{Prefix: labPrefix, NoPostgres: true,
+	l, err := lab.New(ctx, lab.Options{Prefix: labPrefix, NoPostgres: true, DNS: true,
 		AWS: &lab.AWSOptions{Emulator: b.awsemu, Pacing: "real"}})
 	if err != nil {
 		return endpoint{}, nil, err
 	}
 	t := &ssmTunnel{dialVPC: func(ctx context.Context, port int) (net.Conn, error) {
 		return l.DialContext(ctx, l.Laptop, "tcp", vpcAddr(port))
+	}, dialDNS: func(ctx context.Context) (net.Conn, error) {
+		return l.DialContext(ctx, l.Laptop, "udp", net.JoinHostPort(dnsProxyAddr, "53"))
 	}}
 	closeAll := func() error {
 		progress("%s: removing its lab", ssmID)
