@@ -1,7 +1,11 @@
 package awsemu
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -12,37 +16,61 @@ import (
 //	bye?session=ID             close it with 1000 "Bye" like the hourly recycle
 //	fault?target=i-…&error=E   E = AccessDenied | TargetNotConnected | "" (clear)
 //	disconnect?target=i-…      mark the instance's agent offline (connect: online)
+//	frames?[session=ID&]F      frame faults F (see ParseFrameFaults), e.g.
+//	                           drop-out=1/50&ack-delay=300ms, replacing those in
+//	                           force; none clears them. Without a session they
+//	                           apply to every session, present and future, that
+//	                           has none of its own. Replacing faults logs their
+//	                           counters ("frame faults"), as does a session end.
+//	pause?[session=ID&][for=D&][zero=1]
+//	                           send pause_publication and pause the agent (§4.7)
+//	                           until start, input, an ack, a reconnect or D;
+//	                           zero=1 sends the zero-field form
+//	start?[session=ID&][zero=1] send start_publication and resume the agent
+//	pacing?mode=real|none      the agent's pacing (Config.Pacing) from now on
+//
+// Without a session, pause and start act on every open session.
 const adminPath = "/_awsemu/admin/"
+
+// errNoSession reports an admin request for a session the emulator has not.
+var errNoSession = errors.New("no such session")
 
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var ok bool
+	var err error
 	switch r.PathValue("action") {
 	case "drop":
-		ok = s.closeWebSocket(q.Get("session"), false)
+		err = s.closeWebSocket(q.Get("session"), false)
 	case "bye":
-		ok = s.closeWebSocket(q.Get("session"), true)
+		err = s.closeWebSocket(q.Get("session"), true)
 	case "fault":
-		ok = s.setFault(q.Get("target"), q.Get("error"))
+		err = s.setFault(q.Get("target"), q.Get("error"))
 	case "disconnect", "connect":
 		s.mu.Lock()
 		s.offline[q.Get("target")] = r.PathValue("action") == "disconnect"
 		s.mu.Unlock()
-		ok = true
+	case "frames":
+		err = s.setFrameFaults(q)
+	case "pause", "start":
+		err = s.publication(q, r.PathValue("action") == "pause")
+	case "pacing":
+		err = s.setPacing(q.Get("mode"))
+	default:
+		err = errors.New("unknown action")
 	}
-	if !ok {
-		http.Error(w, "bad admin request", http.StatusBadRequest)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("bad admin request %s?%s: %v", r.PathValue("action"), r.URL.RawQuery, err), http.StatusBadRequest)
 		return
 	}
 	s.log.Info("admin", "action", r.PathValue("action"), "query", r.URL.RawQuery)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) setFault(target, kind string) bool {
+func (s *Server) setFault(target, kind string) error {
 	switch kind {
 	case "", "AccessDenied", "TargetNotConnected":
 	default:
-		return false
+		return fmt.Errorf("unknown error %q", kind)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -51,26 +79,107 @@ func (s *Server) setFault(target, kind string) bool {
 	} else {
 		s.faults[target] = kind
 	}
-	return true
+	return nil
 }
 
-func (s *Server) closeWebSocket(sid string, bye bool) bool {
-	s.mu.Lock()
-	ss := s.sessions[sid]
-	s.mu.Unlock()
+func (s *Server) closeWebSocket(sid string, bye bool) error {
+	ss := s.session(sid)
 	if ss == nil {
-		return false
+		return errNoSession
 	}
 	ss.mu.Lock()
 	ws := ss.ws
 	ss.mu.Unlock()
 	if ws == nil {
-		return true
+		return nil
 	}
 	if bye {
 		_ = ws.Close(websocket.StatusNormalClosure, "Bye")
-		return true
+		return nil
 	}
 	_ = ws.CloseNow()
-	return true
+	return nil
+}
+
+// setFrameFaults is the admin action frames.
+func (s *Server) setFrameFaults(q url.Values) error {
+	f, err := ParseFrameFaults(q, "session")
+	if err != nil {
+		return err
+	}
+	sid := q.Get("session")
+	if sid != "" {
+		ss := s.session(sid)
+		if ss == nil {
+			return errNoSession
+		}
+		ss.setFaults(f, true)
+		return nil
+	}
+	s.mu.Lock()
+	s.frames = f
+	s.mu.Unlock()
+	for _, ss := range s.targets("") {
+		ss.setFaults(f, false)
+	}
+	return nil
+}
+
+// publication is the admin actions pause and start.
+func (s *Server) publication(q url.Values, pause bool) error {
+	var d time.Duration
+	if v := q.Get("for"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return err
+		}
+	}
+	list := s.targets(q.Get("session"))
+	if q.Get("session") != "" && len(list) == 0 {
+		return errNoSession
+	}
+	for _, ss := range list {
+		ss.publication(pause, q.Get("zero") == "1", d)
+	}
+	return nil
+}
+
+// setPacing is the admin action pacing.
+func (s *Server) setPacing(mode string) error {
+	if mode != "real" && mode != "none" {
+		return fmt.Errorf("pacing mode %q: want real or none", mode)
+	}
+	s.pacing.Store(mode == "real")
+	return nil
+}
+
+// session returns the session sid, or nil.
+func (s *Server) session(sid string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[sid]
+}
+
+// targets returns the session sid, or every session not ended when sid is
+// empty.
+func (s *Server) targets(sid string) []*session {
+	if sid != "" {
+		if ss := s.session(sid); ss != nil {
+			return []*session{ss}
+		}
+		return nil
+	}
+	s.mu.Lock()
+	list := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		list = append(list, ss)
+	}
+	s.mu.Unlock()
+	live := list[:0]
+	for _, ss := range list {
+		if !ss.isEnded() {
+			live = append(live, ss)
+		}
+	}
+	return live
 }

@@ -38,28 +38,40 @@ func (ss *session) receive(m message) {
 	}
 }
 
-// receiveInput applies the receiver rules of §4.5: ack in-order and
-// buffered messages, re-ack duplicates, deliver in order.
+// receiveInput applies the agent's receiver rules (§4.5): ack and
+// process the expected message, ack and hold an early one, re-ack a
+// duplicate, and leave a message the agent is not ready for unacked so
+// that the client resends it. Any input ends a pause (§4.7).
 func (ss *session) receiveInput(m message) {
 	ss.inMu.Lock()
 	defer ss.inMu.Unlock()
 	ss.mu.Lock()
-	expected := ss.inExpected
-	switch {
-	case m.Seq > expected && len(ss.inOutOfOrder) >= maxOutOfOrder:
-		ss.mu.Unlock()
-		return
-	case m.Seq > expected:
+	ss.unpauseLocked()
+	expected, fl := ss.inExpected, ss.fl
+	_, held := ss.inOutOfOrder[m.Seq]
+	full := len(ss.inOutOfOrder) >= maxOutOfOrder
+	if m.Seq > expected && !held && !full {
 		m.Payload = append([]byte(nil), m.Payload...)
 		ss.inOutOfOrder[m.Seq] = m
-	case m.Seq == expected:
-		ss.inExpected++
 	}
 	ss.mu.Unlock()
-	ss.sendUnsequenced(ackFor(m, time.Now()))
-	if m.Seq != expected {
+	switch {
+	case m.Seq < expected || held:
+		fl.count(&fl.dupsIn)
+		ss.sendAck(m)
+		return
+	case m.Seq > expected:
+		if !full {
+			ss.sendAck(m)
+		}
+		return
+	case !ss.ready(m):
 		return
 	}
+	ss.sendAck(m)
+	ss.mu.Lock()
+	ss.inExpected++
+	ss.mu.Unlock()
 	ss.process(m)
 	for {
 		ss.mu.Lock()
@@ -72,8 +84,17 @@ func (ss *session) receiveInput(m message) {
 		if !ok {
 			return
 		}
-		ss.process(next)
+		ss.process(next) // acked on arrival
 	}
+}
+
+// ready reports whether the agent can take m now: not Output after
+// HandshakeComplete while the destination is not connected yet (the
+// agent's ErrHandlerNotReady), which stays unacked so that it is resent.
+func (ss *session) ready(m message) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return m.PayloadType != ptOutput || !ss.hsDone || ss.tcp != nil
 }
 
 // process acts on one in-order input message.
@@ -152,7 +173,7 @@ func (ss *session) pump(c net.Conn) {
 		n, err := c.Read(buf)
 		if n > 0 {
 			ss.sendSeq(ptOutput, append([]byte(nil), buf[:n]...))
-			if ss.srv.cfg.Pacing {
+			if ss.srv.pacing.Load() {
 				time.Sleep(time.Millisecond)
 			}
 		}
@@ -167,11 +188,12 @@ func (ss *session) pump(c net.Conn) {
 	}
 }
 
-// waitWindow blocks while too many messages are unacked; false once ended.
+// waitWindow blocks while too many messages are unacked or the agent is
+// paused (it stops reading the destination, §4.7); false once ended.
 func (ss *session) waitWindow() bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	for !ss.ended && len(ss.unacked) >= sendWindow {
+	for !ss.ended && (len(ss.unacked) >= sendWindow || ss.paused) {
 		ss.space.Wait()
 	}
 	return !ss.ended

@@ -83,7 +83,9 @@ func (s *Server) runDataChannel(ss *session, ws *websocket.Conn) {
 			s.log.Debug("data channel: dropped frame", "session", ss.id, "error", err)
 			continue
 		}
-		ss.receive(m)
+		for range ss.inbound(m) {
+			ss.receive(m)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net/url"
 	"testing"
 	"time"
 
@@ -71,6 +72,61 @@ func TestInteropTunnelSSM(t *testing.T) {
 			if err := <-errc; err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("echo: write err %v, equal %v", err, bytes.Equal(got, data))
 			}
+		})
+	}
+}
+
+// TestInteropFaults runs vpcvpn's own client through every frame fault:
+// a 256 KiB echo must come back byte-exact. Each loss costs about one
+// resend tick (100 ms): both sides resend only their head.
+func TestInteropFaults(t *testing.T) {
+	tests := []struct {
+		name   string
+		faults string
+	}{
+		{"lost output", "drop-out=1/40"},
+		{"lost output random", "drop-out=0.02&seed=1"},
+		{"lost input", "drop-in=1/40"},
+		{"lost agent acks", "drop-out-ack=1/10"},
+		{"lost client acks", "drop-in-ack=1/10"},
+		{"duplicated output", "dup-out=1/7"},
+		{"duplicated input", "dup-in=1/7"},
+		{"reordered output", "reorder-out=1/5"},
+		{"delayed acks", "ack-delay=300ms"},
+		{"everything", "drop-out=1/61&drop-in=1/59&drop-out-ack=1/23&drop-in-ack=1/19&dup-out=1/17&dup-in=1/13&reorder-out=1/11&ack-delay=50ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, _ := url.ParseQuery(tt.faults)
+			f, err := ParseFrameFaults(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newTestServer(t, func(c *Config) { c.Faults = f })
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(s.CAPEM())
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			conn, err := vpcssm.Start(ctx, ssmClient(t, s), testInstance,
+				vpcssm.SessionOptions{Config: vpcssm.Config{TLSConfig: &tls.Config{RootCAs: pool}}})
+			if err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			defer conn.Close()
+			data := make([]byte, 256<<10)
+			_, _ = rand.Read(data)
+			errc := make(chan error, 1)
+			go func() { _, err := conn.Write(data); errc <- err }()
+			got := make([]byte, len(data))
+			start := time.Now()
+			if _, err := io.ReadFull(conn, got); err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if err := <-errc; err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("echo: write err %v, equal %v", err, bytes.Equal(got, data))
+			}
+			fl := s.session(s.sessionIDs()[0]).faults()
+			t.Logf("echoed in %s; %v", time.Since(start).Round(time.Millisecond), fl.logAttrs())
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,12 +23,16 @@ type Config struct {
 	Disconnected []string
 	// AccessKey, SecretKey and Region are the only accepted credentials.
 	AccessKey, SecretKey, Region string
-	// Pacing enables the real agent's 1 ms sleep after each 1 KiB message.
+	// Pacing enables the real agent's 1 ms sleep after each 1 KiB message;
+	// the admin action pacing changes it at run time.
 	Pacing bool
 	// KeyTTL is how long a pushed SSH key stays listed (default 60 s).
 	KeyTTL time.Duration
 	// AgentVersion is sent in the HandshakeRequest (default 3.3.1000.0).
 	AgentVersion string
+	// Faults are frame-level faults of every session's data channel; the
+	// admin action frames changes them at run time.
+	Faults FrameFaults
 	// Logger receives one line per call; nil discards.
 	Logger *slog.Logger
 }
@@ -47,12 +52,14 @@ type Server struct {
 	done     chan struct{}
 	once     sync.Once
 	wg       sync.WaitGroup // serve goroutine and data-channel handlers
+	pacing   atomic.Bool    // Config.Pacing, or as the admin endpoint set it
 
 	mu       sync.Mutex // guards following
 	closed   bool
 	sessions map[string]*session
 	offline  map[string]bool   // instance → agent disconnected
 	faults   map[string]string // instance → forced StartSession error type
+	frames   FrameFaults       // for sessions without frame faults of their own
 	clock    func() time.Time  // nil: time.Now; set by tests
 }
 
@@ -102,7 +109,9 @@ func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 		log: cfg.Logger.With("component", "awsemu"), ln: ln, caPEM: caPEM,
 		keys: newKeyStore(cfg.KeyTTL), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		sessions: map[string]*session{}, offline: map[string]bool{}, faults: map[string]string{},
+		frames: cfg.Faults,
 	}
+	s.pacing.Store(cfg.Pacing)
 	for _, id := range cfg.Disconnected {
 		s.offline[id] = true
 	}

@@ -40,8 +40,9 @@ type session struct {
 	rawQuery   string
 	ctx        context.Context // lifetime until end
 	cancel     context.CancelFunc
-	wg         sync.WaitGroup // resend loop, TCP pump, closer
+	wg         sync.WaitGroup // resend loop, ack loop, TCP pump, closer
 	inMu       sync.Mutex     // serializes processing of incoming frames
+	ackWake    chan struct{}  // kicks ackLoop when a delayed ack is queued
 
 	mu           sync.Mutex // guards following
 	space        sync.Cond  // signalled when unacked shrinks or the session ends
@@ -58,6 +59,12 @@ type session struct {
 	rto          time.Duration
 	inExpected   int64
 	inOutOfOrder map[int64]message
+	fl           *faulter     // frame faults in force, never nil
+	ownFaults    bool         // fl was set for this session, not globally
+	delayed      []delayedAck // acks waiting for AckDelay, oldest first
+	paused       bool         // the service paused the agent (§4.7)
+	pauseUntil   time.Time    // zero: until start_publication, input or an ack
+	pauseZero    bool         // the pause was sent zero-field, so is its end
 }
 
 func newSession(srv *Server, id, target, dest string, props map[string]string, streamURL string) *session {
@@ -65,7 +72,8 @@ func newSession(srv *Server, id, target, dest string, props map[string]string, s
 	_, rawQuery, _ := cutQuery(streamURL)
 	ss := &session{srv: srv, id: id, target: target, dest: dest, props: props,
 		streamURL: streamURL, rawQuery: rawQuery, ctx: ctx, cancel: cancel,
-		srtt: 100 * time.Millisecond, rto: initialRTO, inOutOfOrder: map[int64]message{}}
+		srtt: 100 * time.Millisecond, rto: initialRTO, inOutOfOrder: map[int64]message{},
+		ackWake: make(chan struct{}, 1), fl: newFaulter(FrameFaults{})}
 	ss.space.L = &ss.mu
 	return ss
 }
@@ -80,8 +88,9 @@ func cutQuery(u string) (string, string, bool) {
 }
 
 func (ss *session) start() {
-	ss.wg.Add(1)
+	ss.wg.Add(2)
 	go ss.resendLoop()
+	go ss.ackLoop()
 }
 
 func (ss *session) newToken() string {
@@ -120,6 +129,7 @@ func (ss *session) attach(ws *websocket.Conn) bool {
 	}
 	old := ss.ws
 	ss.ws = ws
+	ss.unpauseLocked() // the agent resumes after a reconnect
 	now := time.Now()
 	frames := make([][]byte, 0, len(ss.unacked))
 	for _, p := range ss.unacked {
@@ -132,7 +142,7 @@ func (ss *session) attach(ws *websocket.Conn) bool {
 		_ = old.CloseNow()
 	}
 	for _, f := range frames {
-		ss.write(ws, f)
+		ss.sendData(ws, f)
 	}
 	if first {
 		ss.sendHandshakeRequest()
@@ -167,8 +177,11 @@ func (ss *session) sendSeq(pt uint32, payload []byte) {
 	frame := encode(m)
 	ss.unacked = append(ss.unacked, &pending{m.Seq, frame, time.Now()})
 	ws := ss.ws
+	if ss.paused {
+		ws = nil // buffered: the resend loop sends it once the pause ends
+	}
 	ss.mu.Unlock()
-	ss.write(ws, frame)
+	ss.sendData(ws, frame)
 }
 
 func (ss *session) write(ws *websocket.Conn, frame []byte) {
@@ -176,13 +189,6 @@ func (ss *session) write(ws *websocket.Conn, frame []byte) {
 		return
 	}
 	_ = ws.Write(ss.ctx, websocket.MessageBinary, frame)
-}
-
-func (ss *session) sendUnsequenced(m message) {
-	ss.mu.Lock()
-	ws := ss.ws
-	ss.mu.Unlock()
-	ss.write(ws, encode(m))
 }
 
 // handleAck removes the acknowledged entry (seq from the JSON payload,
@@ -194,6 +200,7 @@ func (ss *session) handleAck(m message) {
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	ss.unpauseLocked() // any ack ends a pause (§4.7)
 	for i, p := range ss.unacked {
 		if p.seq == a.AcknowledgedMessageSequenceNumber {
 			ss.updateRTO(time.Since(p.lastSent))
@@ -215,8 +222,10 @@ func (ss *session) updateRTO(r time.Duration) {
 	ss.rto = min(ss.srtt+max(10*time.Millisecond, 4*ss.rttvar), maxRTO)
 }
 
-// resendLoop resends the head of the unacked list after RTO and enforces
-// the handshake timeout.
+// resendLoop resends the head of the unacked list after RTO, as the
+// agent does (§4.4: head only, every resendTick, lastSent updated, never
+// while paused), flushes a frame held back by ReorderOut, ends a timed
+// pause and enforces the handshake timeout.
 func (ss *session) resendLoop() {
 	defer ss.wg.Done()
 	t := time.NewTicker(resendTick)
@@ -229,18 +238,29 @@ func (ss *session) resendLoop() {
 		}
 		ss.mu.Lock()
 		expired := !ss.hsSent.IsZero() && !ss.hsDone && time.Since(ss.hsSent) > handshakeTimeout
+		restart := ss.paused && !ss.pauseUntil.IsZero() && time.Now().After(ss.pauseUntil)
+		zero := ss.pauseZero
 		var frame []byte
-		if len(ss.unacked) > 0 && ss.ws != nil && time.Since(ss.unacked[0].lastSent) > ss.rto {
+		if len(ss.unacked) > 0 && ss.ws != nil && !ss.paused && time.Since(ss.unacked[0].lastSent) > ss.rto {
 			ss.unacked[0].lastSent = time.Now()
 			frame = ss.unacked[0].frame
 		}
-		ws := ss.ws
+		ws, fl := ss.ws, ss.fl
 		ss.mu.Unlock()
 		if expired {
 			ss.end("Handshake timed out. Please ensure that you have the latest version of the session manager plugin.")
 			return
 		}
-		ss.write(ws, frame)
+		if restart {
+			ss.publication(false, zero, 0)
+		}
+		if held := fl.takeHeld(); held != nil {
+			ss.write(ws, held)
+		}
+		if frame != nil {
+			fl.count(&fl.resent)
+			ss.sendData(ws, frame)
+		}
 	}
 }
 
@@ -254,14 +274,17 @@ func (ss *session) end(output string) {
 	}
 	ss.ended = true
 	ws, tcp := ss.ws, ss.tcp
+	if ws != nil {
+		ss.wg.Add(1) // the closer below; added under mu, before Close can Wait
+	}
 	ss.space.Broadcast()
 	ss.mu.Unlock()
 	ss.srv.log.Info("session ended", "session", ss.id, "output", output)
+	ss.logFaults()
 	if ws != nil {
 		ctx, cancel := context.WithTimeout(ss.srv.ctx, time.Second)
 		_ = ws.Write(ctx, websocket.MessageBinary, encode(channelClosedMsg(ss.id, ss.target, output, time.Now())))
 		cancel()
-		ss.wg.Add(1)
 		go func() {
 			defer ss.wg.Done()
 			_ = ws.Close(websocket.StatusNormalClosure, "")

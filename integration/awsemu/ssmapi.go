@@ -55,6 +55,7 @@ func (s *Server) startSession(body []byte) (any, error) {
 	streamURL := "wss://" + s.streamHost() + "/v1/data-channel/" + sid + "?" + streamQuery()
 	ss := newSession(s, sid, in.Target, dest, map[string]string{"portNumber": port}, streamURL)
 	s.mu.Lock()
+	ss.fl = newFaulter(s.frames)
 	s.sessions[sid] = ss
 	s.mu.Unlock()
 	ss.start()

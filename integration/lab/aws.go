@@ -78,7 +78,8 @@ func (a AWSInfo) Env() []string {
 }
 
 // Admin asks the emulator for a fault (see awsemu's admin.go): action is
-// drop, bye, fault, disconnect or connect. The request leaves from the
+// drop, bye, fault, disconnect, connect, frames (lost, duplicated,
+// reordered frames and delayed acks), pause, start or pacing. The request leaves from the
 // bastion namespace, where the emulator listens (see AWSClient).
 func (l *Lab) Admin(ctx context.Context, action string, query url.Values) error {
 	c, err := l.AWSClient(l.Bastion)

@@ -4,6 +4,7 @@
 //	awsemu serve --listen ADDR --state-dir DIR --instance i-ID=HOST:PORT [--instance ...]
 //	       --access-key AKID --secret-key SECRET [--region R] [--pacing real|none]
 //	       [--key-ttl 60s] [--disconnected i-ID] [--agent-version V]
+//	       [--frame-faults 'drop-out=1/50&dup-in=0.01&ack-delay=300ms']
 //	awsemu authorized-keys --endpoint URL --ca FILE --instance i-ID USER
 package main
 

@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/vpcvpn/vpcvpn/integration/awsemu"
 )
 
 func TestParseInstances(t *testing.T) {
@@ -27,6 +30,33 @@ func TestParseInstances(t *testing.T) {
 			got, err := parseInstances(tt.in)
 			if (err != nil) != tt.wantErr || (!tt.wantErr && !reflect.DeepEqual(got, tt.want)) {
 				t.Fatalf("got %v %v", got, err)
+			}
+		})
+	}
+}
+
+func TestParseFrameFaults(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    awsemu.FrameFaults
+		wantErr bool
+	}{
+		{name: "none", in: ""},
+		{name: "every nth and probability", in: "drop-out=1/50&dup-in=0.25",
+			want: awsemu.FrameFaults{DropOut: awsemu.Rate{Every: 50}, DupIn: awsemu.Rate{P: 0.25}}},
+		{name: "ack delay and seed", in: "ack-delay=300ms&seed=7",
+			want: awsemu.FrameFaults{AckDelay: 300 * time.Millisecond, Seed: 7}},
+		{name: "unknown knob", in: "lose=1/2", wantErr: true},
+		{name: "session is admin only", in: "session=x", wantErr: true},
+		{name: "bad rate", in: "drop-in=2", wantErr: true},
+		{name: "bad query", in: "drop-in=%zz", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseFrameFaults(tt.in)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("parseFrameFaults(%q) = %+v, %v", tt.in, got, err)
 			}
 		})
 	}
@@ -66,5 +96,9 @@ func TestServeAndAuthorizedKeys(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"serve", "--pacing", "fast"}); err == nil {
 		t.Fatal("bad flags accepted")
+	}
+	err = run(context.Background(), []string{"serve", "--state-dir", dir, "--frame-faults", "drop=1"})
+	if err == nil || !strings.Contains(err.Error(), "--frame-faults") {
+		t.Fatalf("bad --frame-faults: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,7 @@ func runServe(ctx context.Context, args []string) error {
 	pacing := fs.String("pacing", "real", "agent pacing: real (1 ms per 1 KiB message) or none")
 	fs.DurationVar(&cfg.KeyTTL, "key-ttl", 60*time.Second, "how long a pushed SSH key is listed")
 	fs.StringVar(&cfg.AgentVersion, "agent-version", "3.3.1000.0", "agent version sent in the handshake")
+	faults := fs.String("frame-faults", "", "data-channel frame `faults` of every session, in the admin endpoint's query form, e.g. drop-out=1/50&dup-in=0.01&ack-delay=300ms")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -40,6 +42,11 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: --state-dir is required and --pacing must be real or none")
 	}
 	cfg.Pacing = *pacing == "real"
+	f, err := parseFrameFaults(*faults)
+	if err != nil {
+		return err
+	}
+	cfg.Faults = f
 	cfg.Disconnected = disconnected
 	m, err := parseInstances(instances)
 	if err != nil {
@@ -62,6 +69,20 @@ func parseInstances(list []string) (map[string]string, error) {
 	return m, nil
 }
 
+// parseFrameFaults reads --frame-faults, a query string such as
+// "drop-out=1/50&ack-delay=300ms".
+func parseFrameFaults(s string) (awsemu.FrameFaults, error) {
+	q, err := url.ParseQuery(s)
+	if err != nil {
+		return awsemu.FrameFaults{}, fmt.Errorf("serve: --frame-faults %q: %w", s, err)
+	}
+	f, err := awsemu.ParseFrameFaults(q)
+	if err != nil {
+		return awsemu.FrameFaults{}, fmt.Errorf("serve: --frame-faults: %w", err)
+	}
+	return f, nil
+}
+
 func serve(ctx context.Context, cfg awsemu.Config, stateDir string) error {
 	s, err := awsemu.New(cfg)
 	if err != nil {
@@ -74,7 +95,8 @@ func serve(ctx context.Context, cfg awsemu.Config, stateDir string) error {
 		return fmt.Errorf("serve: write ca.pem: %w", err)
 	}
 	s.Start()
-	cfg.Logger.Info("serving", "endpoint", s.URL(), "ca", filepath.Join(stateDir, "ca.pem"), "instances", len(cfg.Instances))
+	cfg.Logger.Info("serving", "endpoint", s.URL(), "ca", filepath.Join(stateDir, "ca.pem"), "instances", len(cfg.Instances),
+		"frame_faults", cfg.Faults.String())
 	<-ctx.Done()
 	return s.Close()
 }
