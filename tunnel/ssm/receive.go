@@ -24,7 +24,14 @@ const (
 	// resends it later.
 	maxBuffered = 4 << 20
 	// maxOutOfOrder bounds the messages held for a gap in the sequence.
-	maxOutOfOrder = 1024
+	// It must cover what the agent sends before it resends a lost message
+	// (a resend tick, or a whole RTO of up to a second): an unpaced agent
+	// sends thousands. Beyond it an early message is dropped unacknowledged
+	// and costs a resend tick of its own, so a single loss would collapse a
+	// download. The session-manager-plugin holds 10,000 as well.
+	maxOutOfOrder = 10000
+	// maxOutOfOrderBytes bounds the payload bytes of those messages.
+	maxOutOfOrderBytes = 16 << 20
 )
 
 // errStop ends readLoop after the Conn was ended.
@@ -33,8 +40,9 @@ var errStop = errors.New("ssm: stop reading")
 // receiver holds the agent's sequence state and the bytes for Read.
 type receiver struct {
 	// expected and early are used by the one readLoop running at a time.
-	expected int64              // the next sequence number to process
-	early    map[int64]*Message // acknowledged, waiting for expected
+	expected   int64              // the next sequence number to process
+	early      map[int64]*Message // acknowledged, waiting for expected
+	earlyBytes int                // payload bytes in early
 
 	mu      sync.Mutex // guards following
 	chunks  [][]byte   // received Output, in order
@@ -179,10 +187,11 @@ func (c *Conn) onStreamData(m *Message) error {
 		return nil
 	case seq > in.expected:
 		if _, dup := in.early[seq]; !dup {
-			if len(in.early) >= maxOutOfOrder || in.full() {
+			if len(in.early) >= maxOutOfOrder || in.earlyBytes+len(m.Payload) > maxOutOfOrderBytes || in.full() {
 				return nil
 			}
 			in.early[seq] = m
+			in.earlyBytes += len(m.Payload)
 		}
 		c.ack(m)
 		return nil
@@ -195,6 +204,7 @@ func (c *Conn) onStreamData(m *Message) error {
 	for in.expected++; in.early[in.expected] != nil; in.expected++ {
 		next := in.early[in.expected]
 		delete(in.early, in.expected)
+		in.earlyBytes -= len(next.Payload)
 		if _, err := c.process(next, true); err != nil {
 			return err
 		}
