@@ -80,12 +80,12 @@ type Config struct {
 type Proxy struct {
 	log     *slog.Logger
 	timeout time.Duration
-	domains []string         // canonical
-	up      *pool            // the VPC resolver, through the tunnel
+	domains []string                 // canonical
+	up      *pool                    // the VPC resolver, through the tunnel
 	fb      atomic.Pointer[fallback] // nil: other names are refused
 	fbDial  DialFunc                 // Config.FallbackDial
-	cache   *cache           // nil: disabled
-	now     func() time.Time // the cache's clock; tests replace it
+	cache   *cache                   // nil: disabled
+	now     func() time.Time         // the cache's clock; tests replace it
 	stats   counters
 	queries chan struct{} // semaphore: maxQueries
 	clients chan struct{} // semaphore: maxClientConns
