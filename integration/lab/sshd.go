@@ -126,3 +126,31 @@ func copyFile(src, dst string) error {
 	}
 	return nil
 }
+
+// RestartSSHD stops the bastion's sshd and the per-connection sshd
+// processes, which run in sessions of their own, so every SSH connection
+// drops as when the instance reboots; then it starts sshd again with the
+// same configuration and host key.
+func (l *Lab) RestartSSHD(ctx context.Context) error {
+	l.SSH.Process.Stop()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "pids", l.Bastion).Output()
+	if err != nil {
+		return fmt.Errorf("lab: ip netns pids: %w", err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		comm, _ := os.ReadFile("/proc/" + f + "/comm")
+		if pid, err := parsePID(f); err == nil && strings.HasPrefix(string(comm), "sshd") {
+			killPID(pid)
+		}
+	}
+	sshd, err := exec.LookPath("sshd")
+	if err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	p, err := l.Start(l.Bastion, "sshd", 0, sshd, "-D", "-e", "-f", l.Path("sshd_config"))
+	if err != nil {
+		return err
+	}
+	l.SSH.Process = p
+	return poll(ctx, 10*time.Second, "sshd", p, l.dialCheck(l.Laptop, hostPort(BastionAddr, 22)))
+}

@@ -32,8 +32,10 @@ type instance struct {
 	host  platform.Host
 	since time.Time
 
-	state   atomic.Value // string: connecting, connected
-	client  *tunnel.Client
+	state   atomic.Value // string: connecting, connected, reconnecting
+	lastErr atomic.Value // string: why the connection was last lost
+	link    *link        // the SSH connection, replaced on reconnect
+	protect []netip.Addr // the bastion's addresses, for redials
 	stack   *netstack.Stack
 	plan    *routing.Plan
 	dns     *dnsproxy.Proxy // nil with --no-dns
@@ -53,6 +55,7 @@ func runInstance(ctx context.Context, o *upOptions, stderr io.Writer) error {
 		since: time.Now(), downCh: make(chan struct{}),
 	}
 	in.state.Store("connecting")
+	in.lastErr.Store("")
 	return in.run(ctx)
 }
 
@@ -86,10 +89,13 @@ func (in *instance) run(ctx context.Context) (err error) {
 	if in.plan, err = routing.NewPlan(rcfg, in.host); err != nil {
 		return err
 	}
-	if in.client, err = dialSSH(ctx, o, in.inv, protect, in.log); err != nil {
+	in.protect = protect
+	client, err := in.dial(ctx)
+	if err != nil {
 		return err
 	}
-	defer in.client.Close()
+	in.link = newLink(client)
+	defer in.link.close()
 	if err := in.startStack(); err != nil {
 		return err
 	}
@@ -128,7 +134,7 @@ func (in *instance) startStack() error {
 		MTU:            o.mtu,
 		Routes:         in.plan.Routes(),
 		IsLocal:        locals.contains,
-		Dial:           in.client.DialContext,
+		Dial:           in.link.DialContext,
 		ConnectTimeout: o.connectTimeout,
 		Logger:         in.log,
 	})
@@ -140,19 +146,54 @@ func (in *instance) startStack() error {
 	return nil
 }
 
-// wait runs until Ctrl-C, SIGTERM, `vpcvpn down` or a lost connection.
+// dial connects to the bastion with the instance's options.
+func (in *instance) dial(ctx context.Context) (*tunnel.Client, error) {
+	return dialSSH(ctx, in.opts, in.inv, in.protect, in.log)
+}
+
+// wait runs until Ctrl-C, SIGTERM, `vpcvpn down`, or a lost connection
+// that cannot be reconnected (reconnect.go).
 func (in *instance) wait(ctx context.Context) error {
+	for {
+		c := in.link.current()
+		select {
+		case <-ctx.Done():
+			in.progress("disconnecting")
+			return nil
+		case <-in.downCh:
+			in.progress("disconnecting (vpcvpn down)")
+			return nil
+		case <-in.stack.Done():
+			return errors.New("the tunnel interface went away")
+		case <-c.Done():
+		}
+		lost := c.Err()
+		in.link.set(nil)
+		c.Close()
+		in.lastErr.Store(lost.Error())
+		in.state.Store("reconnecting")
+		in.progress("connection to %s lost (%v); reconnecting, routes and DNS stay in place", in.bastion(), lost)
+		next, err := in.reconnect(ctx, in.dial)
+		if err != nil {
+			if ctx.Err() != nil || isClosed(in.downCh) {
+				in.progress("disconnecting")
+				return nil
+			}
+			return fmt.Errorf("connection to %s lost and cannot be restored: %w", in.bastion(), err)
+		}
+		in.link.set(next)
+		in.state.Store("connected")
+		in.progress("reconnected to %s via %s", in.bastion(), in.transportName())
+	}
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
 	select {
-	case <-ctx.Done():
-		in.progress("disconnecting")
-		return nil
-	case <-in.downCh:
-		in.progress("disconnecting (vpcvpn down)")
-		return nil
-	case <-in.client.Done():
-		return fmt.Errorf("connection to %s lost: %w", in.bastion(), in.client.Err())
-	case <-in.stack.Done():
-		return errors.New("the tunnel interface went away")
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -179,7 +220,8 @@ func (in *instance) status() Status {
 	for _, p := range o.cidrs {
 		st.Routes = append(st.Routes, p.String())
 	}
-	if st.State == "connected" {
+	st.LastError = in.lastErr.Load().(string)
+	if st.State != "connecting" {
 		st.Address = in.plan.TUNAddr().String()
 		s := in.stack.Stats()
 		st.FlowsOpen, st.FlowsTotal, st.FlowsFailed = s.FlowsOpen, s.FlowsTotal, s.FlowsFailed

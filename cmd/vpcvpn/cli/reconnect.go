@@ -1,0 +1,139 @@
+package cli
+
+// Reconnect: when the SSH connection (or the transport under it) dies, the
+// instance keeps its routes, DNS and netstack and dials a new connection,
+// with capped exponential backoff and jitter, for as long as it runs.
+// Flows that were open end with the old connection; new flows wait in
+// link.DialContext, up to the netstack's connect timeout, for the next one.
+// An error that retrying cannot fix (a changed host key, refused
+// credentials, AWS access denied or no such target) ends the instance.
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/tunnel"
+	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
+)
+
+// Reconnect backoff: the first retry after reconnectMin, doubling up to
+// reconnectMax, each +-20%.
+const (
+	reconnectMin = time.Second
+	reconnectMax = 30 * time.Second
+)
+
+// link is the instance's current SSH connection, replaced on reconnect.
+// Its DialContext is what the netstack and the DNS proxy dial with.
+type link struct {
+	mu      sync.Mutex     // guards following
+	client  *tunnel.Client // nil while reconnecting
+	changed chan struct{}  // closed when client is replaced
+}
+
+func newLink(c *tunnel.Client) *link {
+	return &link{client: c, changed: make(chan struct{})}
+}
+
+// set replaces the connection (nil while there is none) and wakes the
+// dials waiting for it. It returns the previous one.
+func (l *link) set(c *tunnel.Client) *tunnel.Client {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.client
+	l.client = c
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return old
+}
+
+// current returns the connection, nil while reconnecting.
+func (l *link) current() *tunnel.Client {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.client
+}
+
+// DialContext opens a channel on the current connection. While there is
+// none, or when the connection dies during the dial, it waits for the next
+// one until ctx ends.
+func (l *link) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	for {
+		l.mu.Lock()
+		c, changed := l.client, l.changed
+		l.mu.Unlock()
+		if c != nil {
+			conn, err := c.DialContext(ctx, network, addr)
+			select {
+			case <-c.Done(): // lost under the dial: wait for the next
+				if conn != nil {
+					conn.Close()
+				}
+			default:
+				return conn, err
+			}
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// close closes the current connection, if any.
+func (l *link) close() {
+	if c := l.set(nil); c != nil {
+		c.Close()
+	}
+}
+
+// permanent reports whether dialing again cannot succeed without the user
+// changing something.
+func permanent(err error) bool {
+	var hk *tunnel.HostKeyError
+	var auth *tunnel.AuthError
+	var se *ssm.SessionError
+	return errors.As(err, &hk) || errors.As(err, &auth) || errors.As(err, &se) && se.Permanent()
+}
+
+// reconnect dials until it succeeds, a permanent error, ctx ends or down
+// is requested. dial is dialSSH with the instance's options.
+func (in *instance) reconnect(ctx context.Context, dial func(context.Context) (*tunnel.Client, error)) (*tunnel.Client, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // vpcvpn down also ends a dial in progress
+		select {
+		case <-in.downCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	delay := reconnectMin
+	for attempt := 1; ; attempt++ {
+		wait := time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
+		in.log.Info("reconnecting", "attempt", attempt, "in", wait.Round(time.Millisecond))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		c, err := dial(ctx)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		in.lastErr.Store(err.Error())
+		if permanent(err) {
+			return nil, err
+		}
+		in.progress("reconnect failed (%v); trying again", err)
+		delay = min(2*delay, reconnectMax)
+	}
+}

@@ -1,0 +1,95 @@
+package integration_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/integration/lab"
+)
+
+// TestReconnectAfterSSHDRestart: the bastion's sshd restarts under a
+// running tunnel, dropping the SSH connection. vpcvpn says so, keeps its
+// routes and reconnects by itself; a new query then succeeds.
+func TestReconnectAfterSSHDRestart(t *testing.T) {
+	l, v := upLab(t, lab.Options{})
+	in := startUp(t, v)
+	ctx := testContext(t, 2*time.Minute)
+	if _, err := l.Query(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RestartSSHD(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A query made now waits for the new connection (up to the connect
+	// timeout) or fails while vpcvpn reconnects: retry until it succeeds.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		got, err := l.Query(qctx, "select inet_client_addr()")
+		cancel()
+		if err == nil {
+			if got != lab.BastionVPCAddr {
+				t.Errorf("after reconnecting, inet_client_addr() = %q, want %s", got, lab.BastionVPCAddr)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no query went through within 60 s of the sshd restart: %v\n%s", err, in.Stderr())
+		}
+	}
+	stderr := in.Stderr()
+	for _, want := range []string{"lost", "reconnecting, routes and DNS stay in place", "vpcvpn: reconnected to"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("vpcvpn's output lacks %q:\n%s", want, stderr)
+		}
+	}
+	res, err := v.Run(ctx, "status", "--json", "--name", ifName)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("status --json: exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
+	}
+	var st struct {
+		State     string `json:"state"`
+		LastError string `json:"last_error"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("vpcvpn's output:\n%s", stderr)
+	if st.State != "connected" || st.LastError == "" {
+		t.Errorf("status after reconnecting: state %q, last_error %q; want connected and why the connection was lost", st.State, st.LastError)
+	}
+}
+
+// TestReconnectSSMNewSession: over SSM, sshd's restart ends the agent's
+// connection to it, so the session is really gone (channel_closed, no
+// resume). vpcvpn says why and starts a new session by itself.
+func TestReconnectSSMNewSession(t *testing.T) {
+	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Pacing: "none"}})
+	in := startVPCVPN(t, v, v.UpArgsSSM(ifName)...)
+	ctx := testContext(t, 2*time.Minute)
+	if _, err := l.Query(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	starts := l.AWS.Calls(opStartSession)
+	if err := l.RestartSSHD(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := l.Query(qctx, "select 1")
+		cancel()
+		if err == nil && l.AWS.Calls(opStartSession) > starts {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new SSM session and query within 60 s of the sshd restart: %v\n%s", err, in.Stderr())
+		}
+	}
+	if stderr := in.Stderr(); !strings.Contains(stderr, "lost") || !strings.Contains(stderr, "vpcvpn: reconnected to") {
+		t.Errorf("vpcvpn's output does not tell the loss and the reconnect:\n%s", stderr)
+	}
+}
