@@ -170,7 +170,7 @@ func (in *instance) planDNS(cfg *routing.Config) error {
 func (in *instance) startDNSProxy(addr netip.Addr) error {
 	d := in.opts.dns
 	p, err := dnsproxy.New(dnsproxy.Config{
-		Dial:     in.client.DialContext,
+		Dial:     in.link.DialContext,
 		Upstream: net.JoinHostPort(d.server.String(), "53"),
 		Domains:  d.domains,
 		Logger:   in.log,
