@@ -23,22 +23,9 @@ func TestReconnectAfterSSHDRestart(t *testing.T) {
 	if err := l.RestartSSHD(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// A query made now waits for the new connection (up to the connect
-	// timeout) or fails while vpcvpn reconnects: retry until it succeeds.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		got, err := l.Query(qctx, "select inet_client_addr()")
-		cancel()
-		if err == nil {
-			if got != lab.BastionVPCAddr {
-				t.Errorf("after reconnecting, inet_client_addr() = %q, want %s", got, lab.BastionVPCAddr)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no query went through within 60 s of the sshd restart: %v\n%s", err, in.Stderr())
-		}
+	got := queryAfterReconnect(t, ctx, l, in, func() bool { return true })
+	if got != lab.BastionVPCAddr {
+		t.Errorf("after reconnecting, inet_client_addr() = %q, want %s", got, lab.BastionVPCAddr)
 	}
 	stderr := in.Stderr()
 	for _, want := range []string{"lost", "reconnecting, routes and DNS stay in place", "vpcvpn: reconnected to"} {
@@ -77,19 +64,28 @@ func TestReconnectSSMNewSession(t *testing.T) {
 	if err := l.RestartSSHD(ctx); err != nil {
 		t.Fatal(err)
 	}
+	queryAfterReconnect(t, ctx, l, in, func() bool { return l.AWS.Calls(opStartSession) > starts })
+	if stderr := in.Stderr(); !strings.Contains(stderr, "lost") || !strings.Contains(stderr, "vpcvpn: reconnected to") {
+		t.Errorf("vpcvpn's output does not tell the loss and the reconnect:\n%s", stderr)
+	}
+}
+
+// queryAfterReconnect asks PostgreSQL for its client's address until a
+// query succeeds and done reports true, for up to 60 s: a query made while
+// vpcvpn reconnects waits for the new connection (up to the connect
+// timeout) or fails.
+func queryAfterReconnect(t *testing.T, ctx context.Context, l *lab.Lab, in *lab.Instance, done func() bool) string {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		_, err := l.Query(qctx, "select 1")
+		got, err := l.Query(qctx, "select inet_client_addr()")
 		cancel()
-		if err == nil && l.AWS.Calls(opStartSession) > starts {
-			break
+		if err == nil && done() {
+			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no new SSM session and query within 60 s of the sshd restart: %v\n%s", err, in.Stderr())
+			t.Fatalf("no reconnected query within 60 s (last error %v):\n%s", err, in.Stderr())
 		}
-	}
-	if stderr := in.Stderr(); !strings.Contains(stderr, "lost") || !strings.Contains(stderr, "vpcvpn: reconnected to") {
-		t.Errorf("vpcvpn's output does not tell the loss and the reconnect:\n%s", stderr)
 	}
 }
