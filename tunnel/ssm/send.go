@@ -236,21 +236,46 @@ func (w *sendWindow) drained() (bool, <-chan struct{}) {
 	return len(w.msgs) == 0, w.change
 }
 
+// Acknowledgements of a steady inbound stream go out in small batches, at
+// most ackDelay late, like TCP's delayed ACK. The agent sleeps 1 ms after
+// each message it sends (§4.6), and every ack that lands during that sleep
+// wakes it and re-arms its timer, which the Go runtime rounds up to a whole
+// millisecond: one ack per message costs it a fifth of its throughput, a
+// batch per few messages far less. ackDelay stays two orders of magnitude
+// under the agent's minimum retransmission timeout.
+const (
+	ackDelay = 2 * time.Millisecond
+	ackBatch = 8 // acks that go at once, without waiting
+)
+
 // writeLoop is the only writer of s's data frames: acknowledgements first,
 // then new messages, and on every tick the head if it is due.
 func (c *Conn) writeLoop(s *socket) {
 	defer c.wg.Done()
 	tick := time.NewTicker(resendTick)
 	defer tick.Stop()
+	ackTimer := time.NewTimer(ackDelay)
+	ackTimer.Stop()
+	armed, acksDue := false, false
 	for {
-		if err := c.flush(s); err != nil {
+		held, err := c.flush(s, acksDue)
+		if err != nil {
 			s.fail(err)
 			return
+		}
+		acksDue = false
+		if !held {
+			armed = false
+		} else if !armed {
+			ackTimer.Reset(ackDelay)
+			armed = true
 		}
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-c.wake:
+		case <-ackTimer.C:
+			armed, acksDue = false, true
 		case now := <-tick.C:
 			frame, err := c.out.due(now)
 			if err != nil {
@@ -268,23 +293,25 @@ func (c *Conn) writeLoop(s *socket) {
 	}
 }
 
-// flush writes the queued acknowledgements and the messages not sent yet.
-func (c *Conn) flush(s *socket) error {
+// flush writes the messages not sent yet, and the queued acknowledgements
+// with them, or when acksDue or a batch is full. held reports acks left
+// queued for later.
+func (c *Conn) flush(s *socket, acksDue bool) (held bool, err error) {
 	for {
-		acks := c.acks.take()
-		for _, a := range acks {
-			if err := s.send(a); err != nil {
-				return err
-			}
-		}
 		frame := c.out.nextToSend(time.Now())
-		if frame == nil && len(acks) == 0 {
-			return nil
+		if frame == nil && !acksDue && c.acks.len() < ackBatch {
+			return c.acks.len() > 0, nil
 		}
-		if frame != nil {
-			if err := s.send(frame); err != nil {
-				return err
+		for _, a := range c.acks.take() {
+			if err := s.send(a); err != nil {
+				return false, err
 			}
+		}
+		if frame == nil {
+			return false, nil
+		}
+		if err := s.send(frame); err != nil {
+			return false, err
 		}
 	}
 }
@@ -322,6 +349,12 @@ func (q *ackQueue) add(frame []byte) {
 	if len(q.frames) < maxQueuedAcks {
 		q.frames = append(q.frames, frame)
 	}
+}
+
+func (q *ackQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames)
 }
 
 func (q *ackQueue) take() [][]byte {
