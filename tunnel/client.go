@@ -17,8 +17,8 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultKeepAliveInterval = 15 * time.Second
-	DefaultKeepAliveCountMax = 3
+	DefaultKeepAliveInterval = 10 * time.Second
+	DefaultKeepAliveCountMax = 1
 	DefaultMaxPendingOpens   = 256
 	DefaultHandshakeTimeout  = 30 * time.Second
 )
@@ -61,11 +61,19 @@ type Config struct {
 	// negative disables keepalives.
 	KeepAliveInterval time.Duration
 
-	// KeepAliveCountMax is how many keepalive intervals in a row may pass
-	// without anything from the server; at the next one the connection is
-	// considered dead and closed, as with OpenSSH's ServerAliveCountMax.
-	// Zero means DefaultKeepAliveCountMax.
+	// KeepAliveCountMax is how many keepalives may go unanswered for an
+	// interval each; at the next interval the connection is considered dead
+	// and closed, as with OpenSSH's ServerAliveCountMax. Zero means
+	// DefaultKeepAliveCountMax. With the defaults a dead path is found 20
+	// to 30 seconds after the last byte from the server.
 	KeepAliveCountMax int
+
+	// KeepAliveActive reports whether keepalives are wanted now, typically
+	// while flows are open. While it returns false the connection sends
+	// nothing of its own, so that an idle session can expire as its
+	// administrator intends, and silence is not held against the server.
+	// Nil means always.
+	KeepAliveActive func() bool
 
 	// MaxPendingOpens bounds concurrent direct-tcpip channel opens. Zero
 	// means DefaultMaxPendingOpens.
@@ -93,16 +101,20 @@ type Client struct {
 	ctx    context.Context // lifetime until the connection ends
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // keepalive, its requests, and channel opens
+	ended  chan struct{}  // closed as soon as the connection ends (end)
 	done   chan struct{}  // closed when the connection ended and goroutines exited
 
-	endOnce sync.Once
-	mu      sync.Mutex // guards err, and c.wg.Add against watch's Wait
-	err     error      // why the connection ended; nil while it is up
+	endOnce   sync.Once
+	lostOnce  sync.Once
+	idleAtEnd atomic.Bool // KeepAliveActive said no when the connection was lost
+
+	mu  sync.Mutex // guards err, and c.wg.Add against watch's Wait
+	err error      // why the connection ended; nil while it is up
 }
 
 func newClient(cfg Config, log *slog.Logger, conn *meteredConn, sc *ssh.Client) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Client{
+	c := &Client{
 		cfg:    cfg,
 		log:    log,
 		conn:   conn,
@@ -110,8 +122,12 @@ func newClient(cfg Config, log *slog.Logger, conn *meteredConn, sc *ssh.Client) 
 		sem:    make(chan struct{}, cfg.MaxPendingOpens),
 		ctx:    ctx,
 		cancel: cancel,
+		ended:  make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	markLost := c.markLost
+	c.conn.onFail.Store(&markLost)
+	return c
 }
 
 // start runs the goroutines the Client owns.
@@ -137,10 +153,12 @@ func (c *Client) watch() {
 
 // end records why the connection ends, the first time, and closes it.
 func (c *Client) end(cause error) {
+	c.markLost()
 	c.endOnce.Do(func() {
 		c.mu.Lock()
 		c.err = cause
 		c.mu.Unlock()
+		close(c.ended)
 		c.cancel()
 		c.sc.Close()
 		if !errors.Is(cause, net.ErrClosed) {
@@ -148,6 +166,17 @@ func (c *Client) end(cause error) {
 		}
 	})
 }
+
+// markLost records, once, whether the connection was idle when it was
+// lost: at the first of a failed transport Read and end, both of which come
+// before x/crypto ends the channels' reads and their flows close.
+func (c *Client) markLost() {
+	c.lostOnce.Do(func() { c.idleAtEnd.Store(!c.keepAliveActive()) })
+}
+
+// EndedIdle reports whether KeepAliveActive said no (no flow open) when the
+// connection was lost. It is valid once Done is closed.
+func (c *Client) EndedIdle() bool { return c.idleAtEnd.Load() }
 
 // Close closes the connection and every flow on it, and waits for the
 // Client's goroutines. It is idempotent and always returns nil.
@@ -158,8 +187,10 @@ func (c *Client) Close() error {
 }
 
 // Done returns a channel that is closed when the connection has ended:
-// keepalive failure, transport EOF or error, or Close.
-func (c *Client) Done() <-chan struct{} { return c.done }
+// keepalive failure, transport EOF or error, or Close. It does not wait
+// for the transport's own teardown (an SSM session's, say, which may take
+// seconds on a dead path); Close does.
+func (c *Client) Done() <-chan struct{} { return c.ended }
 
 // Err returns why the connection ended: net.ErrClosed after Close, an error
 // matching ErrKeepaliveTimeout when the server stopped answering, or the
@@ -201,6 +232,8 @@ type meteredConn struct {
 	net.Conn
 	br     *bufio.Reader
 	rx, tx atomic.Uint64
+	failed atomic.Bool            // a Read failed: the connection is over (chanConn)
+	onFail atomic.Pointer[func()] // called at a failed Read, before failed is set
 }
 
 func newMeteredConn(c net.Conn) *meteredConn {
@@ -210,6 +243,12 @@ func newMeteredConn(c net.Conn) *meteredConn {
 func (c *meteredConn) Read(p []byte) (int, error) {
 	n, err := c.br.Read(p)
 	c.rx.Add(uint64(n))
+	if err != nil {
+		if f := c.onFail.Load(); f != nil {
+			(*f)()
+		}
+		c.failed.Store(true)
+	}
 	return n, err
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -312,6 +313,62 @@ func TestKeepaliveDetectsDeadPeer(t *testing.T) {
 	}
 }
 
+// TestKeepaliveIdle: while KeepAliveActive says no, the client sends no
+// keepalive and does not hold the server's silence against it; once it says
+// yes, the same silence ends the connection.
+func TestKeepaliveIdle(t *testing.T) {
+	tunneltest.CheckGoroutines(t)
+	var requests atomic.Int32
+	e := newEnv(t, tunneltest.ServerConfig{OnRequest: func(name string) {
+		if name == "keepalive@openssh.com" {
+			requests.Add(1)
+		}
+	}})
+	cfg := e.config(t)
+	ends := make(chan *tunneltest.Conn, 1)
+	cfg.Transport = pipeTransport(e.srv, ends)
+	cfg.HostKeyCallback = ssh.FixedHostKey(e.srv.HostKey())
+	cfg.HostKeyAlgorithms = nil
+	cfg.KeepAliveInterval = 5 * time.Millisecond
+	cfg.KeepAliveCountMax = 1
+	var active atomic.Bool
+	idleTicks := make(chan struct{}, 100)
+	cfg.KeepAliveActive = func() bool {
+		a := active.Load()
+		if !a {
+			select {
+			case idleTicks <- struct{}{}:
+			default:
+			}
+		}
+		return a
+	}
+	c := dial(t, cfg)
+	end := <-ends
+	end.SetReadBlock(true) // the server is silent from now on
+
+	for range 20 { // 20 idle intervals, four times what ends an active connection
+		<-idleTicks
+	}
+	select {
+	case <-c.Done():
+		t.Fatalf("idle connection ended: %v", c.Err())
+	default:
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d keepalives sent while idle, want none", n)
+	}
+
+	active.Store(true)
+	<-c.Done()
+	if err := c.Err(); !errors.Is(err, tunnel.ErrKeepaliveTimeout) {
+		t.Fatalf("Err = %v, want ErrKeepaliveTimeout", err)
+	}
+	if c.EndedIdle() {
+		t.Error("EndedIdle after a loss while active")
+	}
+}
+
 func TestKeepaliveHealthyPeer(t *testing.T) {
 	tunneltest.CheckGoroutines(t)
 	const want = 5
@@ -388,5 +445,45 @@ func TestDialConfigErrors(t *testing.T) {
 	_, err := tunnel.Dial(context.Background(), tunnel.Config{Addr: "h:22"})
 	if err == nil || !strings.Contains(err.Error(), "missing User, Transport, HostKeyCallback") {
 		t.Errorf("Dial with an empty config: %v", err)
+	}
+}
+
+// TestChannelLostVersusEnded: a channel whose connection drops reports
+// ErrConnectionLost, so that a relay resets the app's side; one the server
+// ends reports io.EOF.
+func TestChannelLostVersusEnded(t *testing.T) {
+	tunneltest.CheckGoroutines(t)
+	e := newEnv(t, tunneltest.ServerConfig{})
+	cfg := e.config(t)
+	ends := make(chan *tunneltest.Conn, 1)
+	cfg.Transport = pipeTransport(e.srv, ends)
+	cfg.HostKeyCallback = ssh.FixedHostKey(e.srv.HostKey())
+	cfg.HostKeyAlgorithms = nil
+	cfg.KeepAliveActive = func() bool { return false } // idle, as far as the client knows
+	c := dial(t, cfg)
+	end := <-ends
+
+	ended, err := c.DialContext(context.Background(), "tcp", e.echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ended.Close()
+	ended.(closeWriter).CloseWrite() // the echo server then closes its side
+	if _, err := io.ReadAll(ended); err != nil {
+		t.Errorf("a channel the server ended: read %v, want EOF", err)
+	}
+
+	cut, err := c.DialContext(context.Background(), "tcp", e.echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cut.Close()
+	end.Close() // the transport under the connection is gone
+	if _, err := io.ReadAll(cut); !errors.Is(err, tunnel.ErrConnectionLost) {
+		t.Errorf("a channel whose connection dropped: read %v, want ErrConnectionLost", err)
+	}
+	<-c.Done()
+	if !c.EndedIdle() {
+		t.Error("EndedIdle false after a loss while KeepAliveActive said no")
 	}
 }

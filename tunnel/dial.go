@@ -201,6 +201,7 @@ func (c *Client) open(ctx context.Context, network, addr string, res chan<- net.
 		errc <- err
 		return
 	}
+	conn = &chanConn{Conn: conn, c: c}
 	select {
 	case res <- conn:
 	case <-ctx.Done():

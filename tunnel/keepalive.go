@@ -5,11 +5,11 @@ import (
 	"time"
 )
 
-// keepalive declares the connection dead when KeepAliveCountMax intervals
-// in a row pass without a byte from the server, like OpenSSH's
+// keepalive declares the connection dead when KeepAliveCountMax+1
+// intervals in a row pass without a byte from the server, like OpenSSH's
 // ServerAliveInterval and ServerAliveCountMax. In each such interval it makes
 // sure a keepalive@openssh.com request is outstanding; any reply, even a
-// failure, is traffic.
+// failure, is traffic. While KeepAliveActive says no, it only watches.
 func (c *Client) keepalive() {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.KeepAliveInterval)
@@ -27,7 +27,7 @@ func (c *Client) keepalive() {
 				return // the connection is ending; watch says why
 			}
 		case <-t.C:
-			if rx := c.conn.rx.Load(); rx != lastRx {
+			if rx := c.conn.rx.Load(); rx != lastRx || !c.keepAliveActive() {
 				lastRx, missed = rx, 0
 				continue
 			}
@@ -43,6 +43,10 @@ func (c *Client) keepalive() {
 			}
 		}
 	}
+}
+
+func (c *Client) keepAliveActive() bool {
+	return c.cfg.KeepAliveActive == nil || c.cfg.KeepAliveActive()
 }
 
 // ping sends one keepalive and reports the outcome to replies, which has
