@@ -45,13 +45,13 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		log.Debug("flow refused", "err", err)
 		return
 	}
-	app, err := accept(r)
+	app, ep, err := accept(r)
 	if err != nil {
 		far.Close()
 		log.Debug("flow handshake failed", "err", err)
 		return
 	}
-	f := &flow{app: app, far: far}
+	f := &flow{app: app, appEP: ep, far: far}
 	if !s.addFlow(f) {
 		f.abort()
 		return
@@ -64,14 +64,14 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 
 // accept completes the app's handshake for r and returns the app side of the
 // flow.
-func accept(r *tcp.ForwarderRequest) (*gonet.TCPConn, error) {
+func accept(r *tcp.ForwarderRequest) (*gonet.TCPConn, tcpip.Endpoint, error) {
 	var wq waiter.Queue
 	ep, e := r.CreateEndpoint(&wq)
 	r.Complete(e != nil)
 	if e != nil {
-		return nil, tcpipErr("complete handshake", e)
+		return nil, nil, tcpipErr("complete handshake", e)
 	}
-	return gonet.NewTCPConn(&wq, ep), nil
+	return gonet.NewTCPConn(&wq, ep), ep, nil
 }
 
 // dialResult is what a Dial call returned.

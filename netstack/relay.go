@@ -7,7 +7,9 @@ package netstack
 // writes into packets of that size anyway), far->app copyAdaptive
 // (adaptive.go), which grows its buffer while a download keeps it full. An EOF in one direction half-closes the
 // other side (CloseWrite), and the flow ends when both directions have ended,
-// so no byte in flight is lost. An error in either direction aborts both.
+// so no byte in flight is lost. An error in either direction aborts both,
+// with a RST to the app: a far side that failed (the SSH connection lost,
+// say) cannot deliver the rest, and the app must not take it for an end.
 // SSH channel conns have no deadlines: everything here unblocks by Close.
 
 import (
@@ -17,6 +19,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
 )
 
 // relayBufSize matches x/crypto/ssh's channelMaxPacket.
@@ -32,14 +36,28 @@ var (
 
 // flow is one relayed TCP connection.
 type flow struct {
-	app net.Conn // the app's side, terminated by gVisor
-	far net.Conn // from Config.Dial
+	app   net.Conn       // the app's side, terminated by gVisor
+	appEP tcpip.Endpoint // app's endpoint, to reset it; nil in tests of relay alone
+	far   net.Conn       // from Config.Dial
 
 	abortOnce sync.Once
 }
 
-// abort closes both sides, unblocking both copies.
+// abort resets the app's side and closes the far one, unblocking both
+// copies. After both copies ended cleanly it only closes: the endpoint has
+// sent its FIN and a reset changes nothing but the app's error.
 func (f *flow) abort() {
+	f.abortOnce.Do(func() {
+		if f.appEP != nil {
+			f.appEP.Abort()
+		}
+		f.app.Close()
+		f.far.Close()
+	})
+}
+
+// close closes both sides after both copies ended cleanly.
+func (f *flow) close() {
 	f.abortOnce.Do(func() {
 		f.app.Close()
 		f.far.Close()
@@ -55,7 +73,7 @@ func (f *flow) relay(c *counters) error {
 	}()
 	errDown := f.copyHalf(f.app, f.far, &c.bytesDown, true)
 	errUp := <-upErr
-	f.abort()
+	f.close() // after an error, copyHalf has aborted already
 	var errs []error
 	if errUp != nil {
 		errs = append(errs, fmt.Errorf("tcp relay app->far: %w", errUp))
