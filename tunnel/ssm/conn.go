@@ -70,6 +70,13 @@ type Config struct {
 	// means DefaultCloseTimeout.
 	CloseTimeout time.Duration
 
+	// Resuming, if set, is called when the data channel breaks and the
+	// Conn starts resuming the session, with the cause; Resumed when it
+	// has. Neither is called when the session ends instead (Read and
+	// Write report that). They must not block.
+	Resuming func(cause error)
+	Resumed  func()
+
 	// Set by Start: how to resume and end the session.
 	sessionID      string
 	resume         resumer

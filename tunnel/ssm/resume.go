@@ -42,11 +42,17 @@ func (c *Conn) reconnect(old *socket, cause error) {
 	old.wg.Wait()
 	id := c.cfg.sessionID
 	c.log.Info("data channel broken, resuming the session", "session", id, "err", cause)
+	if c.cfg.Resuming != nil {
+		c.cfg.Resuming(cause)
+	}
 	delay := resumeFirstDelay
 	var err error
 	for attempt := 1; attempt <= c.cfg.resumeAttempts; attempt++ {
 		if err = c.resumeOnce(); err == nil {
 			c.log.Info("session resumed", "session", id, "attempt", attempt)
+			if c.cfg.Resumed != nil {
+				c.cfg.Resumed()
+			}
 			return
 		}
 		var gone *SessionEndedError

@@ -84,6 +84,7 @@ func startSession(t *testing.T, a *ssmtest.Agent, f *fakeAPI, opts ...ssm.Sessio
 	if len(opts) > 0 {
 		o = opts[0]
 	}
+	cfg.Resuming, cfg.Resumed = o.Config.Resuming, o.Config.Resumed
 	o.Config = cfg
 	c, err := ssm.Start(context.Background(), f, "i-0123456789abcdef0", o)
 	if err != nil {
@@ -146,7 +147,11 @@ func TestResume(t *testing.T) {
 			st.Write(down[half:])
 		}}
 	f := &fakeAPI{}
-	c, s := startSession(t, a, f)
+	events := make(chan string, 4)
+	var o ssm.SessionOptions
+	o.Config.Resuming = func(cause error) { events <- "resuming: " + cause.Error() }
+	o.Config.Resumed = func() { events <- "resumed" }
+	c, s := startSession(t, a, f, o)
 	var token atomic.Value
 	f.onResume(func(context.Context) (*awsssm.ResumeSessionOutput, error) {
 		tok := s.NewToken()
@@ -174,6 +179,12 @@ func TestResume(t *testing.T) {
 		t.Error("agent -> client bytes differ")
 	}
 	checkResumed(t, f, s, token.Load())
+	if e := <-events; !strings.HasPrefix(e, "resuming: ") {
+		t.Errorf("first event %q, want resuming with a cause", e)
+	}
+	if e := <-events; e != "resumed" {
+		t.Errorf("second event %q, want resumed", e)
+	}
 	c.Close()
 	if _, _, n := f.calls(); n != 1 {
 		t.Errorf("%d TerminateSession calls, want 1", n)
