@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -28,6 +29,15 @@ import (
 //	                           zero=1 sends the zero-field form
 //	start?[session=ID&][zero=1] send start_publication and resume the agent
 //	pacing?mode=real|none      the agent's pacing (Config.Pacing) from now on
+//	preferences?[idle-timeout=D&][max-duration=D]
+//	                           the account's session preferences from now on
+//	                           (Config.IdleTimeout, MaxSessionDuration; 0: off)
+//	latency?op=TARGET&d=D      answer the calls of X-Amz-Target TARGET (e.g.
+//	                           AmazonSSM.ResumeSession) D late; d=0 clears
+//	terminate?session=ID[&output=TEXT]
+//	                           end the session from the service side, as an
+//	                           administrator or a timeout does: channel_closed
+//	                           with TEXT to the client
 //
 // Without a session, pause and start act on every open session.
 const adminPath = "/_awsemu/admin/"
@@ -55,6 +65,24 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		err = s.publication(q, r.PathValue("action") == "pause")
 	case "pacing":
 		err = s.setPacing(q.Get("mode"))
+	case "latency":
+		var d time.Duration
+		if d, err = time.ParseDuration(q.Get("d")); err != nil || d < 0 || q.Get("op") == "" {
+			err = errors.New("want op=X-Amz-Target&d=DURATION")
+			break
+		}
+		s.mu.Lock()
+		s.delays[q.Get("op")] = d
+		s.mu.Unlock()
+	case "preferences":
+		err = s.setPreferences(q)
+	case "terminate":
+		ss := s.session(q.Get("session"))
+		if ss == nil {
+			err = errNoSession
+			break
+		}
+		ss.end(q.Get("output"))
 	default:
 		err = errors.New("unknown action")
 	}
@@ -64,6 +92,24 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("admin", "action", r.PathValue("action"), "query", r.URL.RawQuery)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// setPreferences is the admin action preferences.
+func (s *Server) setPreferences(q url.Values) error {
+	for key, v := range map[string]*atomic.Int64{"idle-timeout": &s.idle, "max-duration": &s.maxAge} {
+		if !q.Has(key) {
+			continue
+		}
+		d, err := time.ParseDuration(q.Get(key))
+		if err != nil || d < 0 {
+			return fmt.Errorf("%s: want a duration such as 20m, 0 for off", key)
+		}
+		if d == 0 && key == "idle-timeout" {
+			d = -1 // stored negative: off
+		}
+		v.Store(int64(d))
+	}
+	return nil
 }
 
 func (s *Server) setFault(target, kind string) error {

@@ -32,6 +32,7 @@ func (ss *session) receive(m message) {
 	case typeAck:
 		ss.handleAck(m)
 	case typeInput:
+		ss.touch()
 		ss.receiveInput(m)
 	default:
 		ss.srv.log.Debug("ignored message", "session", ss.id, "type", m.Type)

@@ -316,7 +316,9 @@ func TestFaultScopes(t *testing.T) {
 func TestAdminBadRequests(t *testing.T) {
 	s := newTestServer(t)
 	for _, action := range []string{"frames?drop=1/2", "frames?drop-out=3", "frames?session=nope&drop-in=1/2",
-		"pause?session=nope", "pause?for=soon", "pacing?mode=fast", "start?session=nope", "drop?session=nope", "fault?error=Boom", "nosuch"} {
+		"pause?session=nope", "pause?for=soon", "pacing?mode=fast", "start?session=nope", "drop?session=nope", "fault?error=Boom", "nosuch",
+		"terminate?session=nope", "preferences?idle-timeout=soon", "preferences?max-duration=-1s",
+		"latency?op=AmazonSSM.ResumeSession", "latency?d=1s"} {
 		resp, err := httpClient(t, s).Post(s.URL()+adminPath+action, "text/plain", nil)
 		if err != nil {
 			t.Fatal(err)

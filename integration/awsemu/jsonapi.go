@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // AWS JSON 1.1: POST / with X-Amz-Target "<Service>.<Operation>".
@@ -59,6 +60,13 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		writeAPIError(w, badRequest("UnknownOperationException", "unknown operation %q", op))
 		return
+	}
+	if d := s.latency(target); d > 0 { // a slow control plane (admin latency)
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
 	}
 	resp, err := fn(body)
 	s.logCall(target, err)

@@ -28,6 +28,12 @@ type Config struct {
 	Pacing bool
 	// KeyTTL is how long a pushed SSH key stays listed (default 60 s).
 	KeyTTL time.Duration
+	// IdleTimeout ends a session after this long without input from the
+	// client, as the account's session preferences do (default 20 min, the
+	// service's; negative: never). MaxSessionDuration ends any session
+	// that old (zero: never, the service's default). The admin action
+	// preferences changes both at run time.
+	IdleTimeout, MaxSessionDuration time.Duration
 	// AgentVersion is sent in the HandshakeRequest (default 3.3.1000.0).
 	AgentVersion string
 	// Faults are frame-level faults of every session's data channel; the
@@ -36,6 +42,16 @@ type Config struct {
 	// Logger receives one line per call; nil discards.
 	Logger *slog.Logger
 }
+
+// latency is the delay the admin action latency added to target's calls.
+func (s *Server) latency(target string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.delays[target]
+}
+
+// DefaultIdleTimeout is the service's default idle session timeout.
+const DefaultIdleTimeout = 20 * time.Minute
 
 // Server is the emulated AWS endpoint: New → Start → Close.
 type Server struct {
@@ -53,14 +69,17 @@ type Server struct {
 	once     sync.Once
 	wg       sync.WaitGroup // serve goroutine and data-channel handlers
 	pacing   atomic.Bool    // Config.Pacing, or as the admin endpoint set it
+	idle     atomic.Int64   // Config.IdleTimeout (ns), or as set by preferences
+	maxAge   atomic.Int64   // Config.MaxSessionDuration (ns), likewise
 
 	mu       sync.Mutex // guards following
 	closed   bool
 	sessions map[string]*session
-	offline  map[string]bool   // instance → agent disconnected
-	faults   map[string]string // instance → forced StartSession error type
-	frames   FrameFaults       // for sessions without frame faults of their own
-	clock    func() time.Time  // nil: time.Now; set by tests
+	offline  map[string]bool          // instance → agent disconnected
+	delays   map[string]time.Duration // X-Amz-Target → added latency
+	faults   map[string]string        // instance → forced StartSession error type
+	frames   FrameFaults              // for sessions without frame faults of their own
+	clock    func() time.Time         // nil: time.Now; set by tests
 }
 
 // New validates cfg, creates the TLS identity and listens.
@@ -108,10 +127,15 @@ func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 		cfg: cfg, creds: credentials{cfg.AccessKey, cfg.SecretKey, cfg.Region},
 		log: cfg.Logger.With("component", "awsemu"), ln: ln, caPEM: caPEM,
 		keys: newKeyStore(cfg.KeyTTL), ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		sessions: map[string]*session{}, offline: map[string]bool{}, faults: map[string]string{},
+		sessions: map[string]*session{}, offline: map[string]bool{}, delays: map[string]time.Duration{}, faults: map[string]string{},
 		frames: cfg.Faults,
 	}
 	s.pacing.Store(cfg.Pacing)
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	s.idle.Store(int64(cfg.IdleTimeout))
+	s.maxAge.Store(int64(cfg.MaxSessionDuration))
 	for _, id := range cfg.Disconnected {
 		s.offline[id] = true
 	}

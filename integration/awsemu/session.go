@@ -65,6 +65,8 @@ type session struct {
 	paused       bool         // the service paused the agent (§4.7)
 	pauseUntil   time.Time    // zero: until start_publication, input or an ack
 	pauseZero    bool         // the pause was sent zero-field, so is its end
+	started      time.Time    // for the maximum session duration
+	lastInput    time.Time    // last input from the client, or resume: for the idle timeout
 }
 
 func newSession(srv *Server, id, target, dest string, props map[string]string, streamURL string) *session {
@@ -74,6 +76,8 @@ func newSession(srv *Server, id, target, dest string, props map[string]string, s
 		streamURL: streamURL, rawQuery: rawQuery, ctx: ctx, cancel: cancel,
 		srtt: 100 * time.Millisecond, rto: initialRTO, inOutOfOrder: map[int64]message{},
 		ackWake: make(chan struct{}, 1), fl: newFaulter(FrameFaults{})}
+	ss.started = time.Now()
+	ss.lastInput = ss.started
 	ss.space.L = &ss.mu
 	return ss
 }
@@ -236,6 +240,10 @@ func (ss *session) resendLoop() {
 			return
 		case <-t.C:
 		}
+		if reason := ss.timedOut(); reason != "" {
+			ss.end(reason)
+			return
+		}
 		ss.mu.Lock()
 		expired := !ss.hsSent.IsZero() && !ss.hsDone && time.Since(ss.hsSent) > handshakeTimeout
 		restart := ss.paused && !ss.pauseUntil.IsZero() && time.Now().After(ss.pauseUntil)
@@ -262,6 +270,34 @@ func (ss *session) resendLoop() {
 			ss.sendData(ws, frame)
 		}
 	}
+}
+
+// Outputs of the channel_closed that ends a session for the account's
+// session preferences.
+const (
+	idleTimeoutOutput = "Your session has been terminated for the following reasons: the session was idle for longer than the idle session timeout."
+	maxAgeOutput      = "Your session has been terminated for the following reasons: the session reached the maximum session duration."
+)
+
+// timedOut returns why the session preferences end the session now, or "".
+func (ss *session) timedOut() string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	now := time.Now()
+	if d := time.Duration(ss.srv.maxAge.Load()); d > 0 && now.Sub(ss.started) > d {
+		return maxAgeOutput
+	}
+	if d := time.Duration(ss.srv.idle.Load()); d > 0 && now.Sub(ss.lastInput) > d {
+		return idleTimeoutOutput
+	}
+	return ""
+}
+
+// touch records input from the client, which resets the idle timeout.
+func (ss *session) touch() {
+	ss.mu.Lock()
+	ss.lastInput = time.Now()
+	ss.mu.Unlock()
 }
 
 // end terminates the session once: channel_closed to the client, close

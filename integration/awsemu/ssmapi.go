@@ -128,6 +128,7 @@ func (s *Server) resumeSession(body []byte) (any, error) {
 	if ss.isEnded() {
 		return sessionOutput{SessionId: sid}, nil
 	}
+	ss.touch() // a resume counts as activity
 	return sessionOutput{sid, ss.newToken(), ss.streamURL}, nil
 }
 

@@ -33,6 +33,8 @@ func runServe(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "region the signature must be scoped to")
 	pacing := fs.String("pacing", "real", "agent pacing: real (1 ms per 1 KiB message) or none")
 	fs.DurationVar(&cfg.KeyTTL, "key-ttl", 60*time.Second, "how long a pushed SSH key is listed")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", awsemu.DefaultIdleTimeout, "end a session after this long without client input (session preferences; negative: never)")
+	fs.DurationVar(&cfg.MaxSessionDuration, "max-session-duration", 0, "end any session this old (0: never)")
 	fs.StringVar(&cfg.AgentVersion, "agent-version", "3.3.1000.0", "agent version sent in the handshake")
 	faults := fs.String("frame-faults", "", "data-channel frame `faults` of every session, in the admin endpoint's query form, e.g. drop-out=1/50&dup-in=0.01&ack-delay=300ms")
 	if err := fs.Parse(args); err != nil {
