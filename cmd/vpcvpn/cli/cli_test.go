@@ -82,6 +82,7 @@ func TestUpBadInput(t *testing.T) {
 		{"bad via", []string{"10.0.0.0/16", "--ssh", "b", "--via", "carrier-pigeon"}, `unknown --via "carrier-pigeon"`},
 		{"bad name", []string{"10.0.0.0/16", "--ssh", "b", "--name", "a/b"}, `invalid --name "a/b"`},
 		{"bad timeout", []string{"10.0.0.0/16", "--ssh", "b", "--connect-timeout", "0s"}, "invalid --connect-timeout"},
+		{"bad keep-alive interval", []string{"10.0.0.0/16", "--ssh", "b", "--keep-alive-interval", "-1s"}, "invalid --keep-alive-interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +94,29 @@ func TestUpBadInput(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestKeepAliveDefault: an SSH bastion is kept warm by default, an SSM
+// session is not (the account's idle timeout applies); --keep-alive and
+// --keep-alive=false override either.
+func TestKeepAliveDefault(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"--ssh", "b"}, true},
+		{[]string{"--ssh", "b", "--keep-alive=false"}, false},
+		{[]string{"--target", "i-0123456789abcdef0"}, false},
+		{[]string{"--target", "i-0123456789abcdef0", "--keep-alive"}, true},
+	} {
+		o, err := parseUp(t, append([]string{"10.0.0.0/16"}, tt.args...)...)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		if o.keepAlive != tt.want || o.keepAliveEvery != 10*time.Second {
+			t.Errorf("%v: keep-alive %v every %v, want %v every 10s", tt.args, o.keepAlive, o.keepAliveEvery, tt.want)
+		}
 	}
 }
 

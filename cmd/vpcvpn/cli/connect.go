@@ -33,11 +33,19 @@ func resolveBastion(ctx context.Context, o *upOptions) ([]netip.Addr, error) {
 	return addrs, nil
 }
 
+// connHooks let the instance follow the connection it dials. Nil fields
+// are not called.
+type connHooks struct {
+	keepAlive func() bool       // tunnel.Config.KeepAliveActive
+	resuming  func(cause error) // ssm.Config.Resuming
+	resumed   func()            // ssm.Config.Resumed
+}
+
 // dialSSH connects to the bastion and authenticates. protect holds the
 // resolved bastion addresses (empty with a proxy command).
-func dialSSH(ctx context.Context, o *upOptions, inv invoker, protect []netip.Addr, log *slog.Logger) (*tunnel.Client, error) {
+func dialSSH(ctx context.Context, o *upOptions, inv invoker, protect []netip.Addr, hooks connHooks, log *slog.Logger) (*tunnel.Client, error) {
 	if o.via == "ssm" {
-		return dialSSM(ctx, o, inv, log)
+		return dialSSM(ctx, o, inv, hooks, log)
 	}
 	auth, err := tunnel.NewAuth(tunnel.AuthConfig{
 		KeyFile:    o.identity,
@@ -68,6 +76,8 @@ func dialSSH(ctx context.Context, o *upOptions, inv invoker, protect []netip.Add
 		HostKeyAlgorithms: hk.Algorithms(joinHostPort(o.host, o.port)),
 		Auth:              auth.Methods,
 		AuthSources:       auth.Sources,
+		KeepAliveInterval: o.keepAliveEvery,
+		KeepAliveActive:   hooks.keepAlive,
 		Logger:            log,
 	}
 	switch {

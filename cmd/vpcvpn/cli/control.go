@@ -24,7 +24,7 @@ import (
 // Status is the state of a running tunnel, as `vpcvpn status --json` prints it.
 type Status struct {
 	Name        string     `json:"name"`
-	State       string     `json:"state"` // connecting, connected, reconnecting
+	State       string     `json:"state"` // connecting, connected, reconnecting, idle
 	Transport   string     `json:"transport"`
 	Bastion     string     `json:"bastion"`
 	Interface   string     `json:"interface"`

@@ -12,9 +12,11 @@ import (
 
 func downCommand() *ucli.Command {
 	return &ucli.Command{
-		Name:   "down",
-		Usage:  "disconnect a running tunnel and restore the host",
-		Flags:  []ucli.Flag{nameFlag()},
+		Name:  "down",
+		Usage: "disconnect a running tunnel and restore the host",
+		Flags: []ucli.Flag{nameFlag(),
+			&ucli.BoolFlag{Name: "cleanup", Usage: "if the tunnel is not running, remove what it left when it died (SIGKILL, power loss): DNS settings, interface, control socket"},
+		},
 		Action: runDown,
 	}
 }
@@ -26,7 +28,10 @@ func runDown(ctx context.Context, cmd *ucli.Command) error {
 	defer cancel()
 	st, err := callControl(ctx, path, "down")
 	if errors.Is(err, errNotRunning) {
-		return fmt.Errorf("no tunnel named %s is running", name)
+		if cmd.Bool("cleanup") {
+			return cleanupDead(name, cmd.Root().ErrWriter)
+		}
+		return fmt.Errorf("no tunnel named %s is running (after a crash, 'sudo vpcvpn down --cleanup' removes what it left)", name)
 	}
 	if err != nil {
 		return err

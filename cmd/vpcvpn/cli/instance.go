@@ -32,11 +32,13 @@ type instance struct {
 	host  platform.Host
 	since time.Time
 
-	state   atomic.Value // string: connecting, connected, reconnecting
+	state   atomic.Value // string: connecting, connected, reconnecting, idle
 	lastErr atomic.Value // string: why the connection was last lost
+	gen     atomic.Int64 // dials so far: hooks of older connections are ignored
 	link    *link        // the SSH connection, replaced on reconnect
 	protect []netip.Addr // the bastion's addresses, for redials
 	stack   *netstack.Stack
+	stackP  atomic.Pointer[netstack.Stack] // stack, for the keepalive goroutine
 	plan    *routing.Plan
 	dns     *dnsproxy.Proxy // nil with --no-dns
 	dnsAddr netip.Addr      // where dns serves
@@ -124,6 +126,9 @@ func (in *instance) run(ctx context.Context) (err error) {
 // startStack creates the TUN and the netstack that serves it.
 func (in *instance) startStack() error {
 	o := in.opts
+	if err := routing.Cleanup(in.host, o.name); err != nil { // a persistent TUN a dead instance left
+		return err
+	}
 	dev, err := in.host.CreateTUN(o.name, o.mtu)
 	if err != nil {
 		return err
@@ -143,16 +148,54 @@ func (in *instance) startStack() error {
 		return err
 	}
 	in.stack.Start()
+	in.stackP.Store(in.stack)
 	return nil
+}
+
+// flowsOpen is the number of TCP flows open through the tunnel.
+func (in *instance) flowsOpen() int64 {
+	if s := in.stackP.Load(); s != nil {
+		return s.Stats().FlowsOpen
+	}
+	return 0
+}
+
+// keepAliveActive says when the SSH connection sends keepalives: while
+// flows are open, whose user would otherwise wait out TCP's minutes on a
+// dead path, or always with --keep-alive. An idle tunnel sends nothing.
+func (in *instance) keepAliveActive() bool {
+	return in.opts.keepAlive || in.flowsOpen() > 0
 }
 
 // dial connects to the bastion with the instance's options.
 func (in *instance) dial(ctx context.Context) (*tunnel.Client, error) {
-	return dialSSH(ctx, in.opts, in.inv, in.protect, in.log)
+	return dialSSH(ctx, in.opts, in.inv, in.protect, in.hooks(in.gen.Add(1)), in.log)
+}
+
+// hooks follow the connection of dial number gen: an SSM data channel that
+// breaks and resumes under it shows in status as reconnecting and back.
+func (in *instance) hooks(gen int64) connHooks {
+	current := func() bool { return in.gen.Load() == gen }
+	return connHooks{
+		keepAlive: in.keepAliveActive,
+		resuming: func(cause error) {
+			if current() && in.state.CompareAndSwap("connected", "reconnecting") {
+				in.lastErr.Store("SSM data channel broken: " + cause.Error())
+				in.progress("SSM data channel broken (%v); resuming the session, routes and DNS stay in place", cause)
+			}
+		},
+		resumed: func() {
+			if current() && in.state.CompareAndSwap("reconnecting", "connected") {
+				in.progress("SSM session resumed")
+			}
+		},
+	}
 }
 
 // wait runs until Ctrl-C, SIGTERM, `vpcvpn down`, or a lost connection
-// that cannot be reconnected (reconnect.go).
+// that cannot be reconnected (reconnect.go). A connection lost while idle
+// (no flow open, no --keep-alive: an SSM session the service timed out) is
+// restored when the next flow or DNS query needs it.
 func (in *instance) wait(ctx context.Context) error {
 	for {
 		c := in.link.current()
@@ -169,11 +212,31 @@ func (in *instance) wait(ctx context.Context) error {
 		}
 		lost := c.Err()
 		in.link.set(nil)
-		c.Close()
 		in.lastErr.Store(lost.Error())
+		go c.Close() // tearing down a dead path's transport can take seconds
+		first := reconnectMin
+		if c.EndedIdle() {
+			in.state.Store("idle")
+			in.progress("connection to %s ended while idle (%v); the next connection through the tunnel reconnects", in.bastion(), lost)
+			select {
+			case <-ctx.Done():
+				in.progress("disconnecting")
+				return nil
+			case <-in.downCh:
+				in.progress("disconnecting (vpcvpn down)")
+				return nil
+			case <-in.stack.Done():
+				return errors.New("the tunnel interface went away")
+			case <-in.link.demand:
+			}
+			in.progress("reconnecting to %s for a new connection", in.bastion())
+			first = 0
+		} else {
+			in.progress("connection to %s lost (%v); reconnecting, routes and DNS stay in place", in.bastion(), lost)
+		}
 		in.state.Store("reconnecting")
-		in.progress("connection to %s lost (%v); reconnecting, routes and DNS stay in place", in.bastion(), lost)
-		next, err := in.reconnect(ctx, in.dial)
+		began := time.Now()
+		next, err := in.reconnect(ctx, in.dial, first)
 		if err != nil {
 			if ctx.Err() != nil || isClosed(in.downCh) {
 				in.progress("disconnecting")
@@ -183,7 +246,7 @@ func (in *instance) wait(ctx context.Context) error {
 		}
 		in.link.set(next)
 		in.state.Store("connected")
-		in.progress("reconnected to %s via %s", in.bastion(), in.transportName())
+		in.progress("reconnected to %s via %s in %v", in.bastion(), in.transportName(), time.Since(began).Round(time.Millisecond))
 	}
 }
 

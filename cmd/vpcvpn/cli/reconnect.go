@@ -30,17 +30,20 @@ const (
 // link is the instance's current SSH connection, replaced on reconnect.
 // Its DialContext is what the netstack and the DNS proxy dial with.
 type link struct {
+	demand chan struct{} // a dial waits for a connection; capacity 1
+
 	mu      sync.Mutex     // guards following
 	client  *tunnel.Client // nil while reconnecting
 	changed chan struct{}  // closed when client is replaced
 }
 
 func newLink(c *tunnel.Client) *link {
-	return &link{client: c, changed: make(chan struct{})}
+	return &link{client: c, changed: make(chan struct{}), demand: make(chan struct{}, 1)}
 }
 
 // set replaces the connection (nil while there is none) and wakes the
-// dials waiting for it. It returns the previous one.
+// dials waiting for it. It returns the previous one. Setting nil forgets
+// earlier demand: only a dial from then on asks for a connection.
 func (l *link) set(c *tunnel.Client) *tunnel.Client {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -48,6 +51,12 @@ func (l *link) set(c *tunnel.Client) *tunnel.Client {
 	l.client = c
 	close(l.changed)
 	l.changed = make(chan struct{})
+	if c == nil {
+		select {
+		case <-l.demand:
+		default:
+		}
+	}
 	return old
 }
 
@@ -76,6 +85,11 @@ func (l *link) DialContext(ctx context.Context, network, addr string) (net.Conn,
 			default:
 				return conn, err
 			}
+		} else {
+			select { // an idle instance reconnects on demand
+			case l.demand <- struct{}{}:
+			default:
+			}
 		}
 		select {
 		case <-changed:
@@ -102,8 +116,9 @@ func permanent(err error) bool {
 }
 
 // reconnect dials until it succeeds, a permanent error, ctx ends or down
-// is requested. dial is dialSSH with the instance's options.
-func (in *instance) reconnect(ctx context.Context, dial func(context.Context) (*tunnel.Client, error)) (*tunnel.Client, error) {
+// is requested. dial is dialSSH with the instance's options. The first
+// attempt comes after first (+-20%), later ones back off from reconnectMin.
+func (in *instance) reconnect(ctx context.Context, dial func(context.Context) (*tunnel.Client, error), first time.Duration) (*tunnel.Client, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { // vpcvpn down also ends a dial in progress
@@ -113,7 +128,7 @@ func (in *instance) reconnect(ctx context.Context, dial func(context.Context) (*
 		case <-ctx.Done():
 		}
 	}()
-	delay := reconnectMin
+	delay := first
 	for attempt := 1; ; attempt++ {
 		wait := time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
 		in.log.Info("reconnecting", "attempt", attempt, "in", wait.Round(time.Millisecond))
@@ -134,6 +149,6 @@ func (in *instance) reconnect(ctx context.Context, dial func(context.Context) (*
 			return nil, err
 		}
 		in.progress("reconnect failed (%v); trying again", err)
-		delay = min(2*delay, reconnectMax)
+		delay = min(max(2*delay, reconnectMin), reconnectMax)
 	}
 }

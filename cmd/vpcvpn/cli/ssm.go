@@ -140,7 +140,7 @@ func awsErrorLine(err error) string {
 }
 
 // dialSSM connects to the instance over SSM and authenticates.
-func dialSSM(ctx context.Context, o *upOptions, inv invoker, log *slog.Logger) (*tunnel.Client, error) {
+func dialSSM(ctx context.Context, o *upOptions, inv invoker, hooks connHooks, log *slog.Logger) (*tunnel.Client, error) {
 	awsCfg, err := awsConfig(ctx, o, inv)
 	if err != nil {
 		return nil, err
@@ -200,8 +200,10 @@ func dialSSM(ctx context.Context, o *upOptions, inv invoker, log *slog.Logger) (
 		HostKeyAlgorithms: hk.Algorithms(addr),
 		Auth:              methods,
 		AuthSources:       sources,
+		KeepAliveInterval: o.keepAliveEvery,
+		KeepAliveActive:   hooks.keepAlive,
 		Logger:            log,
-		Transport:         ssmTransport(awsssm.NewFromConfig(awsCfg), awsCfg, o.host, o.port, tlsCfg, push, log),
+		Transport:         ssmTransport(awsssm.NewFromConfig(awsCfg), awsCfg, o.host, o.port, tlsCfg, push, hooks, log),
 	}
 	c, err := tunnel.Dial(ctx, cfg)
 	return c, ssmHint(err)
@@ -233,7 +235,7 @@ func ssmHint(err error) error {
 
 // ssmTransport opens an AWS-StartSSHSession stream to target's port, after
 // push (if any) authorized the key.
-func ssmTransport(api ssm.API, awsCfg aws.Config, target, port string, tlsCfg *tls.Config, push func(context.Context) error, log *slog.Logger) tunnel.Transport {
+func ssmTransport(api ssm.API, awsCfg aws.Config, target, port string, tlsCfg *tls.Config, push func(context.Context) error, hooks connHooks, log *slog.Logger) tunnel.Transport {
 	return func(ctx context.Context) (net.Conn, error) {
 		if push != nil {
 			if err := push(ctx); err != nil {
@@ -245,6 +247,8 @@ func ssmTransport(api ssm.API, awsCfg aws.Config, target, port string, tlsCfg *t
 			Config: ssm.Config{
 				Header:    ssm.SigV4Header(awsCfg.Credentials, awsCfg.Region, log),
 				TLSConfig: tlsCfg,
+				Resuming:  hooks.resuming,
+				Resumed:   hooks.resumed,
 				Logger:    log,
 			},
 		})

@@ -65,6 +65,9 @@ func printStatus(w io.Writer, st *Status) error {
 	if st.LastError != "" {
 		fmt.Fprintf(w, "  last error %s\n", st.LastError)
 	}
+	if st.State == "idle" {
+		fmt.Fprintf(w, "  idle: the connection ended with no flow open; the next connection or private name lookup reconnects\n")
+	}
 	return nil
 }
 

@@ -32,6 +32,8 @@ type upOptions struct {
 	mtu            int
 	tunAddr        netip.Addr
 	connectTimeout time.Duration
+	keepAlive      bool          // keepalives with no flow open too
+	keepAliveEvery time.Duration // --keep-alive-interval
 	background     bool
 	verbose        bool
 }
@@ -66,6 +68,8 @@ func upCommand() *ucli.Command {
 			&ucli.IntFlag{Name: "mtu", Value: 1500, Usage: "MTU of the tunnel interface"},
 			&ucli.StringFlag{Name: "tun-address", Usage: "`IP` of the tunnel interface (default: one outside every routed CIDR)"},
 			&ucli.DurationFlag{Name: "connect-timeout", Value: 15 * time.Second, Usage: "how long a new connection waits for the far side before it is reset"},
+			&ucli.BoolFlag{Name: "keep-alive", Usage: "keep the connection warm with no connection open too (default for --via ssh; with ssm an idle session may expire and reconnects on demand)"},
+			&ucli.DurationFlag{Name: "keep-alive-interval", Value: tunnel.DefaultKeepAliveInterval, Usage: "how often a silent bastion is probed while connections are open; two silent intervals end the connection"},
 			&ucli.BoolFlag{Name: "background", Usage: "detach once connected and log to a file"},
 			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log every flow"},
 		}, dnsFlags()...),
@@ -126,6 +130,13 @@ func parseUpOptions(cmd *ucli.Command) (*upOptions, error) {
 		if o.tunAddr, err = netip.ParseAddr(s); err != nil || !o.tunAddr.Is4() {
 			return nil, fmt.Errorf("invalid --tun-address %q: give an IPv4 address such as 100.77.0.1", s)
 		}
+	}
+	o.keepAlive = o.via == "ssh"
+	if cmd.IsSet("keep-alive") {
+		o.keepAlive = cmd.Bool("keep-alive")
+	}
+	if o.keepAliveEvery = cmd.Duration("keep-alive-interval"); o.keepAliveEvery <= 0 {
+		return nil, fmt.Errorf("invalid --keep-alive-interval %v: give a positive duration such as 10s", o.keepAliveEvery)
 	}
 	if o.connectTimeout <= 0 {
 		return nil, fmt.Errorf("invalid --connect-timeout %v: give a positive duration such as 15s", o.connectTimeout)
