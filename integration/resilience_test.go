@@ -377,6 +377,14 @@ func TestCrashCleanup(t *testing.T) {
 	if got, err := l.Query(ctx, "select inet_client_addr()"); err != nil || got != lab.BastionVPCAddr {
 		t.Errorf("query after up over a crashed run: %q, %v", got, err)
 	}
+	// A second up with the same name refuses and leaves the first alone.
+	res, err = v.Run(ctx, v.UpArgs(ifName)...)
+	if err != nil || res.ExitCode == 0 || !strings.Contains(res.Stderr, "a tunnel named "+ifName+" is already running") {
+		t.Errorf("second up with the same name: exit %d, %v, %q; want a refusal", res.ExitCode, err, res.Stderr)
+	}
+	if _, err := l.Query(ctx, "select 1"); err != nil {
+		t.Errorf("the first tunnel after a second up was refused: %v", err)
+	}
 	if res, ok := in.Stop(10 * time.Second); !ok || res.ExitCode != 0 {
 		t.Fatalf("vpcvpn did not stop: exit %d\n%s", res.ExitCode, res.Stderr)
 	}
