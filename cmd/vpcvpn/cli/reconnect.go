@@ -107,12 +107,17 @@ func (l *link) close() {
 }
 
 // permanent reports whether dialing again cannot succeed without the user
-// changing something.
+// changing something. Expired AWS credentials are the exception: a tunnel
+// that ran all day outlives its SSO session, and keeps retrying (saying
+// why) until the user logs in again, as each dial loads them afresh.
 func permanent(err error) bool {
 	var hk *tunnel.HostKeyError
 	var auth *tunnel.AuthError
 	var se *ssm.SessionError
-	return errors.As(err, &hk) || errors.As(err, &auth) || errors.As(err, &se) && se.Permanent()
+	if errors.As(err, &se) {
+		return se.Permanent() && se.Kind != ssm.ErrCredentialsExpired
+	}
+	return errors.As(err, &hk) || errors.As(err, &auth)
 }
 
 // reconnect dials until it succeeds, a permanent error, ctx ends or down

@@ -20,6 +20,7 @@ func TestPermanent(t *testing.T) {
 		{&tunnel.AuthError{User: "u"}, true},
 		{&ssm.SessionError{Kind: ssm.ErrAccessDenied}, true},
 		{fmt.Errorf("dial: %w", &ssm.SessionError{Kind: ssm.ErrTargetNotConnected}), false},
+		{&ssm.SessionError{Kind: ssm.ErrCredentialsExpired}, false}, // until `aws sso login`
 	} {
 		if got := permanent(tt.err); got != tt.want {
 			t.Errorf("permanent(%v) = %v, want %v", tt.err, got, tt.want)
