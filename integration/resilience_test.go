@@ -311,6 +311,16 @@ func TestReconnectLinkCut(t *testing.T) {
 		t.Errorf("the dead path was found after %v, want within %v (keepalives every %v)", detected, max, interval)
 	}
 	expectReset(t, flow)
+	// A connection opened during the outage waits for the tunnel (up to
+	// --connect-timeout, 15 s) and then goes through.
+	waiting := make(chan error, 1)
+	go func() {
+		c, err := l.DialContext(ctx, l.Laptop, "tcp", vpcAddr(lab.EchoPort))
+		if err == nil {
+			c.Close()
+		}
+		waiting <- err
+	}()
 	observe(ctx, 10*time.Second-time.Since(cut))
 	if err := l.SetBastionLink(ctx, true); err != nil {
 		t.Fatal(err)
@@ -319,6 +329,9 @@ func TestReconnectLinkCut(t *testing.T) {
 	w.waitFor(t, "connected", 60*time.Second)
 	if _, err := l.Query(ctx, "select 1"); err != nil {
 		t.Fatalf("query after the link came back: %v\n%s", err, in.Stderr())
+	}
+	if err := <-waiting; err != nil {
+		t.Errorf("a connection opened during the outage: %v, want it through once the tunnel was back", err)
 	}
 	t.Logf("link cut: dead path found after %v; connected again %v after the link came back; states %v",
 		detected.Round(time.Millisecond), time.Since(back).Round(time.Millisecond), w.seen())
