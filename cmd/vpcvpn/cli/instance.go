@@ -43,6 +43,7 @@ type instance struct {
 	dns     *dnsproxy.Proxy // nil with --no-dns
 	dnsAddr netip.Addr      // where dns serves
 	downCh  chan struct{}   // closed by a `vpcvpn down` request
+	netChg  <-chan struct{} // the machine's network changed (nil: not watched)
 }
 
 func runInstance(ctx context.Context, o *upOptions, stderr io.Writer) error {
@@ -77,6 +78,9 @@ func (in *instance) run(ctx context.Context) (err error) {
 	defer ctl.close()
 	ctl.start()
 
+	if in.netChg, err = platform.WatchNetwork(ctx, in.log); err != nil {
+		in.log.Warn("reconnects will not notice network changes", "err", err)
+	}
 	in.progress("connecting to %s via %s", in.bastion(), in.transportName())
 	protect, err := resolveBastion(ctx, o)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vpcvpn/vpcvpn/tunnel"
@@ -106,6 +107,27 @@ func (l *link) close() {
 	}
 }
 
+// dialOnce runs one dial, abandoned when the machine's network changes
+// under it (the SDK's own retries can hold an attempt for many seconds
+// after the network came back); changed reports that.
+func (in *instance) dialOnce(ctx context.Context, dial func(context.Context) (*tunnel.Client, error)) (c *tunnel.Client, err error, changed bool) {
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var netChanged atomic.Bool
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-in.netChg:
+			netChanged.Store(true)
+			cancel()
+		case <-done:
+		}
+	}()
+	c, err = dial(actx)
+	return c, err, err != nil && netChanged.Load()
+}
+
 // permanent reports whether dialing again cannot succeed without the user
 // changing something. Expired AWS credentials are the exception: a tunnel
 // that ran all day outlives its SSO session, and keeps retrying (saying
@@ -122,7 +144,9 @@ func permanent(err error) bool {
 
 // reconnect dials until it succeeds, a permanent error, ctx ends or down
 // is requested. dial is dialSSH with the instance's options. The first
-// attempt comes after first (+-20%), later ones back off from reconnectMin.
+// attempt comes after first (+-20%), later ones back off from reconnectMin;
+// a change of the machine's network (a link back up, a new address) cuts
+// the wait short and starts the backoff over.
 func (in *instance) reconnect(ctx context.Context, dial func(context.Context) (*tunnel.Client, error), first time.Duration) (*tunnel.Client, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -133,21 +157,36 @@ func (in *instance) reconnect(ctx context.Context, dial func(context.Context) (*
 		case <-ctx.Done():
 		}
 	}()
+	select { // only changes from now on count
+	case <-in.netChg:
+	default:
+	}
 	delay := first
 	for attempt := 1; ; attempt++ {
 		wait := time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
 		in.log.Info("reconnecting", "attempt", attempt, "in", wait.Round(time.Millisecond))
+		t := time.NewTimer(wait)
 		select {
-		case <-time.After(wait):
+		case <-t.C:
+		case <-in.netChg:
+			t.Stop()
+			in.log.Info("the network changed; reconnecting now")
+			delay = 0
 		case <-ctx.Done():
+			t.Stop()
 			return nil, ctx.Err()
 		}
-		c, err := dial(ctx)
+		c, err, changed := in.dialOnce(ctx, dial)
 		if err == nil {
 			return c, nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if changed { // an attempt begun on the old network is worth nothing
+			in.log.Info("the network changed during a reconnect attempt; trying again now", "err", err)
+			delay = 0
+			continue
 		}
 		in.lastErr.Store(err.Error())
 		if permanent(err) {
