@@ -201,6 +201,7 @@ func (in *instance) hooks(gen int64) connHooks {
 // (no flow open, no --keep-alive: an SSM session the service timed out) is
 // restored when the next flow or DNS query needs it.
 func (in *instance) wait(ctx context.Context) error {
+	up := time.Now() // when the current connection was made
 	for {
 		c := in.link.current()
 		select {
@@ -218,7 +219,13 @@ func (in *instance) wait(ctx context.Context) error {
 		in.link.set(nil)
 		in.lastErr.Store(lost.Error())
 		go c.Close() // tearing down a dead path's transport can take seconds
+		// A connection that lasted is redialed at once; one that died
+		// young waits, so that a bastion that drops every connection
+		// is not hammered.
 		first := reconnectMin
+		if time.Since(up) > reconnectMax {
+			first = 0
+		}
 		if c.EndedIdle() {
 			in.state.Store("idle")
 			in.progress("connection to %s ended while idle (%v); the next connection through the tunnel reconnects", in.bastion(), lost)
@@ -249,6 +256,7 @@ func (in *instance) wait(ctx context.Context) error {
 			return fmt.Errorf("connection to %s lost and cannot be restored: %w", in.bastion(), err)
 		}
 		in.link.set(next)
+		up = time.Now()
 		in.state.Store("connected")
 		in.progress("reconnected to %s via %s in %v", in.bastion(), in.transportName(), time.Since(began).Round(time.Millisecond))
 	}
