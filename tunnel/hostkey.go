@@ -22,8 +22,10 @@ import (
 // is always refused, and an unknown key is asked about, recorded or refused.
 //
 // New keys are recorded with a plain host name, as OpenSSH does with
-// HashKnownHosts off, unless Hash is set; hashed and plain entries, including
-// @revoked and @cert-authority markers, are all read.
+// HashKnownHosts off, unless Hash is set or the name would not read back as
+// itself (see plainHost); hashed and plain entries, and @revoked markers,
+// are all read. @cert-authority lines are skipped, as ssh(1) skips them
+// for a plain host key.
 //
 // Host certificates are not used: the client offers plain host key
 // algorithms only (see Algorithms).
@@ -68,12 +70,12 @@ func (h *HostKeys) Callback() ssh.HostKeyCallback {
 	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		check, err := h.load()
+		known, err := h.load()
 		if err != nil {
 			return err
 		}
 		host := knownhosts.Normalize(hostname)
-		err = check(hostname, remote, key)
+		err = known.lookup(hostname, remote, key)
 		var keyErr *knownhosts.KeyError
 		var revoked *knownhosts.RevokedError
 		switch {
@@ -99,12 +101,12 @@ func (h *HostKeys) Callback() ssh.HostKeyCallback {
 func (h *HostKeys) Algorithms(addr string) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	check, err := h.load()
+	known, err := h.load()
 	if err != nil {
 		return plainHostKeyAlgorithms // the callback will report err
 	}
 	var keyErr *knownhosts.KeyError
-	if !errors.As(check(addr, pipeAddr(addr), probeKey{}), &keyErr) || len(keyErr.Want) == 0 {
+	if !errors.As(known.lookup(addr, pipeAddr(addr), probeKey{}), &keyErr) || len(keyErr.Want) == 0 {
 		return plainHostKeyAlgorithms
 	}
 	var algos []string
@@ -133,7 +135,7 @@ func algorithmsForKey(keyType string) []string {
 }
 
 // load reads the known_hosts files that exist. h.mu must be held.
-func (h *HostKeys) load() (ssh.HostKeyCallback, error) {
+func (h *HostKeys) load() (*knownHosts, error) {
 	files := slices.Clone(h.Files)
 	if h.WriteFile != "" && !slices.Contains(files, h.WriteFile) {
 		files = append(files, h.WriteFile)
@@ -146,7 +148,11 @@ func (h *HostKeys) load() (ssh.HostKeyCallback, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: read known hosts: %w", err)
 	}
-	return check, nil
+	ca, err := caLines(files)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: read known hosts: %w", err)
+	}
+	return &knownHosts{check: check, ca: ca}, nil
 }
 
 // unknown decides about a key not on record. h.mu must be held.
@@ -174,10 +180,10 @@ func (h *HostKeys) record(host string, key ssh.PublicKey) error {
 		return nil
 	}
 	name := host
-	if h.Hash {
+	if h.Hash || !plainHost(host) {
 		name = knownhosts.HashHostname(host)
 	}
-	line := knownhosts.Line([]string{name}, key)
+	line := name + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
 	if err := appendLine(h.WriteFile, line, h.UID, h.GID); err != nil {
 		return fmt.Errorf("tunnel: record host key of %s: %w", host, err)
 	}
@@ -266,13 +272,6 @@ func chown(path string, uid, gid int) error {
 	}
 	return os.Chown(path, uid, gid)
 }
-
-// probeKey matches no known key, so checking it lists the keys on record.
-type probeKey struct{}
-
-func (probeKey) Type() string                                 { return "vpcvpn-probe" }
-func (probeKey) Marshal() []byte                              { return []byte("\x00\x00\x00\x0cvpcvpn-probe") }
-func (probeKey) Verify(data []byte, sig *ssh.Signature) error { return errors.New("probe key") }
 
 // keyTypeName names a key type as OpenSSH's messages do.
 func keyTypeName(k ssh.PublicKey) string {

@@ -1,6 +1,7 @@
 package tunnel_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -173,5 +174,93 @@ func TestHostKeysOverSSH(t *testing.T) {
 	var hke *tunnel.HostKeyError
 	if !errors.As(err, &hke) || !strings.HasPrefix(err.Error(), "tunnel: host key for ") {
 		t.Errorf("Dial with an unknown host key: %v", err)
+	}
+}
+
+// TestHostKeysCertAuthority: a @cert-authority line is not a host key.
+// Host certificates are not used, so a host that only a CA line covers is
+// unknown, as ssh(1) has it, not changed; it is offered every plain
+// algorithm; and the CA key itself is no host key for it.
+func TestHostKeysCertAuthority(t *testing.T) {
+	const addr = "bastion.example:22"
+	ca := tunneltest.NewSigner(t, "ecdsa").PublicKey()
+	key := tunneltest.NewSigner(t, "ed25519").PublicKey()
+	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 22}
+	file := filepath.Join(t.TempDir(), "known_hosts")
+	line := "@cert-authority *.example " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ca))) + "\n"
+	if err := os.WriteFile(file, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hk := &tunnel.HostKeys{Files: []string{file}, WriteFile: file, UID: -1, GID: -1}
+	for _, k := range []ssh.PublicKey{key, ca} {
+		var hke *tunnel.HostKeyError
+		if err := hk.Callback()(addr, remote, k); !errors.As(err, &hke) || len(hke.Known) > 0 || hke.Revoked != nil {
+			t.Errorf("%s key under a CA line: %v, want an unknown key", k.Type(), err)
+		}
+	}
+	if got := hk.Algorithms(addr); got[0] != ssh.KeyAlgoED25519 || len(got) < 3 {
+		t.Errorf("Algorithms under a CA line = %v, want every plain algorithm", got)
+	}
+	hk.AcceptNew = true
+	if err := hk.Callback()(addr, remote, key); err != nil {
+		t.Fatalf("accept-new under a CA line: %v", err)
+	}
+	hk.AcceptNew = false
+	if err := hk.Callback()(addr, remote, key); err != nil {
+		t.Errorf("recorded key not found: %v", err)
+	}
+	if got := hk.Algorithms(addr); !slices.Equal(got, []string{ssh.KeyAlgoED25519}) {
+		t.Errorf("Algorithms once recorded = %v, want only Ed25519", got)
+	}
+}
+
+// TestHostKeysRecordNames: a name that a plain known_hosts pattern would
+// not match as itself alone is recorded hashed; either way the key is
+// found again for that name and for no other. Found by FuzzKnownHosts: "*"
+// was recorded as a wildcard, "a,b" as two hosts, "a b" as an unreadable
+// file, "[a:b]:22" as "[a]:b".
+func TestHostKeysRecordNames(t *testing.T) {
+	key := tunneltest.NewSigner(t, "ed25519").PublicKey()
+	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 22}
+	tests := []struct {
+		addr   string
+		hashed bool
+	}{
+		{"bastion.example:22", false},
+		{"10.0.0.1:22", false},
+		{"[fe80::1%eth0]:2222", false},
+		{"[ip-10-0-0-1_x.internal]:2222", false},
+		{"*:22", true},
+		{"a,b:22", true},
+		{"a b:22", true},
+		{"!x:22", true},
+		{"#x:22", true},
+		{"@revoked:22", true},
+		{"|1|x|y:22", true},
+		{":22", true},
+		{"[a:b]:22", true},
+		{"x\n* " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))) + ":22", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "known_hosts")
+			hk := &tunnel.HostKeys{WriteFile: file, AcceptNew: true, UID: -1, GID: -1}
+			if err := hk.Callback()(tt.addr, remote, key); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(file)
+			if hashed := bytes.HasPrefix(b, []byte("|1|")); hashed != tt.hashed || bytes.Count(b, []byte("\n")) != 1 {
+				t.Errorf("recorded %q, want one line, hashed %v", b, tt.hashed)
+			}
+			hk.AcceptNew = false
+			if err := hk.Callback()(tt.addr, remote, key); err != nil {
+				t.Errorf("recorded %q, then: %v", b, err)
+			}
+			for _, other := range []string{"other:22", "a:22", "x:22", "[bastion.example]:2222"} {
+				if other != tt.addr && hk.Callback()(other, remote, key) == nil {
+					t.Errorf("recorded %q, and it accepts %s", b, other)
+				}
+			}
+		})
 	}
 }
