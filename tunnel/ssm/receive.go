@@ -2,7 +2,7 @@ package ssm
 
 // The agent -> client path:
 //
-//	WebSocket -> readLoop -> ParseMessage, Validate -> dispatch
+//	WebSocket -> readLoop -> readFrame (at most maxFrame) -> ParseMessage, Validate -> dispatch
 //	    acknowledge        -> sendWindow.ack
 //	    output_stream_data -> receiver.accept (in order, buffered out of order, duplicates)
 //	                          -> ack queued for writeLoop; Output -> read buffer -> Read
@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -125,7 +126,7 @@ func (r *receiver) broadcast() {
 func (c *Conn) readLoop(s *socket) {
 	defer c.wg.Done()
 	for {
-		_, frame, err := s.ws.Read(s.ctx)
+		frame, err := c.readFrame(s)
 		if err != nil {
 			s.fail(fmt.Errorf("read: %w", err))
 			return
@@ -133,6 +134,31 @@ func (c *Conn) readLoop(s *socket) {
 		if err := c.handleFrame(frame); err != nil {
 			return
 		}
+	}
+}
+
+// readFrame returns the next WebSocket message of s, text or binary (the
+// reference client takes both). A message over maxFrame is read to its end
+// and dropped like any other malformed frame: the socket stays up, where
+// the WebSocket's own read limit would close it.
+func (c *Conn) readFrame(s *socket) ([]byte, error) {
+	for {
+		_, r, err := s.ws.Reader(s.ctx)
+		if err != nil {
+			return nil, err
+		}
+		frame, err := io.ReadAll(io.LimitReader(r, maxFrame+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(frame) <= maxFrame {
+			return frame, nil
+		}
+		n, err := io.Copy(io.Discard, r)
+		if err != nil {
+			return nil, err
+		}
+		c.log.Debug("dropping an oversized frame", "bytes", int64(len(frame))+n)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 )
 
 // maxFrame bounds a frame from the service; the agent's are about 1 KiB.
+// A longer one is dropped (readFrame).
 const maxFrame = 1 << 20
 
 // socket is one WebSocket of a session, with its goroutines: readLoop,
@@ -50,7 +51,7 @@ func (c *Conn) openSocket(ctx context.Context, token string) (*websocket.Conn, e
 		}
 		return nil, fmt.Errorf("ssm: open data channel %s: %w", where, err)
 	}
-	ws.SetReadLimit(maxFrame)
+	ws.SetReadLimit(-1) // readFrame drops what is over maxFrame, keeping the socket
 	open, err := json.Marshal(OpenDataChannel{
 		MessageSchemaVersion: "1.0",
 		RequestID:            newUUID().String(),

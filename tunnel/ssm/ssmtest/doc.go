@@ -1,7 +1,7 @@
 // Package ssmtest plays the far end of an SSM data channel in tests: a
 // WebSocket handler that acts as the Session Manager service and the SSM
 // agent together (OpenDataChannel check, handshake, acknowledgements,
-// retransmission), with fault injection, resumable sessions (Session.Break
-// drops the WebSocket, Session.NewToken is the token a fake ResumeSession
-// returns) and a goroutine-leak check.
+// retransmission), with fault injection (Agent.Filter, Stream.Inject),
+// resumable sessions (Session.Break drops the WebSocket, Session.NewToken
+// is the token a fake ResumeSession returns) and a goroutine-leak check.
 package ssmtest
