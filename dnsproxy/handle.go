@@ -25,7 +25,7 @@ const (
 // handle answers the query in raw, received over UDP if udp is set. It
 // returns nil when raw deserves no answer.
 func (p *Proxy) handle(ctx context.Context, raw []byte, udp bool) []byte {
-	q, reject := p.parse(raw)
+	q, reject := p.parse(raw, udp)
 	if q == nil {
 		return reject
 	}
@@ -59,11 +59,12 @@ func (p *Proxy) handle(ctx context.Context, raw []byte, udp bool) []byte {
 	return ans
 }
 
-// parse unpacks a query. A nil message comes with the answer to give
-// instead: nil for bytes too short to answer or a response, FORMERR for a
-// query that does not parse or has other than one question, NOTIMP for
-// other opcodes and zone transfers.
-func (p *Proxy) parse(raw []byte) (*dns.Msg, []byte) {
+// parse unpacks a query, received over UDP if udp is set. A nil message
+// comes with the answer to give instead: nil for bytes too short to answer
+// or a response, FORMERR for a query that does not parse, has other than
+// one question, or is a UDP message over 512 bytes without EDNS0 (RFC 1035
+// §4.2.1), NOTIMP for other opcodes and zone transfers.
+func (p *Proxy) parse(raw []byte, udp bool) (*dns.Msg, []byte) {
 	if len(raw) < headerLen || raw[2]&qrBit != 0 {
 		p.stats.malformed.Add(1)
 		return nil, nil
@@ -77,7 +78,7 @@ func (p *Proxy) parse(raw []byte) (*dns.Msg, []byte) {
 	case q.Opcode != dns.OpcodeQuery:
 		p.stats.malformed.Add(1)
 		return nil, reply(q, dns.RcodeNotImplemented)
-	case len(q.Question) != 1:
+	case len(q.Question) != 1, udp && len(raw) > dns.MinMsgSize && q.IsEdns0() == nil:
 		p.stats.malformed.Add(1)
 		return nil, reply(q, dns.RcodeFormatError)
 	case q.Question[0].Qtype == dns.TypeAXFR || q.Question[0].Qtype == dns.TypeIXFR:
