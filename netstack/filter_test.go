@@ -22,16 +22,16 @@ func rawHarness(t *testing.T) *harness {
 }
 
 // send writes pkt into the Stack.
-func (h *harness) send(t *testing.T, pkt []byte) {
+func (h *harness) send(t testing.TB, pkt []byte) {
 	t.Helper()
 	buf := append(make([]byte, tunOffset), pkt...)
-	if _, err := h.raw.Write([][]byte{buf}, tunOffset); err != nil {
+	if _, err := h.tun.Write([][]byte{buf}, tunOffset); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // recv returns the next packet the Stack wrote.
-func (h *harness) recv(t *testing.T) []byte {
+func (h *harness) recv(t testing.TB) []byte {
 	t.Helper()
 	select {
 	case pkt := <-h.raw.rx:

@@ -32,6 +32,7 @@ const testMTU = 1500
 type harness struct {
 	stack *Stack
 	raw   *memTUN         // the other end, when host is nil
+	tun   *memTUN         // the other end, always: writes reach the stack
 	host  *wgnetstack.Net // the applications, when set
 	dials chan string     // every addr Dial was called with
 	glue  sync.WaitGroup  // copies packets from the host to the pair
@@ -41,7 +42,7 @@ type harness struct {
 type harnessOpts struct {
 	batch  int
 	noHost bool
-	cfg    Config // Dial, ConnectTimeout, MaxInFlight; the rest is filled in
+	cfg    Config // Dial, ConnectTimeout, MaxInFlight, Logger; the rest is filled in
 }
 
 // newHarness builds and starts a Stack. Everything it starts is stopped by
@@ -57,7 +58,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	cfg.Device = stackEnd
 	cfg.Routes = []netip.Prefix{vpcRoute}
 	cfg.IsLocal = func(a netip.Addr) bool { return a == hostAddr }
-	cfg.Logger = testLogger(t)
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
 	dial := cfg.Dial
 	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		select {
@@ -76,6 +79,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 			t.Errorf("Close: %v", err)
 		}
 	})
+	h.tun = appEnd
 	if o.noHost {
 		h.raw = appEnd
 	} else {
