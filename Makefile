@@ -16,11 +16,14 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/vpcvpn ./cmd/vpcvpn
 
 # Unit tests with the race detector, fuzz seeds (go test runs every seed
-# corpus), the integration lab when root (it skips with a reason otherwise),
+# corpus), then every fuzz target for TEST_FUZZTIME each (make fuzz for
+# longer), the integration lab when root (it skips with a reason otherwise),
 # and the cross-builds.
+TEST_FUZZTIME ?= 3s
 test: build
 	$(GO) vet ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m $(PRODUCT_PKGS)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) FUZZMINIMIZETIME=1s
 	VPCVPN_BIN=$(CURDIR)/bin/vpcvpn $(GO) test -count=1 -timeout 20m ./integration/...
 	$(MAKE) crossbuild
 
@@ -38,12 +41,20 @@ crossbuild:
 bench: build
 	$(GO) run ./integration/cmd/labbench -vpcvpn $(CURDIR)/bin/vpcvpn
 
+# Each fuzz target for FUZZTIME (go test fuzzes one target per run). New
+# inputs that widen coverage are minimized for at most FUZZMINIMIZETIME, which
+# otherwise eats the run. A failing input is written to the package's
+# testdata/fuzz/FuzzX/: keep it only as a named regression test's seed.
 FUZZTIME ?= 30s
+FUZZMINIMIZETIME ?= 10s
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	  done; \
+	@list=$$($(GO) test -list '^Fuzz' ./...) || { echo "$$list"; exit 1; }; \
+	targets=$$(echo "$$list" | awk '/^Fuzz/ { f = f " " $$1; next } \
+	  /^ok/ { n = split(f, a, " "); for (i = 1; i <= n; i++) print $$2 "," a[i]; f = "" }'); \
+	[ -n "$$targets" ] || { echo "no fuzz targets found"; exit 1; }; \
+	for t in $$targets; do \
+	  pkg=$${t%,*}; f=$${t#*,}; echo "== $$pkg $$f"; \
+	  $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg || exit 1; \
 	done
 
 # A local VPC lab in network namespaces with an emulated AWS, vpcvpn connecting
