@@ -34,24 +34,29 @@ func (r *scriptReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// TestCopyAdaptive checks the buffer of each read: the large one only after
-// a read of at least relayBufSize, the small one again after a shorter read.
+// TestCopyAdaptive checks the buffer of each read: the small one while reads
+// are short, the next larger one after a read that filled the buffer, up to
+// the copy's maximum, and the smallest one larger than the last read after a
+// shorter read.
 func TestCopyAdaptive(t *testing.T) {
-	const small, big = relayBufSize, relayBigBufSize
+	const small, mid, big = relaySmallBufSize, relayBufSize, relayBigBufSize
 	tests := []struct {
 		name     string
+		max      int
 		sizes    []int
 		wantBufs []int
 	}{
-		{"idle", []int{10, 20}, []int{small, small, small}},
-		{"bulk", []int{small, big, 100 << 10, 5}, []int{small, big, big, big, small}},
-		{"burst then idle", []int{small, 100, small, small}, []int{small, big, small, big, big}},
+		{"idle", big, []int{10, 20}, []int{small, small, small}},
+		{"bulk", big, []int{small, mid, big, 100 << 10, 5}, []int{small, mid, big, big, big, small}},
+		{"burst then idle", big, []int{small, 100, small, mid, 10 << 10}, []int{small, mid, small, mid, big, mid}},
+		{"up to 32 KiB", mid, []int{small, mid, mid, 10}, []int{small, mid, mid, mid, small}},
+		{"small only", small, []int{small, small, 10}, []int{small, small, small, small}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &scriptReader{sizes: slices.Clone(tt.sizes)}
 			var got bytes.Buffer
-			if err := copyAdaptive(&got, r); err != nil {
+			if err := copyAdaptive(&got, r, tt.max); err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(r.bufs, tt.wantBufs) {
@@ -65,6 +70,41 @@ func TestCopyAdaptive(t *testing.T) {
 				t.Errorf("copied %d bytes, want %d, or they differ", got.Len(), len(want))
 			}
 		})
+	}
+}
+
+// blockingReader returns one short read, then blocks in Read until
+// release is closed, reporting the size of the buffer it blocks with.
+type blockingReader struct {
+	first   bool
+	blocked chan int
+	release chan struct{}
+}
+
+func (r *blockingReader) Read(p []byte) (int, error) {
+	if !r.first {
+		r.first = true
+		return copy(p, "hello"), nil
+	}
+	r.blocked <- len(p)
+	<-r.release
+	return 0, io.EOF
+}
+
+// TestCopyAdaptiveIdleBuffer: an idle flow's copy waits with the small
+// buffer, whatever its maximum, so thousands of idle flows stay cheap.
+func TestCopyAdaptiveIdleBuffer(t *testing.T) {
+	for _, max := range []int{relayBufSize, relayBigBufSize} {
+		r := &blockingReader{blocked: make(chan int), release: make(chan struct{})}
+		done := make(chan error)
+		go func() { done <- copyAdaptive(io.Discard, r, max) }()
+		if got := <-r.blocked; got != relaySmallBufSize {
+			t.Errorf("max %d: an idle copy waits with a %d-byte buffer, want %d", max, got, relaySmallBufSize)
+		}
+		close(r.release)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }
 
@@ -82,13 +122,13 @@ func (shortWriter) Write(p []byte) (int, error) { return len(p) - 1, nil }
 // as io.ErrShortWrite.
 func TestCopyAdaptiveErrors(t *testing.T) {
 	readErr := errors.New("read failed")
-	if err := copyAdaptive(io.Discard, &scriptReader{sizes: []int{5}, err: readErr}); err != readErr {
+	if err := copyAdaptive(io.Discard, &scriptReader{sizes: []int{5}, err: readErr}, relayBigBufSize); err != readErr {
 		t.Errorf("read error: got %v", err)
 	}
-	if err := copyAdaptive(failWriter{}, &scriptReader{sizes: []int{5}}); err == nil {
+	if err := copyAdaptive(failWriter{}, &scriptReader{sizes: []int{5}}, relayBigBufSize); err == nil {
 		t.Error("write error: got nil")
 	}
-	if err := copyAdaptive(shortWriter{}, &scriptReader{sizes: []int{5}}); err != io.ErrShortWrite {
+	if err := copyAdaptive(shortWriter{}, &scriptReader{sizes: []int{5}}, relayBigBufSize); err != io.ErrShortWrite {
 		t.Errorf("short write: got %v", err)
 	}
 }
@@ -100,12 +140,12 @@ func TestCopyAdaptiveAllocs(t *testing.T) {
 		t.Skip("allocation counts differ under -race")
 	}
 	r := &scriptReader{}
-	script := []int{100, relayBufSize, relayBigBufSize, 10}
+	script := []int{100, relaySmallBufSize, relayBufSize, relayBigBufSize, 10}
 	sizes := make([]int, len(script)) // r.sizes shrinks as it reads
 	n := testing.AllocsPerRun(100, func() {
 		copy(sizes, script)
 		r.sizes, r.bufs = sizes, r.bufs[:0]
-		copyAdaptive(io.Discard, r)
+		copyAdaptive(io.Discard, r, relayBigBufSize)
 	})
 	if n > 0 {
 		t.Errorf("%v allocs per copy, want 0", n)

@@ -2,10 +2,11 @@ package netstack
 
 // Relay: app conn (gonet) <-> far conn (DialFunc), one flow.
 //
-// Two copies, one per direction: app->far an io.CopyBuffer with a pooled
-// 32 KiB buffer (the SSH channel's maximum packet: x/crypto splits larger
-// writes into packets of that size anyway), far->app copyAdaptive
-// (adaptive.go), which grows its buffer while a download keeps it full. An EOF in one direction half-closes the
+// Two copies, one per direction, each a copyAdaptive (adaptive.go): a 4 KiB
+// buffer while the flow is idle or interactive, larger ones while a
+// transfer keeps them full, up to 32 KiB app->far (the SSH channel's
+// maximum packet: x/crypto splits larger writes into packets of that size
+// anyway) and 256 KiB far->app. An EOF in one direction half-closes the
 // other side (CloseWrite), and the flow ends when both directions have ended,
 // so no byte in flight is lost. An error in either direction aborts both,
 // with a RST to the app: a far side that failed (the SSH connection lost,
@@ -21,17 +22,6 @@ import (
 	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-)
-
-// relayBufSize matches x/crypto/ssh's channelMaxPacket.
-const relayBufSize = 32 << 10
-
-// relayBigBufSize is the buffer of a bulk far->app copy (adaptive.go).
-const relayBigBufSize = 256 << 10
-
-var (
-	relayBufPool    = sync.Pool{New: func() any { return new([relayBufSize]byte) }}
-	relayBigBufPool = sync.Pool{New: func() any { return new([relayBigBufSize]byte) }}
 )
 
 // flow is one relayed TCP connection.
@@ -69,9 +59,9 @@ func (f *flow) close() {
 func (f *flow) relay(c *counters) error {
 	upErr := make(chan error, 1)
 	go func() { // owned by relay, which waits for it below
-		upErr <- f.copyHalf(f.far, f.app, &c.bytesUp, false)
+		upErr <- f.copyHalf(f.far, f.app, &c.bytesUp, relayBufSize)
 	}()
-	errDown := f.copyHalf(f.app, f.far, &c.bytesDown, true)
+	errDown := f.copyHalf(f.app, f.far, &c.bytesDown, relayBigBufSize)
 	errUp := <-upErr
 	f.close() // after an error, copyHalf has aborted already
 	var errs []error
@@ -84,20 +74,11 @@ func (f *flow) relay(c *counters) error {
 	return errors.Join(errs...)
 }
 
-// copyHalf copies src to dst until EOF, then half-closes dst. On an error it
-// aborts the flow, so the other direction ends too. adaptive selects
-// copyAdaptive, for the far->app direction.
-func (f *flow) copyHalf(dst, src net.Conn, n *atomic.Uint64, adaptive bool) error {
-	var err error
-	if adaptive {
-		err = copyAdaptive(countingWriter{dst, n}, src)
-	} else {
-		buf := relayBufPool.Get().(*[relayBufSize]byte)
-		// The wrappers hide ReaderFrom and WriterTo, which would bypass buf
-		// (and, for *net.TCPConn, allocate a buffer per call).
-		_, err = io.CopyBuffer(countingWriter{dst, n}, readerOnly{src}, buf[:])
-		relayBufPool.Put(buf)
-	}
+// copyHalf copies src to dst until EOF with buffers of up to maxBuf, then
+// half-closes dst. On an error it aborts the flow, so the other direction
+// ends too.
+func (f *flow) copyHalf(dst, src net.Conn, n *atomic.Uint64, maxBuf int) error {
+	err := copyAdaptive(countingWriter{dst, n}, src, maxBuf)
 	if err == nil {
 		err = closeWrite(dst)
 	}
@@ -114,11 +95,6 @@ func closeWrite(c net.Conn) error {
 	}
 	return c.Close()
 }
-
-// readerOnly hides all methods of an io.Reader but Read.
-type readerOnly struct{ r io.Reader }
-
-func (r readerOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
 
 // countingWriter counts the bytes written to w.
 type countingWriter struct {
