@@ -21,11 +21,26 @@ package netstack
 //
 // Ordering: one FIFO, at most one writer, so packets reach the TUN in the
 // order gVisor produced them, per flow and overall.
+//
+// SYN-ACKs are the exception: they are handed to a goroutine of the
+// queue's own to write. gVisor's forwarder sends a SYN-ACK from the flow's
+// handler goroutine while it holds the new endpoint's lock, and a TUN write
+// makes the kernel answer at once: the app's ACK, then its first data, reach
+// the endpoint before that lock is released. gVisor's TCP processor then
+// finds the lock taken and the endpoint not owned by a user, requeues it and
+// tries again, in a loop that does not yield (processor.start in
+// tcp/dispatcher.go, as of 2026-09). With every P busy, the handler waits
+// for one while the processor spins, until Go preempts the spinner after up
+// to 10 ms. Handed off, the SYN-ACK leaves the handler free to release the
+// lock at once. Measured (netns lab, 2 cores, 2,000 short connections in a
+// row through vpcvpn): 550 -> 950 per second, and vpcvpn's CPU time per
+// connection 1.5 -> 0.7 ms, three quarters of it in that loop before.
 
 import (
 	"sync"
 	"sync/atomic"
 
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -40,6 +55,8 @@ type outQueue struct {
 	w       outWriter             // nil until start
 	onErr   func(error)           // called by the writer for a failed write
 	batch   []*stack.PacketBuffer // the writer's batch, swapped with pending
+
+	handoffs sync.WaitGroup // writers started for a SYN-ACK; Add under mu
 }
 
 // start sets the writer and writes what was queued before it.
@@ -71,11 +88,35 @@ func (q *outQueue) push(pkts []*stack.PacketBuffer) int {
 	}
 	own := !q.writing && q.w != nil && len(q.pending) > 0
 	q.writing = q.writing || own
+	handoff := own && hasSYN(pkts[:n])
+	if handoff {
+		q.handoffs.Add(1)
+	}
 	q.mu.Unlock()
-	if own {
+	switch {
+	case handoff: // see the file comment
+		go func() {
+			defer q.handoffs.Done()
+			q.drain()
+		}()
+	case own:
 		q.drain()
 	}
 	return n
+}
+
+// hasSYN reports whether one of pkts is a TCP segment with SYN set.
+func hasSYN(pkts []*stack.PacketBuffer) bool {
+	for _, pkb := range pkts {
+		if pkb.TransportProtocolNumber != header.TCPProtocolNumber {
+			continue
+		}
+		th := pkb.TransportHeader().Slice()
+		if len(th) >= header.TCPMinimumSize && header.TCP(th).Flags().Contains(header.TCPFlagSyn) {
+			return true
+		}
+	}
+	return false
 }
 
 // drain writes batches until the queue is empty or closed, then gives up
@@ -97,6 +138,10 @@ func (q *outQueue) drain() {
 	q.writing = false
 	q.mu.Unlock()
 }
+
+// wait waits for the writers that push started for SYN-ACKs. Call it after
+// close, once the TUN no longer blocks writes.
+func (q *outQueue) wait() { q.handoffs.Wait() }
 
 // close refuses later packets and releases the queued ones. A writer in
 // progress finishes its batch and stops.

@@ -271,6 +271,7 @@ func (s *Stack) Close() error {
 		s.cancel()           // abandons dials in progress
 		s.link.close()       // refuses and releases outbound packets
 		err := s.dev.Close() // stops pumpIn
+		s.link.out.wait()    // a SYN-ACK's writer, unblocked by the close
 		for _, f := range flows {
 			f.abort()
 		}
