@@ -26,6 +26,11 @@ type ServerConfig struct {
 	// hold the open pending; an error refuses the open (Prohibited).
 	OnOpen func(dst string) error
 
+	// OnChannel, when set, is called in a goroutine of its own with each
+	// accepted direct-tcpip channel while the server relays it, e.g. to
+	// send channel requests as OpenSSH's ClientAlive probes do.
+	OnChannel func(ssh.Channel)
+
 	// OnRequest, when set, is called with the name of each global request,
 	// such as "keepalive@openssh.com". The request is answered with failure,
 	// as OpenSSH answers keepalives.
@@ -204,6 +209,13 @@ func (s *Server) forward(nc ssh.NewChannel) {
 		defer s.wg.Done()
 		ssh.DiscardRequests(reqs)
 	}()
+	if s.cfg.OnChannel != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.cfg.OnChannel(ch)
+		}()
+	}
 	relay(ch, tc.(*net.TCPConn))
 }
 
