@@ -81,6 +81,10 @@ func (l *Lab) Start(ns, name string, stopSig syscall.Signal, argv ...string) (*P
 	return p, nil
 }
 
+// PID returns the process id: that of argv[0], which `ip netns exec`
+// has exec'd.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 

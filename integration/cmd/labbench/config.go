@@ -77,9 +77,10 @@ func parseOnly(only string) ([]string, error) {
 }
 
 // tcpPaths reports whether a path of the main table is measured: those
-// share one lab and its iperf3 and pgbench clients; ssm builds its own.
+// share one lab and its iperf3 and pgbench clients; ssm and load build
+// their own.
 func (c config) tcpPaths() bool {
-	return slices.ContainsFunc(c.paths, func(id string) bool { return !pathByID(id).overSSM })
+	return slices.ContainsFunc(c.paths, func(id string) bool { return pathByID(id).table == tcpTable })
 }
 
 // checkMachine returns why the benchmark cannot run here, or nil: not root,
@@ -92,7 +93,7 @@ func checkMachine(cfg *config) error {
 	if err := checkTools(cfg); err != nil {
 		return err
 	}
-	if slices.Contains(cfg.paths, "vpcvpn") || slices.Contains(cfg.paths, ssmID) {
+	if slices.ContainsFunc(cfg.paths, func(id string) bool { return id == "vpcvpn" || id == ssmID || id == loadID }) {
 		if err := absFile(&cfg.bin, "vpcvpn binary", "build it with make build, or pass -vpcvpn"); err != nil {
 			return err
 		}

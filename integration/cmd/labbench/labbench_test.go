@@ -89,7 +89,7 @@ func TestParseOnly(t *testing.T) {
 		{"table order", "vpcvpn, SSH-L", "ssh-l,vpcvpn"},
 		{"ssm alone", "ssm", "ssm"},
 		{"ssm last", "ssm,direct", "direct,ssm"},
-		{"default", "", "direct,ssh-l,sshuttle,sshfwd,vpcvpn,ssm"},
+		{"default", "", "direct,ssh-l,sshuttle,sshfwd,vpcvpn,ssm,load"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,7 +105,7 @@ func TestParseOnly(t *testing.T) {
 }
 
 func TestTCPPaths(t *testing.T) {
-	for only, want := range map[string]bool{"ssm": false, "ssm,vpcvpn": true, "": true} {
+	for only, want := range map[string]bool{"ssm": false, "ssm,vpcvpn": true, "": true, "load": false, "load,ssm": false} {
 		paths, _ := parseOnly(only)
 		if got := (config{paths: paths}).tcpPaths(); got != want {
 			t.Errorf("-only %q: tcpPaths() = %v, want %v", only, got, want)

@@ -2,7 +2,7 @@
 // labs of network namespaces (package lab), and prints Markdown tables:
 //
 //	sudo make bench
-//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn,ssm] [-json out.json] [-awsemu BIN]
+//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn,ssm,load] [-json out.json] [-awsemu BIN]
 //
 // Each path of the main table carries the same clients from the laptop
 // namespace to the VPC host: iperf3 up and down (-R) for bulk TCP, and
@@ -25,6 +25,15 @@
 //	          pushed by EC2 Instance Connect: -duration's worth at 1 KiB/ms
 //	          up to a sink and down from a source, and the time from
 //	          starting vpcvpn up to the first byte back from an echo server
+//
+// The load path, too, has a lab and a table of its own (load.go): many
+// flows to an echo server in the VPC host, through vpcvpn and through
+// OpenSSH's ssh -L, one after the other:
+//
+//	load      resident memory per 1,000 idle flows (of 5,000 open at once),
+//	          short connections one after another per second, the time
+//	          until a burst of 500 simultaneous connects all echoed, and
+//	          vpcvpn's time to recover when the bastion's sshd restarts
 //
 // Every figure is the median of -runs runs. The labs are removed at the
 // end, also on Ctrl-C or SIGTERM; a killed run's leftovers are removed by

@@ -18,6 +18,7 @@ type endpoint struct {
 	iperfAddr string     // host:port of the iperf3 server, or a forward to it
 	pgAddr    string     // host:port of PostgreSQL, or a forward to it
 	ssm       *ssmTunnel // the ssm path's vpcvpn and lab; nil on the others
+	load      *loadLab   // the load path's lab and tools; nil on the others
 }
 
 // path is one way from the laptop to the VPC host.
@@ -26,15 +27,28 @@ type path struct {
 	label string // for the table
 	// open sets the path up; the returned func tears it down again.
 	open func(ctx context.Context, b *bench) (endpoint, func() error, error)
-	// overSSM marks the ssm path: its own lab with the emulated AWS side,
-	// ssmMetrics instead of tcpMetrics, and a table of its own.
-	overSSM bool
+	// table is where p's results go. The ssm and load paths build labs
+	// of their own and have tables of their own: ssm with the emulated AWS
+	// side and ssmMetrics, load with loadMetrics (load.go).
+	table tableKind
 }
+
+// tableKind names a table of the report.
+type tableKind int
+
+const (
+	tcpTable  tableKind = iota // the main table, tcpMetrics
+	ssmTable                   // over SSM, ssmMetrics
+	loadTable                  // many flows, loadMetrics
+)
 
 // metrics returns what p measures, in column order.
 func (p path) metrics() []metric {
-	if p.overSSM {
+	switch p.table {
+	case ssmTable:
 		return ssmMetrics
+	case loadTable:
+		return loadMetrics
 	}
 	return tcpMetrics
 }
@@ -52,12 +66,13 @@ const vpcvpnIf = "vpcvpn0"
 
 // paths in table order. ssh-l must stay: the ratio columns compare with it.
 var paths = []path{
-	{"direct", "direct (no tunnel)", openDirect, false},
-	{"ssh-l", "ssh -L (OpenSSH)", openSSHL, false},
-	{"sshuttle", "sshuttle", openSSHuttle, false},
-	{"sshfwd", "x/crypto/ssh forwarder", openSSHFwd, false},
-	{"vpcvpn", "vpcvpn", openVPCVPN, false},
-	{ssmID, "vpcvpn over SSM (emulated agent, real pacing)", openSSM, true},
+	{"direct", "direct (no tunnel)", openDirect, tcpTable},
+	{"ssh-l", "ssh -L (OpenSSH)", openSSHL, tcpTable},
+	{"sshuttle", "sshuttle", openSSHuttle, tcpTable},
+	{"sshfwd", "x/crypto/ssh forwarder", openSSHFwd, tcpTable},
+	{"vpcvpn", "vpcvpn", openVPCVPN, tcpTable},
+	{ssmID, "vpcvpn over SSM (emulated agent, real pacing)", openSSM, ssmTable},
+	{loadID, "load: vpcvpn and ssh -L", openLoad, loadTable},
 }
 
 func pathIDs() []string {

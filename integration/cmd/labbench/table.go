@@ -8,14 +8,18 @@ import (
 )
 
 // printReport writes the Markdown tables (the main one, then the SSM
-// path's), the comparison with sshuttle, the targets and any errors.
+// path's and the load path's), the comparison with sshuttle, the targets
+// and any errors.
 func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "\n## vpcvpn lab benchmark\n")
-	if ps := r.pathsOverSSM(false); ps != nil {
+	if ps := r.pathsIn(tcpTable); ps != nil {
 		printTCPTable(w, r, ps)
 	}
-	if ps := r.pathsOverSSM(true); ps != nil {
+	if ps := r.pathsIn(ssmTable); ps != nil {
 		printSSMTable(w, r, ps)
+	}
+	for _, p := range r.pathsIn(loadTable) {
+		printLoadTable(w, r, p)
 	}
 	fmt.Fprintf(w, "\nWhole benchmark: %v.\n", time.Duration(r.ElapsedSeconds)*time.Second)
 	fmt.Fprintf(w, "\nTargets (DESIGN.md, \"Numbers to beat\"):\n\n")
@@ -30,11 +34,11 @@ func printReport(w io.Writer, r *report) {
 	}
 }
 
-// pathsOverSSM returns the results of the paths over SSM, or of the others.
-func (r *report) pathsOverSSM(overSSM bool) []*pathResult {
+// pathsIn returns the results of the paths of table t.
+func (r *report) pathsIn(t tableKind) []*pathResult {
 	var ps []*pathResult
 	for _, p := range r.Paths {
-		if p.path.overSSM == overSSM {
+		if p.path.table == t {
 			ps = append(ps, p)
 		}
 	}
@@ -159,13 +163,13 @@ func shortTitle(m metric) string {
 	return strings.TrimPrefix(t, "pgbench ")
 }
 
-// formatValue shows rates (Gbit/s, MB/s) with 3 significant digits, tps
-// and milliseconds as integers.
+// formatValue shows rates (Gbit/s, MB/s) with 3 significant digits, tps,
+// counts per second and milliseconds from 100 as integers.
 func formatValue(m metric, v float64) string { return formatNumber(m.unit, v) }
 
 func formatNumber(unit string, v float64) string {
 	switch {
-	case unit == "tps" || unit == "ms" && v >= 100:
+	case unit == "tps" || unit == "/s" || unit == "ms" && v >= 100:
 		return fmt.Sprintf("%.0f", v)
 	case v >= 10:
 		return fmt.Sprintf("%.1f", v)
