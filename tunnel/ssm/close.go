@@ -27,8 +27,8 @@ func (c *Conn) record(cause error) {
 	if !first {
 		return
 	}
+	c.out.fail(cause) // Writes first: whoever saw Read fail finds Write failing too
 	c.in.fail(cause)
-	c.out.fail(cause)
 	if _, ok := cause.(*ChannelClosedError); ok {
 		c.log.Info("session closed", "reason", cause)
 	} else if !errors.Is(cause, net.ErrClosed) {
