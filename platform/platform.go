@@ -14,7 +14,10 @@ type Host interface {
 	// CreateTUN creates the TUN device name with the given MTU and returns
 	// it. It refuses a name that is already in use, whatever kind of link
 	// holds it. On Linux the device uses batched I/O and segmentation
-	// offload where the kernel has them.
+	// offload where the kernel has them. On macOS the kernel names the
+	// device: name is used only if it is a utun name (utunN), otherwise the
+	// next free utunN is taken. Either way the device's Name is the link
+	// name for the other methods.
 	CreateTUN(name string, mtu int) (tun.Device, error)
 
 	// ConfigureLink gives link name the address addr (vpcvpn uses a /32),

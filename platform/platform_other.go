@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package platform
 
@@ -7,8 +7,8 @@ import (
 	"log/slog"
 )
 
-// New returns the Host of this system. As of 2026-11-22 only Linux has one;
-// elsewhere New returns errors.ErrUnsupported.
+// New returns the Host of this system. As of 2026-11-23 Linux and macOS
+// have one; elsewhere (Windows) New returns errors.ErrUnsupported.
 func New(logger *slog.Logger) (Host, error) {
 	return nil, errors.ErrUnsupported
 }

@@ -129,6 +129,29 @@ func newPlan(cfg Config, h platform.Host, cidrs []netip.Prefix, addr netip.Addr)
 	return p
 }
 
+// SetInterface binds the plan to link name instead of Config.Interface,
+// for a system whose kernel names the TUN only when Host.CreateTUN makes it
+// (a macOS utun): the routes and the split DNS go to name. It fails once
+// Apply has run.
+func (p *Plan) SetInterface(name string) error {
+	if name == "" {
+		return errors.New("routing: no interface name")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.configured || len(p.added) > 0 || p.dnsSet {
+		return errors.New("routing: plan already applied")
+	}
+	p.iface = name
+	for i := range p.routes {
+		p.routes[i].Dev = name
+	}
+	if p.dns != nil {
+		p.dns.Interface = name
+	}
+	return nil
+}
+
 // TUNAddr returns the TUN's address.
 func (p *Plan) TUNAddr() netip.Addr { return p.addr.Addr() }
 

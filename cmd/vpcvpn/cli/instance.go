@@ -31,6 +31,7 @@ type instance struct {
 	log   *slog.Logger
 	host  platform.Host
 	since time.Time
+	iface string // the TUN's name: --name on Linux, the utunN the kernel chose on macOS
 
 	state   atomic.Value // string: connecting, connected, reconnecting, idle
 	lastErr atomic.Value // string: why the connection was last lost
@@ -122,7 +123,7 @@ func (in *instance) run(ctx context.Context) (err error) {
 
 	in.state.Store("connected")
 	in.progress("connected to %s via %s; routing %s through %s (%s)%s. Ctrl-C to disconnect",
-		in.bastion(), in.transportName(), joinPrefixes(o.cidrs), o.name, in.plan.TUNAddr(), in.dnsSummary())
+		in.bastion(), in.transportName(), joinPrefixes(o.cidrs), in.iface, in.plan.TUNAddr(), in.dnsSummary())
 	backgroundReady()
 	return in.wait(ctx)
 }
@@ -135,6 +136,14 @@ func (in *instance) startStack() error {
 	}
 	dev, err := in.host.CreateTUN(o.name, o.mtu)
 	if err != nil {
+		return err
+	}
+	// On macOS the kernel named it (utunN): the routes and DNS go there.
+	if in.iface, err = dev.Name(); err == nil {
+		err = in.plan.SetInterface(in.iface)
+	}
+	if err != nil {
+		dev.Close()
 		return err
 	}
 	locals := newLocalAddrs(in.host, in.plan.TUNAddr())
@@ -298,6 +307,7 @@ func (in *instance) status() Status {
 	st.LastError = in.lastErr.Load().(string)
 	if st.State != "connecting" {
 		st.Address = in.plan.TUNAddr().String()
+		st.Interface = in.iface
 		s := in.stack.Stats()
 		st.FlowsOpen, st.FlowsTotal, st.FlowsFailed = s.FlowsOpen, s.FlowsTotal, s.FlowsFailed
 		st.BytesUp, st.BytesDown = s.BytesUp, s.BytesDown
