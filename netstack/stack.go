@@ -216,12 +216,33 @@ func (s *Stack) Start() {
 		return
 	}
 	s.started = true
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.pumpIn()
+	go s.drainEvents()
 	s.mu.Unlock()
 	// Outside s.mu: this writes what gVisor queued before Start, and a
 	// concurrent Close closes the queue first, so nothing is written.
 	s.link.out.start(s.newOutWriter(), s.writeErr)
+}
+
+// drainEvents reads the device's events (link up, down, MTU) until the
+// device closes them or the Stack stops: wireguard-go's TUN blocks its
+// link listener on a full events channel. They are logged only; the routes
+// follow the link by themselves.
+func (s *Stack) drainEvents() {
+	defer s.wg.Done()
+	events := s.dev.Events()
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			s.log.Debug("tun event", "event", e)
+		case <-s.ctx.Done():
+			return
+		}
+	}
 }
 
 // Done returns a channel that is closed when the Stack stops serving: when
