@@ -144,18 +144,36 @@ func expectReset(t *testing.T, c net.Conn) {
 	}
 }
 
-// TestReconnectSSMTerminated: the service terminates the session while a
-// flow is open. The flow is reset, status shows "reconnecting", vpcvpn
-// starts a new session by itself and a new query succeeds.
-func TestReconnectSSMTerminated(t *testing.T) {
+// rig is an SSM lab with its data servers and vpcvpn connected to it,
+// status watched.
+type rig struct {
+	l   *lab.Lab
+	v   *lab.VPCVPN
+	in  *lab.Instance
+	w   *stateWatch
+	ctx context.Context
+}
+
+// newRig builds the lab (agent unpaced), starts `vpcvpn up --target` with
+// extra arguments and waits until status says connected.
+func newRig(t *testing.T, extra ...string) *rig {
+	t.Helper()
 	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Pacing: "none"}})
 	if err := l.StartDataServers(); err != nil {
 		t.Fatal(err)
 	}
-	in := startVPCVPN(t, v, v.UpArgsSSM(ifName)...)
-	ctx := testContext(t, 2*time.Minute)
-	w := watchStates(t, v)
-	w.waitFor(t, "connected", 10*time.Second)
+	r := &rig{l: l, v: v, in: startVPCVPN(t, v, append(v.UpArgsSSM(ifName), extra...)...), ctx: testContext(t, 2*time.Minute)}
+	r.w = watchStates(t, v)
+	r.w.waitFor(t, "connected", 10*time.Second)
+	return r
+}
+
+// TestReconnectSSMTerminated: the service terminates the session while a
+// flow is open. The flow is reset, status shows "reconnecting", vpcvpn
+// starts a new session by itself and a new query succeeds.
+func TestReconnectSSMTerminated(t *testing.T) {
+	r := newRig(t)
+	l, in, w, ctx := r.l, r.in, r.w, r.ctx
 	flow, _ := openEcho(t, ctx, l)
 	sid, starts := currentSession(t, l), l.AWS.Calls(opStartSession)
 
@@ -183,14 +201,8 @@ func TestReconnectSSMTerminated(t *testing.T) {
 // carries on without losing a byte, and status showed "reconnecting" while
 // the data channel was down.
 func TestSSMResumeShowsReconnecting(t *testing.T) {
-	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Pacing: "none"}})
-	if err := l.StartDataServers(); err != nil {
-		t.Fatal(err)
-	}
-	in := startVPCVPN(t, v, v.UpArgsSSM(ifName)...)
-	ctx := testContext(t, 2*time.Minute)
-	w := watchStates(t, v)
-	w.waitFor(t, "connected", 10*time.Second)
+	rg := newRig(t)
+	l, in, w, ctx := rg.l, rg.in, rg.w, rg.ctx
 	flow, r := openEcho(t, ctx, l)
 	sid, starts, resumes := currentSession(t, l), l.AWS.Calls(opStartSession), l.AWS.Calls(opResumeSession)
 
@@ -291,14 +303,8 @@ func observe(ctx context.Context, d time.Duration) {
 // by itself.
 func TestReconnectLinkCut(t *testing.T) {
 	const interval = time.Second
-	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Pacing: "none"}})
-	if err := l.StartDataServers(); err != nil {
-		t.Fatal(err)
-	}
-	in := startVPCVPN(t, v, append(v.UpArgsSSM(ifName), "--keep-alive-interval", interval.String())...)
-	ctx := testContext(t, 2*time.Minute)
-	w := watchStates(t, v)
-	w.waitFor(t, "connected", 10*time.Second)
+	r := newRig(t, "--keep-alive-interval", interval.String())
+	l, in, w, ctx := r.l, r.in, r.w, r.ctx
 	flow, _ := openEcho(t, ctx, l)
 
 	cut := time.Now()

@@ -213,16 +213,8 @@ func (in *instance) wait(ctx context.Context) error {
 	up := time.Now() // when the current connection was made
 	for {
 		c := in.link.current()
-		select {
-		case <-ctx.Done():
-			in.progress("disconnecting")
-			return nil
-		case <-in.downCh:
-			in.progress("disconnecting (vpcvpn down)")
-			return nil
-		case <-in.stack.Done():
-			return errors.New("the tunnel interface went away")
-		case <-c.Done():
+		if end, err := in.until(ctx, c.Done()); end {
+			return err
 		}
 		lost := c.Err()
 		in.link.set(nil)
@@ -238,16 +230,8 @@ func (in *instance) wait(ctx context.Context) error {
 		if c.EndedIdle() {
 			in.state.Store("idle")
 			in.progress("connection to %s ended while idle (%v); the next connection through the tunnel reconnects", in.bastion(), lost)
-			select {
-			case <-ctx.Done():
-				in.progress("disconnecting")
-				return nil
-			case <-in.downCh:
-				in.progress("disconnecting (vpcvpn down)")
-				return nil
-			case <-in.stack.Done():
-				return errors.New("the tunnel interface went away")
-			case <-in.link.demand:
+			if end, err := in.until(ctx, in.link.demand); end {
+				return err
 			}
 			in.progress("reconnecting to %s for a new connection", in.bastion())
 			first = 0
@@ -268,6 +252,24 @@ func (in *instance) wait(ctx context.Context) error {
 		up = time.Now()
 		in.state.Store("connected")
 		in.progress("reconnected to %s via %s in %v", in.bastion(), in.transportName(), time.Since(began).Round(time.Millisecond))
+	}
+}
+
+// until waits for ch, or for what ends the instance: Ctrl-C or SIGTERM,
+// `vpcvpn down`, the interface gone. end reports the latter, and err what
+// wait returns then.
+func (in *instance) until(ctx context.Context, ch <-chan struct{}) (end bool, err error) {
+	select {
+	case <-ch:
+		return false, nil
+	case <-ctx.Done():
+		in.progress("disconnecting")
+		return true, nil
+	case <-in.downCh:
+		in.progress("disconnecting (vpcvpn down)")
+		return true, nil
+	case <-in.stack.Done():
+		return true, errors.New("the tunnel interface went away")
 	}
 }
 
