@@ -279,6 +279,17 @@ func TestServerGoneEndsClient(t *testing.T) {
 	}
 }
 
+// pipeConfig is e.config over an in-memory pipe whose client end arrives
+// on ends once dialed, to stall or cut it.
+func (e *env) pipeConfig(t *testing.T) (tunnel.Config, <-chan *tunneltest.Conn) {
+	cfg := e.config(t)
+	ends := make(chan *tunneltest.Conn, 1)
+	cfg.Transport = pipeTransport(e.srv, ends)
+	cfg.HostKeyCallback = ssh.FixedHostKey(e.srv.HostKey())
+	cfg.HostKeyAlgorithms = nil
+	return cfg, ends
+}
+
 // pipeTransport connects the client to srv over an in-memory pipe and
 // hands the test the client's end, to stall it.
 func pipeTransport(srv *tunneltest.Server, ends chan<- *tunneltest.Conn) tunnel.Transport {
@@ -293,11 +304,7 @@ func pipeTransport(srv *tunneltest.Server, ends chan<- *tunneltest.Conn) tunnel.
 func TestKeepaliveDetectsDeadPeer(t *testing.T) {
 	tunneltest.CheckGoroutines(t)
 	e := newEnv(t, tunneltest.ServerConfig{})
-	cfg := e.config(t)
-	ends := make(chan *tunneltest.Conn, 1)
-	cfg.Transport = pipeTransport(e.srv, ends)
-	cfg.HostKeyCallback = ssh.FixedHostKey(e.srv.HostKey())
-	cfg.HostKeyAlgorithms = nil
+	cfg, ends := e.pipeConfig(t)
 	cfg.KeepAliveInterval = 10 * time.Millisecond
 	cfg.KeepAliveCountMax = 2
 	c := dial(t, cfg)
@@ -324,11 +331,7 @@ func TestKeepaliveIdle(t *testing.T) {
 			requests.Add(1)
 		}
 	}})
-	cfg := e.config(t)
-	ends := make(chan *tunneltest.Conn, 1)
-	cfg.Transport = pipeTransport(e.srv, ends)
-	cfg.HostKeyCallback = ssh.FixedHostKey(e.srv.HostKey())
-	cfg.HostKeyAlgorithms = nil
+	cfg, ends := e.pipeConfig(t)
 	cfg.KeepAliveInterval = 5 * time.Millisecond
 	cfg.KeepAliveCountMax = 1
 	var active atomic.Bool
@@ -454,11 +457,7 @@ func TestDialConfigErrors(t *testing.T) {
 func TestChannelLostVersusEnded(t *testing.T) {
 	tunneltest.CheckGoroutines(t)
 	e := newEnv(t, tunneltest.ServerConfig{})
-	cfg := e.config(t)
-	ends := make(chan *tunneltest.Conn, 1)
-	cfg.Transport = pipeTransport(e.srv, ends)
-	cfg.HostKeyCallback = ssh.FixedHostKey(e.srv.HostKey())
-	cfg.HostKeyAlgorithms = nil
+	cfg, ends := e.pipeConfig(t)
 	cfg.KeepAliveActive = func() bool { return false } // idle, as far as the client knows
 	c := dial(t, cfg)
 	end := <-ends
