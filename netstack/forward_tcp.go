@@ -40,8 +40,8 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	}
 	far, err := s.dial(dst.String())
 	if err != nil {
-		r.Complete(true) // RST: the app sees "connection refused"
-		s.stats.flowsFailed.Add(1)
+		s.stats.flowsFailed.Add(1) // first: the app may look once refused
+		r.Complete(true)           // RST: the app sees "connection refused"
 		log.Debug("flow refused", "err", err)
 		return
 	}
