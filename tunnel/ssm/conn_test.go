@@ -95,14 +95,23 @@ func relay(t *testing.T, a *ssmtest.Agent, size int) *ssmtest.Session {
 	a.Serve = relayServe(up, down, got)
 	a.CloseReason = "done"
 	c, s := dial(t, a)
+	exchange(t, c, up, down, got)
+	return s
+}
+
+// exchange writes up to c while it reads down from it, checks both (the
+// agent's side of up arrives on got), and that the stream then ends with
+// the agent's reason "done".
+func exchange(t *testing.T, c *ssm.Conn, up, down []byte, got <-chan []byte) {
+	t.Helper()
 	werr := make(chan error, 1)
 	go func() {
 		_, err := c.Write(up)
 		werr <- err
 	}()
 	buf := make([]byte, len(down))
-	if _, err := io.ReadFull(c, buf); err != nil {
-		t.Fatalf("read: %v", err)
+	if n, err := io.ReadFull(c, buf); err != nil {
+		t.Fatalf("read after %d bytes: %v", n, err)
 	}
 	if !bytes.Equal(buf, down) {
 		t.Error("agent -> client bytes differ")
@@ -117,7 +126,6 @@ func relay(t *testing.T, a *ssmtest.Agent, size int) *ssmtest.Session {
 	if _, err := c.Read(buf); !errors.As(err, &cc) || cc.Output != "done" {
 		t.Errorf("read after the agent closed: %v, want a ChannelClosedError with reason", err)
 	}
-	return s
 }
 
 func TestRelay(t *testing.T) {

@@ -3,7 +3,6 @@ package ssm_test
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -111,28 +110,7 @@ func TestHostileFrames(t *testing.T) {
 	}}
 	c, s := dial(t, a)
 	start := time.Now()
-	werr := make(chan error, 1)
-	go func() {
-		_, err := c.Write(up)
-		werr <- err
-	}()
-	buf := make([]byte, len(down))
-	if n, err := io.ReadFull(c, buf); err != nil {
-		t.Fatalf("read after %d bytes: %v (garbage sent: %d)", n, err, len(sent))
-	}
-	if !bytes.Equal(buf, down) {
-		t.Error("agent -> client bytes differ")
-	}
-	if err := <-werr; err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	if !bytes.Equal(<-got, up) {
-		t.Error("client -> agent bytes differ")
-	}
-	var cc *ssm.ChannelClosedError
-	if _, err := c.Read(buf); !errors.As(err, &cc) || cc.Output != "done" {
-		t.Errorf("read after the agent closed: %v, want a ChannelClosedError with reason", err)
-	}
+	exchange(t, c, up, down, got)
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("took %v: the garbage stalled the stream", d)
 	}
