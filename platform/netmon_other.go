@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package platform
 
@@ -7,7 +7,7 @@ import (
 	"log/slog"
 )
 
-// WatchNetwork reports changes of the machine's network on Linux; here it
+// WatchNetwork reports changes of the machine's network on Linux and macOS; here it
 // returns a channel that never receives, so reconnects keep to their
 // backoff.
 func WatchNetwork(ctx context.Context, log *slog.Logger) (<-chan struct{}, error) {

@@ -47,6 +47,10 @@ const (
 	rtmGet    = 0x4
 	rtmLast   = 0xb // RTM_RESOLVE: the last type with an rt_msghdr
 
+	rtmNewAddr = 0xc // an address added (ifa_msghdr)
+	rtmDelAddr = 0xd // an address removed (ifa_msghdr)
+	rtmIfInfo  = 0xe // an interface changed state (if_msghdr)
+
 	rtaxDst     = 0
 	rtaxGateway = 1
 	rtaxNetmask = 2
@@ -370,4 +374,22 @@ func bitNames(v uint32, names []string) string {
 		return "0"
 	}
 	return s
+}
+
+// linkOrAddrChange reports whether the routing messages in b, as read from
+// a routing socket, include an interface or address change (WatchNetwork
+// on macOS). Route messages do not count: every ARP entry is one.
+func linkOrAddrChange(b []byte) bool {
+	for len(b) >= 4 {
+		switch b[3] { // rtm_type, after rtm_msglen (2) and rtm_version (1)
+		case rtmNewAddr, rtmDelAddr, rtmIfInfo:
+			return true
+		}
+		n := int(binary.LittleEndian.Uint16(b))
+		if n < 4 || n > len(b) {
+			return false
+		}
+		b = b[n:]
+	}
+	return false
 }

@@ -28,6 +28,9 @@ var (
 
 	_ = [1]struct{}{}[unix.RTM_VERSION-rtmVersion]
 	_ = [1]struct{}{}[unix.RTM_ADD-rtmAdd]
+	_ = [1]struct{}{}[unix.RTM_NEWADDR-rtmNewAddr]
+	_ = [1]struct{}{}[unix.RTM_DELADDR-rtmDelAddr]
+	_ = [1]struct{}{}[unix.RTM_IFINFO-rtmIfInfo]
 	_ = [1]struct{}{}[unix.RTM_DELETE-rtmDelete]
 	_ = [1]struct{}{}[unix.RTM_GET-rtmGet]
 	_ = [1]struct{}{}[unix.RTM_RESOLVE-rtmLast]

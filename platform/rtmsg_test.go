@@ -262,3 +262,33 @@ func FuzzParseRtMsgs(f *testing.F) {
 		rtReply(b, 1, 1)
 	})
 }
+
+// TestLinkOrAddrChange: WatchNetwork on macOS wakes for interface and
+// address messages anywhere in a read, not for route messages (ARP entries
+// come as those), and stops at a malformed length.
+func TestLinkOrAddrChange(t *testing.T) {
+	msg := func(typ byte, n int) []byte {
+		b := make([]byte, n)
+		binary.LittleEndian.PutUint16(b, uint16(n))
+		b[2], b[3] = rtmVersion, typ
+		return b
+	}
+	cat := func(ms ...[]byte) []byte { return bytes.Join(ms, nil) }
+	for _, tt := range []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"route added (ARP)", msg(rtmAdd, 92), false},
+		{"route deleted", msg(rtmDelete, 92), false},
+		{"interface state", msg(rtmIfInfo, 112), true},
+		{"address added after two routes", cat(msg(rtmAdd, 92), msg(rtmDelete, 100), msg(rtmNewAddr, 20)), true},
+		{"address removed", msg(rtmDelAddr, 20), true},
+		{"bad length before an address", cat([]byte{2, 0, rtmVersion, rtmAdd}, msg(rtmNewAddr, 20)), false},
+		{"empty", nil, false},
+	} {
+		if got := linkOrAddrChange(tt.b); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
