@@ -107,18 +107,31 @@ func (l *link) close() {
 	}
 }
 
+// minAttempt is how long a dial runs before a change of the network may
+// abandon it: a network that keeps changing must not starve every attempt.
+const minAttempt = time.Second
+
 // dialOnce runs one dial, abandoned when the machine's network changes
 // under it (the SDK's own retries can hold an attempt for many seconds
-// after the network came back); changed reports that.
+// after the network came back), though not before minAttempt; changed
+// reports that.
 func (in *instance) dialOnce(ctx context.Context, dial func(context.Context) (*tunnel.Client, error)) (c *tunnel.Client, err error, changed bool) {
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var netChanged atomic.Bool
 	done := make(chan struct{})
 	defer close(done)
+	began := time.Now()
 	go func() {
 		select {
 		case <-in.netChg:
+		case <-done:
+			return
+		}
+		t := time.NewTimer(minAttempt - time.Since(began))
+		defer t.Stop()
+		select {
+		case <-t.C:
 			netChanged.Store(true)
 			cancel()
 		case <-done:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/vpcvpn/vpcvpn/tunnel"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
@@ -67,5 +68,32 @@ func TestLinkDemand(t *testing.T) {
 	l.set(nil)
 	if len(l.demand) != 0 {
 		t.Error("demand from before the loss survived it")
+	}
+}
+
+// TestDialOnceNetworkChange: a change of the network abandons a dial in
+// progress, but not before it ran minAttempt; a dial that fails on its own
+// is not blamed on the network.
+func TestDialOnceNetworkChange(t *testing.T) {
+	changes := make(chan struct{}, 1)
+	in := &instance{netChg: changes}
+	hang := func(ctx context.Context) (*tunnel.Client, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	changes <- struct{}{}
+	began := time.Now()
+	_, err, changed := in.dialOnce(context.Background(), hang)
+	if !changed || !errors.Is(err, context.Canceled) {
+		t.Fatalf("dial under a network change: %v, changed %v; want it abandoned", err, changed)
+	}
+	if d := time.Since(began); d < minAttempt {
+		t.Errorf("abandoned after %v, before minAttempt %v", d, minAttempt)
+	}
+
+	refused := errors.New("connection refused")
+	_, err, changed = in.dialOnce(context.Background(), func(context.Context) (*tunnel.Client, error) { return nil, refused })
+	if changed || err != refused {
+		t.Errorf("a failed dial without a change: %v, changed %v", err, changed)
 	}
 }
