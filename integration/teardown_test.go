@@ -1,6 +1,9 @@
 package integration_test
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -8,26 +11,50 @@ import (
 	"github.com/vpcvpn/vpcvpn/integration/lab"
 )
 
-// TestTeardown checks that both ways of stopping `vpcvpn up` exit 0 and
-// leave neither the interface nor the route in the laptop namespace.
+// TestTeardown checks that every way of stopping `vpcvpn up` (Ctrl-C,
+// SIGTERM, SIGHUP, vpcvpn down) exits 0 and leaves neither the interface,
+// nor the route, nor its DNS configuration in the laptop namespace.
 func TestTeardown(t *testing.T) {
-	l, v := upLab(t, lab.Options{NoPostgres: true})
-	t.Run("SIGTERM", func(t *testing.T) {
-		in := startUp(t, v)
-		if err := in.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
+	l, v := upLab(t, lab.Options{NoPostgres: true, DNS: true})
+	resolvConf := filepath.Join("/etc/netns", l.Laptop, "resolv.conf")
+	original, err := os.ReadFile(resolvConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := func(t *testing.T) {
+		t.Helper()
+		if b, _ := os.ReadFile(resolvConf); bytes.Equal(b, original) {
+			t.Fatal("resolv.conf unchanged while up: the restore check would prove nothing")
 		}
-		waitExit(t, in, 0)
-		assertNoTunnel(t, l)
-	})
+	}
+	restored := func(t *testing.T) {
+		t.Helper()
+		if b, _ := os.ReadFile(resolvConf); !bytes.Equal(b, original) {
+			t.Errorf("resolv.conf after the stop:\n%s\nwant:\n%s", b, original)
+		}
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			in := startUp(t, v)
+			changed(t)
+			if err := in.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			waitExit(t, in, 0)
+			assertNoTunnel(t, l)
+			restored(t)
+		})
+	}
 	t.Run("Down", func(t *testing.T) {
 		in := startUp(t, v)
+		changed(t)
 		res, err := v.Run(testContext(t, 15*time.Second), "down", "--name", ifName)
 		if err != nil || res.ExitCode != 0 {
 			t.Fatalf("vpcvpn down: exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
 		}
 		waitExit(t, in, 0)
 		assertNoTunnel(t, l)
+		restored(t)
 		res, err = v.Run(testContext(t, 10*time.Second), "status", "--name", ifName)
 		if err != nil || res.ExitCode == 0 {
 			t.Errorf("status after down: exit %d, %v; want non-zero (not running)\n%s", res.ExitCode, err, res.Stdout)
