@@ -11,18 +11,28 @@ import (
 )
 
 // TestReconnectAfterSSHDRestart: the bastion's sshd restarts under a
-// running tunnel, dropping the SSH connection. vpcvpn says so, keeps its
+// running tunnel with a flow open, dropping the SSH connection. The flow is
+// reset, vpcvpn says so, status shows "reconnecting", and vpcvpn keeps its
 // routes and reconnects by itself; a new query then succeeds.
 func TestReconnectAfterSSHDRestart(t *testing.T) {
 	l, v := upLab(t, lab.Options{})
+	if err := l.StartDataServers(); err != nil {
+		t.Fatal(err)
+	}
 	in := startUp(t, v)
 	ctx := testContext(t, 2*time.Minute)
+	w := watchStates(t, v)
+	w.waitFor(t, "connected", 10*time.Second)
 	if _, err := l.Query(ctx, "select 1"); err != nil {
 		t.Fatal(err)
 	}
+	flow, _ := openEcho(t, ctx, l)
 	if err := l.RestartSSHD(ctx); err != nil {
 		t.Fatal(err)
 	}
+	expectReset(t, flow)
+	w.waitFor(t, "reconnecting", 10*time.Second)
+	w.waitFor(t, "connected", 30*time.Second)
 	got := queryAfterReconnect(t, ctx, l, in, func() bool { return true })
 	if got != lab.BastionVPCAddr {
 		t.Errorf("after reconnecting, inet_client_addr() = %q, want %s", got, lab.BastionVPCAddr)
