@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,34 +24,5 @@ func WatchNetwork(ctx context.Context, log *slog.Logger) (<-chan struct{}, error
 		unix.Close(fd)
 		return nil, fmt.Errorf("platform: watch the network: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), "netlink") // reads through the poller; Close unblocks them
-	changes := make(chan struct{}, 1)
-	stop := context.AfterFunc(ctx, func() { f.Close() })
-	go func() {
-		defer stop()
-		buf := make([]byte, 64<<10)
-		for {
-			if _, err := f.Read(buf); err != nil {
-				if ctx.Err() == nil {
-					// ENOBUFS: events were lost, which is a change too.
-					if err2, ok := err.(*os.PathError); ok && err2.Err == unix.ENOBUFS {
-						notify(changes)
-						continue
-					}
-					log.Warn("watching the network stopped", "err", err)
-					f.Close()
-				}
-				return
-			}
-			notify(changes)
-		}
-	}()
-	return changes, nil
-}
-
-func notify(ch chan<- struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
+	return watchSocket(ctx, fd, "netlink", log, nil), nil
 }
