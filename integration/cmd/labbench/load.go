@@ -182,12 +182,9 @@ func (t *loadLab) stop(tool loadTool) error {
 	if t.in == nil {
 		return nil
 	}
-	res, clean := t.in.Stop(10 * time.Second)
+	in := t.in
 	t.in = nil
-	if !clean || res.ExitCode != 0 {
-		return fmt.Errorf("vpcvpn up did not stop cleanly on SIGTERM (exit %d): %s", res.ExitCode, lastLines(res.Stderr, 5))
-	}
-	return nil
+	return stopVPCVPN(in)
 }
 
 func exited(done <-chan struct{}) bool {

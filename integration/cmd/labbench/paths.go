@@ -144,14 +144,18 @@ func openVPCVPN(ctx context.Context, b *bench) (endpoint, func() error, error) {
 	if err != nil {
 		return endpoint{}, nil, err
 	}
-	stop := func() error {
-		res, clean := in.Stop(10 * time.Second)
-		if !clean || res.ExitCode != 0 {
-			return fmt.Errorf("vpcvpn up did not stop cleanly on SIGTERM (exit %d): %s", res.ExitCode, lastLines(res.Stderr, 5))
-		}
-		return nil
-	}
+	stop := func() error { return stopVPCVPN(in) }
 	return vpcEndpoint(b.lab.Laptop), stop, nil
+}
+
+// stopVPCVPN stops `vpcvpn up` with SIGTERM, as Ctrl-C would; it must exit
+// cleanly within 10 s.
+func stopVPCVPN(in *lab.Instance) error {
+	res, clean := in.Stop(10 * time.Second)
+	if !clean || res.ExitCode != 0 {
+		return fmt.Errorf("vpcvpn up did not stop cleanly on SIGTERM (exit %d): %s", res.ExitCode, lastLines(res.Stderr, 5))
+	}
+	return nil
 }
 
 // stopAfter stops the processes that were started (nil ones are skipped)

@@ -179,12 +179,9 @@ func (t *ssmTunnel) stop() error {
 	if t.in == nil {
 		return nil
 	}
-	res, clean := t.in.Stop(10 * time.Second)
+	in := t.in
 	t.in = nil
-	if !clean || res.ExitCode != 0 {
-		return fmt.Errorf("vpcvpn up did not stop cleanly on SIGTERM (exit %d): %s", res.ExitCode, lastLines(res.Stderr, 5))
-	}
-	return nil
+	return stopVPCVPN(in)
 }
 
 // start starts vpcvpn up and, meanwhile, connects to the echo server until
