@@ -106,6 +106,7 @@ type Client struct {
 
 	endOnce   sync.Once
 	lostOnce  sync.Once
+	isLost    atomic.Bool // set by markLost
 	idleAtEnd atomic.Bool // KeepAliveActive said no when the connection was lost
 
 	mu  sync.Mutex // guards err, and c.wg.Add against watch's Wait
@@ -167,11 +168,15 @@ func (c *Client) end(cause error) {
 	})
 }
 
-// markLost records, once, whether the connection was idle when it was
-// lost: at the first of a failed transport Read and end, both of which come
-// before x/crypto ends the channels' reads and their flows close.
+// markLost records, once, that the connection is lost, and whether it was
+// idle then: at the first of a failed transport Read and end, both of which
+// come before x/crypto ends the channels' reads (chanConn) and their flows
+// close.
 func (c *Client) markLost() {
-	c.lostOnce.Do(func() { c.idleAtEnd.Store(!c.keepAliveActive()) })
+	c.lostOnce.Do(func() {
+		c.idleAtEnd.Store(!c.keepAliveActive())
+		c.isLost.Store(true)
+	})
 }
 
 // EndedIdle reports whether KeepAliveActive said no (no flow open) when the
@@ -232,8 +237,7 @@ type meteredConn struct {
 	net.Conn
 	br     *bufio.Reader
 	rx, tx atomic.Uint64
-	failed atomic.Bool            // a Read failed: the connection is over (chanConn)
-	onFail atomic.Pointer[func()] // called at a failed Read, before failed is set
+	onFail atomic.Pointer[func()] // called at a failed Read: the connection is over
 }
 
 func newMeteredConn(c net.Conn) *meteredConn {
@@ -247,7 +251,6 @@ func (c *meteredConn) Read(p []byte) (int, error) {
 		if f := c.onFail.Load(); f != nil {
 			(*f)()
 		}
-		c.failed.Store(true)
 	}
 	return n, err
 }
