@@ -43,6 +43,9 @@ type harnessOpts struct {
 	batch  int
 	noHost bool
 	cfg    Config // Dial, ConnectTimeout, MaxInFlight, Logger; the rest is filled in
+
+	ackHold time.Duration // if set, how long the stack holds pure ACKs
+	tapOut  func([]byte)  // if set, sees each packet from the stack to the host
 }
 
 // newHarness builds and starts a Stack. Everything it starts is stopped by
@@ -74,6 +77,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	h.stack = s
+	if o.ackHold != 0 {
+		s.link.out.acks.delay = o.ackHold
+	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -83,14 +89,14 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.noHost {
 		h.raw = appEnd
 	} else {
-		h.startHost(t, appEnd)
+		h.startHost(t, appEnd, o.tapOut)
 	}
 	s.Start()
 	return h
 }
 
 // startHost connects wireguard-go's userspace stack to appEnd.
-func (h *harness) startHost(t testing.TB, appEnd *memTUN) {
+func (h *harness) startHost(t testing.TB, appEnd *memTUN, tap func([]byte)) {
 	dev, host, err := wgnetstack.CreateNetTUN([]netip.Addr{hostAddr}, nil, testMTU)
 	if err != nil {
 		t.Fatal(err)
@@ -101,11 +107,11 @@ func (h *harness) startHost(t testing.TB, appEnd *memTUN) {
 	fromStack.Add(1)
 	go func() { // host -> stack; drains dev until it is closed
 		defer h.glue.Done()
-		copyPackets(appEnd, dev)
+		copyPackets(appEnd, dev, nil)
 	}()
 	go func() { // stack -> host
 		defer fromStack.Done()
-		copyPackets(dev, appEnd)
+		copyPackets(dev, appEnd, tap)
 	}()
 	t.Cleanup(func() {
 		// wireguard-go's netTun panics if a packet written to it makes the
@@ -117,9 +123,10 @@ func (h *harness) startHost(t testing.TB, appEnd *memTUN) {
 	})
 }
 
-// copyPackets copies packets from src to dst until src fails. Write errors
-// are ignored, so src is drained until it is closed.
-func copyPackets(dst, src tun.Device) {
+// copyPackets copies packets from src to dst until src fails, showing each
+// to tap first if it is not nil. Write errors are ignored, so src is drained
+// until it is closed.
+func copyPackets(dst, src tun.Device, tap func([]byte)) {
 	bufs := [][]byte{make([]byte, tunOffset+65535)}
 	sizes := []int{0}
 	for {
@@ -128,6 +135,9 @@ func copyPackets(dst, src tun.Device) {
 			return
 		}
 		for i := range n {
+			if tap != nil {
+				tap(bufs[i][tunOffset : tunOffset+sizes[i]])
+			}
 			dst.Write([][]byte{bufs[i][:tunOffset+sizes[i]]}, tunOffset)
 		}
 	}

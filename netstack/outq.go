@@ -57,12 +57,15 @@ type outQueue struct {
 	batch   []*stack.PacketBuffer // the writer's batch, swapped with pending
 
 	handoffs sync.WaitGroup // writers started for a SYN-ACK; Add under mu
+
+	acks ackHolder // gVisor's pure ACKs, held back (ackhold.go)
 }
 
 // start sets the writer and writes what was queued before it.
 func (q *outQueue) start(w outWriter, onErr func(error)) {
 	q.mu.Lock()
 	q.w, q.onErr = w, onErr
+	q.acks.fire = q.flushHeld
 	q.mu.Unlock()
 	q.push(nil)
 }
@@ -83,11 +86,17 @@ func (q *outQueue) push(pkts []*stack.PacketBuffer) int {
 			q.dropped.Add(1)
 			break
 		}
-		q.pending = append(q.pending, pkb.IncRef())
 		n++
+		kept, prior := q.acks.admit(pkb)
+		if kept {
+			continue
+		}
+		if prior != nil {
+			q.pending = append(q.pending, prior)
+		}
+		q.pending = append(q.pending, pkb.IncRef())
 	}
-	own := !q.writing && q.w != nil && len(q.pending) > 0
-	q.writing = q.writing || own
+	own := q.own()
 	handoff := own && hasSYN(pkts[:n])
 	if handoff {
 		q.handoffs.Add(1)
@@ -103,6 +112,30 @@ func (q *outQueue) push(pkts []*stack.PacketBuffer) int {
 		q.drain()
 	}
 	return n
+}
+
+// own makes the caller the writer if no goroutine is writing and there is
+// something to write, and reports whether it did. q.mu is held.
+func (q *outQueue) own() bool {
+	own := !q.writing && q.w != nil && len(q.pending) > 0
+	q.writing = q.writing || own
+	return own
+}
+
+// flushHeld queues the held ACKs whose time is up, all of them, and writes
+// them unless another goroutine is writing. It is the ACK timer's function.
+func (q *outQueue) flushHeld() {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.pending = q.acks.take(q.pending)
+	own := q.own()
+	q.mu.Unlock()
+	if own {
+		q.drain()
+	}
 }
 
 // hasSYN reports whether one of pkts is a TCP segment with SYN set.
@@ -149,6 +182,7 @@ func (q *outQueue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
+	q.acks.release()
 	for i, pkb := range q.pending {
 		pkb.DecRef()
 		q.pending[i] = nil

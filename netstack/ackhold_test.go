@@ -1,0 +1,276 @@
+package netstack
+
+import (
+	"encoding/binary"
+	"io"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// outSegment returns an outbound TCP segment from vpcTarget to hostAddr's
+// port as gVisor builds it: network and transport headers parsed off, so
+// the packet buffer looks like one from gVisor's sender. sack adds a SACK
+// block to the options.
+func outSegment(seq uint32, port uint16, flags byte, payload int, sack bool) *stack.PacketBuffer {
+	opts := []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2} // NOP NOP TS
+	if sack {
+		opts = append(opts, 1, 1, 5, 10, 0, 0, 0, 9, 0, 0, 0, 10) // NOP NOP SACK 9-10
+	}
+	tcp := make([]byte, 20+len(opts)+payload)
+	binary.BigEndian.PutUint16(tcp[0:], vpcTarget.Port())
+	binary.BigEndian.PutUint16(tcp[2:], port)
+	binary.BigEndian.PutUint32(tcp[4:], seq)
+	binary.BigEndian.PutUint32(tcp[8:], 777)
+	tcp[12] = byte((20+len(opts))/4) << 4
+	tcp[13] = flags
+	binary.BigEndian.PutUint16(tcp[14:], 512)
+	copy(tcp[20:], opts)
+	pkt := buildIPv4(vpcTarget.Addr(), hostAddr, protoTCP, tcp, -1, false)
+	checksum.Put(pkt[10:], 0)
+	checksum.Put(pkt[10:], ^checksum.Checksum(pkt[:20], 0))
+	pkb := newPacket(pkt)
+	pkb.NetworkHeader().Consume(header.IPv4MinimumSize)
+	pkb.TransportHeader().Consume(20 + len(opts))
+	pkb.TransportProtocolNumber = header.TCPProtocolNumber
+	return pkb
+}
+
+const (
+	flagACK = byte(header.TCPFlagAck)
+	flagPSH = byte(header.TCPFlagPsh)
+	flagFIN = byte(header.TCPFlagFin)
+	flagRST = byte(header.TCPFlagRst)
+)
+
+// pushSeg pushes one outbound segment and drops the caller's reference.
+func pushSeg(q *outQueue, pkb *stack.PacketBuffer) {
+	defer pkb.DecRef()
+	if q.push([]*stack.PacketBuffer{pkb}) != 1 {
+		panic("push refused")
+	}
+}
+
+// newAckQueue starts a queue on a seqWriter, with ACKs held for hold.
+func newAckQueue(t *testing.T, hold time.Duration) (*outQueue, *seqWriter) {
+	q := &outQueue{acks: ackHolder{delay: hold}}
+	w := &seqWriter{entered: make(chan struct{}, 64)}
+	q.start(w, func(err error) { t.Error(err) })
+	t.Cleanup(q.close)
+	return q, w
+}
+
+func (w *seqWriter) written() []uint32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.seqs)
+}
+
+func TestClassifyOutbound(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		pkb     *stack.PacketBuffer
+		tcp     bool
+		pure    bool
+		keyPort uint16
+	}{
+		{"pure ACK", outSegment(1, 40000, flagACK, 0, false), true, true, 40000},
+		{"ACK with data", outSegment(1, 40000, flagACK|flagPSH, 10, false), true, false, 40000},
+		{"ACK without PSH, with data", outSegment(1, 40000, flagACK, 10, false), true, false, 40000},
+		{"FIN", outSegment(1, 40001, flagACK|flagFIN, 0, false), true, false, 40001},
+		{"RST", outSegment(1, 40001, flagACK|flagRST, 0, false), true, false, 40001},
+		{"SACK", outSegment(1, 40002, flagACK, 0, true), true, false, 40002},
+		{"raw packet, no parsed headers", newPacket(gsoSegment(1, flagACK, 0)), false, false, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			defer tt.pkb.DecRef()
+			key, tcp, pure := classifyOutbound(tt.pkb)
+			if tcp != tt.tcp || pure != tt.pure {
+				t.Fatalf("tcp, pure = %v, %v; want %v, %v", tcp, pure, tt.tcp, tt.pure)
+			}
+			if tcp && binary.BigEndian.Uint16(key[10:]) != tt.keyPort {
+				t.Errorf("key %x: destination port %d, want %d", key, binary.BigEndian.Uint16(key[10:]), tt.keyPort)
+			}
+		})
+	}
+}
+
+func TestHasSACK(t *testing.T) {
+	for _, tt := range []struct {
+		opts []byte
+		want bool
+	}{
+		{nil, false},
+		{[]byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}, false},
+		{[]byte{1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2}, true},
+		{[]byte{0, 5, 10}, false},         // EOL ends the list
+		{[]byte{8, 1, 5, 10}, false},      // bad length: stop
+		{[]byte{8, 40, 5, 10}, false},     // length past the end
+		{[]byte{2, 4, 5, 180, 5}, true},   // MSS, then SACK
+		{[]byte{1, 1, 1, 1, 1, 1}, false}, // NOPs only
+	} {
+		if got := hasSACK(tt.opts); got != tt.want {
+			t.Errorf("hasSACK(%v) = %v, want %v", tt.opts, got, tt.want)
+		}
+	}
+}
+
+// TestAckHoldSuperseded: a pure ACK waits; the flow's next data segment
+// carries its acknowledgement and it is never written.
+func TestAckHoldSuperseded(t *testing.T) {
+	q, w := newAckQueue(t, time.Hour)
+	pushSeg(q, outSegment(1, 40000, flagACK, 0, false))
+	if got := w.written(); len(got) != 0 {
+		t.Fatalf("pure ACK written at once: %v", got)
+	}
+	pushSeg(q, outSegment(2, 40000, flagACK|flagPSH, 100, false))
+	q.flushHeld()
+	if got, want := w.written(), []uint32{2}; !slices.Equal(got, want) {
+		t.Errorf("written %v, want %v (the ACK superseded)", got, want)
+	}
+}
+
+// TestAckHoldTimer: a pure ACK that nothing supersedes is written when its
+// time is up.
+func TestAckHoldTimer(t *testing.T) {
+	q, w := newAckQueue(t, time.Millisecond)
+	start := time.Now()
+	pushSeg(q, outSegment(1, 40000, flagACK, 0, false))
+	select {
+	case <-w.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("held ACK never written")
+	}
+	if elapsed := time.Since(start); elapsed < time.Millisecond {
+		t.Errorf("held ACK written after %v, before its time", elapsed)
+	}
+	if got, want := w.written(), []uint32{1}; !slices.Equal(got, want) {
+		t.Errorf("written %v, want %v", got, want)
+	}
+}
+
+// TestAckHoldPairs: a second pure ACK of a flow releases the first; both are
+// written, in order, so none is lost to a bulk sender or a run of duplicate
+// ACKs.
+func TestAckHoldPairs(t *testing.T) {
+	q, w := newAckQueue(t, time.Hour)
+	for seq := uint32(1); seq <= 5; seq++ {
+		pushSeg(q, outSegment(seq, 40000, flagACK, 0, false))
+	}
+	if got, want := w.written(), []uint32{1, 2, 3, 4}; !slices.Equal(got, want) {
+		t.Fatalf("written %v, want %v (5 held)", got, want)
+	}
+	q.flushHeld()
+	if got, want := w.written(), []uint32{1, 2, 3, 4, 5}; !slices.Equal(got, want) {
+		t.Errorf("after flush: written %v, want %v", got, want)
+	}
+}
+
+// TestAckHoldNotHeld: segments that are not pure ACKs go out at once: SACK
+// blocks report loss, FIN and RST end the flow; each also drops a held ACK
+// of its flow.
+func TestAckHoldNotHeld(t *testing.T) {
+	q, w := newAckQueue(t, time.Hour)
+	pushSeg(q, outSegment(1, 40000, flagACK, 0, true))
+	pushSeg(q, outSegment(2, 40001, flagACK, 0, false)) // held
+	pushSeg(q, outSegment(3, 40001, flagACK|flagFIN, 0, false))
+	pushSeg(q, outSegment(4, 40002, flagACK, 0, false)) // held
+	pushSeg(q, outSegment(5, 40002, flagACK|flagRST, 0, false))
+	pushSeg(q, outSegment(6, 40003, flagACK, 0, false)) // held
+	pushSeg(q, outSegment(7, 40003, flagACK, 0, true))
+	q.flushHeld()
+	if got, want := w.written(), []uint32{1, 3, 5, 7}; !slices.Equal(got, want) {
+		t.Errorf("written %v, want %v", got, want)
+	}
+}
+
+// TestAckHoldFlows: each flow holds its own ACK; data on one flow does not
+// touch another's.
+func TestAckHoldFlows(t *testing.T) {
+	q, w := newAckQueue(t, time.Hour)
+	pushSeg(q, outSegment(1, 40000, flagACK, 0, false))
+	pushSeg(q, outSegment(2, 40001, flagACK, 0, false))
+	pushSeg(q, outSegment(3, 40001, flagACK|flagPSH, 10, false))
+	if got, want := w.written(), []uint32{3}; !slices.Equal(got, want) {
+		t.Fatalf("written %v, want %v", got, want)
+	}
+	q.flushHeld()
+	if got, want := w.written(), []uint32{3, 1}; !slices.Equal(got, want) {
+		t.Errorf("after flush: written %v, want %v", got, want)
+	}
+}
+
+// TestAckHoldClose: close releases the held ACKs.
+func TestAckHoldClose(t *testing.T) {
+	q, w := newAckQueue(t, time.Hour)
+	pkb := outSegment(1, 40000, flagACK, 0, false)
+	q.push([]*stack.PacketBuffer{pkb})
+	if got := pkb.ReadRefs(); got != 2 {
+		t.Fatalf("held ACK has %d references, want 2", got)
+	}
+	q.close()
+	if got := pkb.ReadRefs(); got != 1 {
+		t.Errorf("held ACK has %d references after close, want 1 (the test's)", got)
+	}
+	pkb.DecRef()
+	q.flushHeld()
+	if got := w.written(); len(got) != 0 {
+		t.Errorf("written after close: %v", got)
+	}
+}
+
+// TestAckHoldRequestResponse runs requests and responses over a real flow:
+// the stack's acknowledgement of each request rides on its response, and
+// not one pure ACK reaches the app while they go back and forth. (gVisor
+// alone sends one per request.)
+func TestAckHoldRequestResponse(t *testing.T) {
+	goroutineLeakCheck(t)
+	var counting atomic.Bool
+	var pureACKs, segments atomic.Int64
+	tap := func(pkt []byte) {
+		p, ok := parseIPv4(pkt)
+		if !ok || p.proto != protoTCP || !counting.Load() {
+			return
+		}
+		tcp := pkt[p.hdrLen:p.totalLen]
+		segments.Add(1)
+		if tcp[13] == flagACK && len(tcp) == int(tcp[12]>>4)*4 {
+			pureACKs.Add(1)
+		}
+	}
+	h := newHarness(t, harnessOpts{ackHold: time.Hour, tapOut: tap, cfg: Config{Dial: dialTo(serve(t, echo))}})
+	c, err := h.dialApp(t.Context(), vpcTarget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const rounds = 50
+	req, resp := make([]byte, 100), make([]byte, 100)
+	for i := range rounds {
+		if i == 1 { // after the handshake and the first exchange
+			counting.Store(true)
+		}
+		req[0] = byte(i)
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp[0] != byte(i) {
+			t.Fatalf("round %d: response %d", i, resp[0])
+		}
+	}
+	counting.Store(false)
+	if n := pureACKs.Load(); n != 0 {
+		t.Errorf("%d pure ACKs among %d segments to the app in %d rounds, want 0", n, segments.Load(), rounds-1)
+	}
+	if n := segments.Load(); n < rounds-1 {
+		t.Errorf("%d segments to the app in %d rounds, want at least one response each", n, rounds-1)
+	}
+}
