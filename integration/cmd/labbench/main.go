@@ -6,8 +6,10 @@
 //
 // Each path of the main table carries the same clients from the laptop
 // namespace to the VPC host: iperf3 up and down (-R) for bulk TCP, and
-// pgbench -S with 1 and 16 clients. The paths, measured one after another
-// (never two at once):
+// pgbench -S with 1 and 16 clients. The paths are set up together and take
+// turns, run by run (never two measured at once), so that a machine whose
+// speed drifts shifts them all alike; sshuttle, whose redirect would capture
+// vpcvpn's flows, is measured alone after them:
 //
 //	direct    the bastion namespace straight to the VPC host: the ceiling
 //	ssh-l     OpenSSH's ssh -L local forwards, default cipher
