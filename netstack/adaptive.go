@@ -75,10 +75,16 @@ func nextRelayBufSize(n, maxSize int) int {
 
 // copyAdaptive copies src to dst until EOF like io.CopyBuffer, choosing the
 // buffer of each read as described above, up to maxBuf (a relay buffer
-// size). It returns nil at EOF.
-func copyAdaptive(dst io.Writer, src io.Reader, maxBuf int) error {
+// size). It returns nil at EOF. While it reads with more than the smallest
+// buffer, the copy is counted in bulk (if not nil) as moving data in bulk.
+func copyAdaptive(dst io.Writer, src io.Reader, maxBuf int, bulk *bulkCount) error {
 	buf := getRelayBuf(relaySmallBufSize)
-	defer func() { putRelayBuf(buf) }()
+	defer func() {
+		if bulk != nil && len(buf) != relaySmallBufSize {
+			bulk.leave()
+		}
+		putRelayBuf(buf)
+	}()
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
@@ -97,6 +103,13 @@ func copyAdaptive(dst io.Writer, src io.Reader, maxBuf int) error {
 			return err
 		}
 		if size := nextRelayBufSize(n, maxBuf); size != len(buf) {
+			if bulk != nil && (size == relaySmallBufSize) != (len(buf) == relaySmallBufSize) {
+				if size == relaySmallBufSize {
+					bulk.leave()
+				} else {
+					bulk.enter()
+				}
+			}
 			putRelayBuf(buf)
 			buf = getRelayBuf(size)
 		}

@@ -56,7 +56,7 @@ func TestCopyAdaptive(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &scriptReader{sizes: slices.Clone(tt.sizes)}
 			var got bytes.Buffer
-			if err := copyAdaptive(&got, r, tt.max); err != nil {
+			if err := copyAdaptive(&got, r, tt.max, nil); err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(r.bufs, tt.wantBufs) {
@@ -97,7 +97,7 @@ func TestCopyAdaptiveIdleBuffer(t *testing.T) {
 	for _, max := range []int{relayBufSize, relayBigBufSize} {
 		r := &blockingReader{blocked: make(chan int), release: make(chan struct{})}
 		done := make(chan error)
-		go func() { done <- copyAdaptive(io.Discard, r, max) }()
+		go func() { done <- copyAdaptive(io.Discard, r, max, nil) }()
 		if got := <-r.blocked; got != relaySmallBufSize {
 			t.Errorf("max %d: an idle copy waits with a %d-byte buffer, want %d", max, got, relaySmallBufSize)
 		}
@@ -122,13 +122,13 @@ func (shortWriter) Write(p []byte) (int, error) { return len(p) - 1, nil }
 // as io.ErrShortWrite.
 func TestCopyAdaptiveErrors(t *testing.T) {
 	readErr := errors.New("read failed")
-	if err := copyAdaptive(io.Discard, &scriptReader{sizes: []int{5}, err: readErr}, relayBigBufSize); err != readErr {
+	if err := copyAdaptive(io.Discard, &scriptReader{sizes: []int{5}, err: readErr}, relayBigBufSize, nil); err != readErr {
 		t.Errorf("read error: got %v", err)
 	}
-	if err := copyAdaptive(failWriter{}, &scriptReader{sizes: []int{5}}, relayBigBufSize); err == nil {
+	if err := copyAdaptive(failWriter{}, &scriptReader{sizes: []int{5}}, relayBigBufSize, nil); err == nil {
 		t.Error("write error: got nil")
 	}
-	if err := copyAdaptive(shortWriter{}, &scriptReader{sizes: []int{5}}, relayBigBufSize); err != io.ErrShortWrite {
+	if err := copyAdaptive(shortWriter{}, &scriptReader{sizes: []int{5}}, relayBigBufSize, nil); err != io.ErrShortWrite {
 		t.Errorf("short write: got %v", err)
 	}
 }
@@ -145,9 +145,41 @@ func TestCopyAdaptiveAllocs(t *testing.T) {
 	n := testing.AllocsPerRun(100, func() {
 		copy(sizes, script)
 		r.sizes, r.bufs = sizes, r.bufs[:0]
-		copyAdaptive(io.Discard, r, relayBigBufSize)
+		copyAdaptive(io.Discard, r, relayBigBufSize, nil)
 	})
 	if n > 0 {
 		t.Errorf("%v allocs per copy, want 0", n)
+	}
+}
+
+// TestCopyAdaptiveBulk: a copy counts as moving data in bulk while it reads
+// with more than the smallest buffer, and not after it ends; the callback
+// sees the first copy start and the last one stop.
+func TestCopyAdaptiveBulk(t *testing.T) {
+	var b bulkCount
+	var seen []int64
+	b.changed = func() { seen = append(seen, b.n.Load()) }
+	small, full := relaySmallBufSize/2, relaySmallBufSize
+	// small, full (grows: bulk), full, small (shrinks: not), full (bulk), EOF.
+	r := &scriptReader{sizes: []int{small, full, relayBufSize, small, full}}
+	b.enter() // another flow's copy, already in bulk: no callback
+	seen = nil
+	if err := copyAdaptive(io.Discard, r, relayBigBufSize, &b); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.n.Load(); got != 1 {
+		t.Fatalf("%d copies in bulk after the copy ended, want 1 (the other's)", got)
+	}
+	if len(seen) != 0 {
+		t.Errorf("callback while another copy stayed in bulk: %v", seen)
+	}
+	b.leave()
+	r = &scriptReader{sizes: []int{small, full, relayBufSize, small, full}}
+	if err := copyAdaptive(io.Discard, r, relayBigBufSize, &b); err != nil {
+		t.Fatal(err)
+	}
+	// [0] the other copy's leave; then start, stop, start, stop at EOF.
+	if want := []int64{0, 1, 0, 1, 0}; !slices.Equal(seen, want) {
+		t.Errorf("callback saw %v copies in bulk, want %v", seen, want)
 	}
 }

@@ -59,9 +59,9 @@ func (f *flow) close() {
 func (f *flow) relay(c *counters) error {
 	upErr := make(chan error, 1)
 	go func() { // owned by relay, which waits for it below
-		upErr <- f.copyHalf(f.far, f.app, &c.bytesUp, relayBufSize)
+		upErr <- f.copyHalf(f.far, f.app, &c.bytesUp, relayBufSize, &c.bulk)
 	}()
-	errDown := f.copyHalf(f.app, f.far, &c.bytesDown, relayBigBufSize)
+	errDown := f.copyHalf(f.app, f.far, &c.bytesDown, relayBigBufSize, &c.bulk)
 	errUp := <-upErr
 	f.close() // after an error, copyHalf has aborted already
 	var errs []error
@@ -77,8 +77,8 @@ func (f *flow) relay(c *counters) error {
 // copyHalf copies src to dst until EOF with buffers of up to maxBuf, then
 // half-closes dst. On an error it aborts the flow, so the other direction
 // ends too.
-func (f *flow) copyHalf(dst, src net.Conn, n *atomic.Uint64, maxBuf int) error {
-	err := copyAdaptive(countingWriter{dst, n}, src, maxBuf)
+func (f *flow) copyHalf(dst, src net.Conn, n *atomic.Uint64, maxBuf int, bulk *bulkCount) error {
+	err := copyAdaptive(countingWriter{dst, n}, src, maxBuf, bulk)
 	if err == nil {
 		err = closeWrite(dst)
 	}

@@ -59,6 +59,11 @@ type Config struct {
 	// Logger receives the stack's logs, per-flow lines at Debug. Nil
 	// discards.
 	Logger *slog.Logger
+
+	// BulkChanged, if set, is called when the first flow starts moving data
+	// in bulk and when the last one stops (Stats.BulkCopies says which). It
+	// is called from a flow's relay and must not block.
+	BulkChanged func()
 }
 
 const (
@@ -121,6 +126,7 @@ func New(cfg Config) (*Stack, error) {
 		stopped:   make(chan struct{}),
 		flows:     make(map[*flow]struct{}),
 	}
+	s.stats.bulk.changed = cfg.BulkChanged
 	if devMTU, err := cfg.Device.MTU(); err == nil {
 		s.readSize = max(s.readSize, devMTU) // Config.MTU may be the smaller
 	}

@@ -19,6 +19,10 @@ type Stats struct {
 	// QueueDrops counts packets gVisor produced for the TUN while the
 	// outbound queue was full. TCP retransmits them.
 	QueueDrops uint64
+
+	// BulkCopies counts the directions of flows moving data in bulk now:
+	// their reads fill more than the smallest relay buffer (adaptive.go).
+	BulkCopies int64
 }
 
 // counters holds a Stack's Stats as atomics.
@@ -29,6 +33,7 @@ type counters struct {
 	bytesUp        atomic.Uint64
 	bytesDown      atomic.Uint64
 	packetsDropped atomic.Uint64
+	bulk           bulkCount
 }
 
 // Stats returns the Stack's counters. It is cheap and safe to call at any
@@ -43,5 +48,28 @@ func (s *Stack) Stats() Stats {
 		BytesDown:      c.bytesDown.Load(),
 		PacketsDropped: c.packetsDropped.Load(),
 		QueueDrops:     s.link.out.dropped.Load(),
+		BulkCopies:     c.bulk.n.Load(),
+	}
+}
+
+// bulkCount counts the copies moving data in bulk, and calls changed when
+// the first one starts and when the last one stops. Two transitions may
+// race, so changed gets no value: it reads the count.
+type bulkCount struct {
+	n       atomic.Int64
+	changed func() // Config.BulkChanged; nil: nobody asked
+}
+
+// enter counts a copy that started moving data in bulk.
+func (b *bulkCount) enter() {
+	if b.n.Add(1) == 1 && b.changed != nil {
+		b.changed()
+	}
+}
+
+// leave counts a copy that stopped.
+func (b *bulkCount) leave() {
+	if b.n.Add(-1) == 0 && b.changed != nil {
+		b.changed()
 	}
 }

@@ -40,6 +40,7 @@ type instance struct {
 	protect []netip.Addr // the bastion's addresses, for redials
 	stack   *netstack.Stack
 	stackP  atomic.Pointer[netstack.Stack] // stack, for the keepalive goroutine
+	procs   *procGovernor                  // nil: GOMAXPROCS is the user's
 	plan    *routing.Plan
 	dns     *dnsproxy.Proxy // nil with --no-dns
 	dnsAddr netip.Addr      // where dns serves
@@ -107,6 +108,7 @@ func (in *instance) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer in.stack.Close()
+	defer in.procs.stop()
 	if rcfg.DNSServer.IsValid() {
 		if err := in.startDNSProxy(rcfg.DNSServer); err != nil {
 			return err
@@ -147,6 +149,10 @@ func (in *instance) startStack() error {
 		return err
 	}
 	locals := newLocalAddrs(in.host, in.plan.TUNAddr())
+	procs := newProcGovernor(func() bool {
+		s := in.stackP.Load()
+		return s != nil && s.Stats().BulkCopies > 0
+	}, in.log)
 	in.stack, err = netstack.New(netstack.Config{
 		Device:         dev,
 		MTU:            o.mtu,
@@ -155,13 +161,15 @@ func (in *instance) startStack() error {
 		Dial:           in.link.DialContext,
 		ConnectTimeout: o.connectTimeout,
 		Logger:         in.log,
+		BulkChanged:    procs.changed,
 	})
 	if err != nil {
 		dev.Close()
 		return err
 	}
-	in.stack.Start()
+	in.procs = procs
 	in.stackP.Store(in.stack)
+	in.stack.Start()
 	return nil
 }
 

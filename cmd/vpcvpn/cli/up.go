@@ -88,7 +88,6 @@ func runUp(ctx context.Context, cmd *ucli.Command) error {
 	if opts.background && !isBackgroundChild() {
 		return startBackground(ctx, opts)
 	}
-	oneProc()
 	return runInstance(ctx, opts, cmd.Root().ErrWriter)
 }
 
