@@ -37,9 +37,10 @@ crossbuild:
 
 # The lab benchmark: vpcvpn against ssh -L, sshuttle and a bare x/crypto/ssh
 # forwarder on the same sshd, and vpcvpn over the emulated SSM (labbench
-# builds awsemu itself), medians of several runs, printed as tables.
+# builds awsemu itself), medians of BENCH_RUNS runs, printed as tables.
+BENCH_RUNS ?= 5
 bench: build
-	$(GO) run ./integration/cmd/labbench -vpcvpn $(CURDIR)/bin/vpcvpn
+	$(GO) run ./integration/cmd/labbench -vpcvpn $(CURDIR)/bin/vpcvpn -runs $(BENCH_RUNS)
 
 # Each fuzz target for FUZZTIME (go test fuzzes one target per run). New
 # inputs that widen coverage are minimized for at most FUZZMINIMIZETIME, which
