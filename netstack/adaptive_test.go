@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -181,5 +184,80 @@ func TestCopyAdaptiveBulk(t *testing.T) {
 	// [0] the other copy's leave; then start, stop, start, stop at EOF.
 	if want := []int64{0, 1, 0, 1, 0}; !slices.Equal(seen, want) {
 		t.Errorf("callback saw %v copies in bulk, want %v", seen, want)
+	}
+}
+
+// TestBulkDownloadsReported: a flow that downloads in bulk is reported
+// while it does, an upload is not, and the count is back to 0 when the
+// flows end.
+func TestBulkDownloadsReported(t *testing.T) {
+	const size = 4 << 20
+	var stackP atomic.Pointer[Stack]
+	var mu sync.Mutex
+	var seen []int64
+	changed := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, stackP.Load().Stats().BulkDownloads)
+	}
+	seenNow := func() []int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+	handle := func(c net.Conn) {
+		var first [1]byte
+		if _, err := io.ReadFull(c, first[:]); err != nil {
+			return
+		}
+		if first[0] == 'd' { // download: send size bytes
+			c.Write(make([]byte, size))
+			return
+		}
+		io.Copy(io.Discard, c) // upload: take everything
+		c.Write([]byte{'k'})
+	}
+	h := newHarness(t, harnessOpts{cfg: Config{Dial: dialTo(serve(t, handle)), BulkChanged: changed}})
+	stackP.Store(h.stack)
+
+	up, err := h.dialApp(t.Context(), vpcTarget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(append([]byte{'u'}, make([]byte, size)...)); err != nil {
+		t.Fatal(err)
+	}
+	up.(interface{ CloseWrite() error }).CloseWrite()
+	if _, err := io.ReadAll(up); err != nil {
+		t.Fatal(err)
+	}
+	up.Close()
+	if got := seenNow(); len(got) != 0 {
+		t.Fatalf("an upload reported as bulk download: %v", got)
+	}
+
+	down, err := h.dialApp(t.Context(), vpcTarget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	if _, err := down.Write([]byte{'d'}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, down)
+	if err != nil || n != size {
+		t.Fatalf("download: %d bytes, %v", n, err)
+	}
+	// The relay counts the download's end before it passes the far side's
+	// FIN on, so the app's EOF comes after. Reads that came up short in
+	// between may have ended and restarted the bulk transfer.
+	got := seenNow()
+	if len(got) < 2 || len(got)%2 != 0 {
+		t.Fatalf("BulkChanged saw %v bulk downloads, want 1, 0 (repeated)", got)
+	}
+	for i, n := range got {
+		if want := int64(1 - i%2); n != want {
+			t.Fatalf("BulkChanged saw %v bulk downloads, want 1, 0 (repeated)", got)
+		}
 	}
 }

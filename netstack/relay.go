@@ -6,7 +6,8 @@ package netstack
 // buffer while the flow is idle or interactive, larger ones while a
 // transfer keeps them full, up to 32 KiB app->far (the SSH channel's
 // maximum packet: x/crypto splits larger writes into packets of that size
-// anyway) and 256 KiB far->app. An EOF in one direction half-closes the
+// anyway) and 256 KiB far->app; a far->app copy reading with more than
+// 4 KiB counts as a bulk download (Config.BulkChanged). An EOF in one direction half-closes the
 // other side (CloseWrite), and the flow ends when both directions have ended,
 // so no byte in flight is lost. An error in either direction aborts both,
 // with a RST to the app: a far side that failed (the SSH connection lost,
@@ -59,7 +60,7 @@ func (f *flow) close() {
 func (f *flow) relay(c *counters) error {
 	upErr := make(chan error, 1)
 	go func() { // owned by relay, which waits for it below
-		upErr <- f.copyHalf(f.far, f.app, &c.bytesUp, relayBufSize, &c.bulk)
+		upErr <- f.copyHalf(f.far, f.app, &c.bytesUp, relayBufSize, nil)
 	}()
 	errDown := f.copyHalf(f.app, f.far, &c.bytesDown, relayBigBufSize, &c.bulk)
 	errUp := <-upErr

@@ -61,8 +61,9 @@ type Config struct {
 	Logger *slog.Logger
 
 	// BulkChanged, if set, is called when the first flow starts moving data
-	// in bulk and when the last one stops (Stats.BulkCopies says which). It
-	// is called from a flow's relay and must not block.
+	// from the far side in bulk and when the last one stops
+	// (Stats.BulkDownloads says which). It is called from a flow's relay
+	// and must not block.
 	BulkChanged func()
 }
 

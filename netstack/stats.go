@@ -20,9 +20,10 @@ type Stats struct {
 	// outbound queue was full. TCP retransmits them.
 	QueueDrops uint64
 
-	// BulkCopies counts the directions of flows moving data in bulk now:
-	// their reads fill more than the smallest relay buffer (adaptive.go).
-	BulkCopies int64
+	// BulkDownloads counts the flows moving data from the far side to the
+	// app in bulk now: their relay's reads fill more than its smallest
+	// buffer (adaptive.go).
+	BulkDownloads int64
 }
 
 // counters holds a Stack's Stats as atomics.
@@ -48,7 +49,7 @@ func (s *Stack) Stats() Stats {
 		BytesDown:      c.bytesDown.Load(),
 		PacketsDropped: c.packetsDropped.Load(),
 		QueueDrops:     s.link.out.dropped.Load(),
-		BulkCopies:     c.bulk.n.Load(),
+		BulkDownloads:  c.bulk.n.Load(),
 	}
 }
 

@@ -151,7 +151,7 @@ func (in *instance) startStack() error {
 	locals := newLocalAddrs(in.host, in.plan.TUNAddr())
 	procs := newProcGovernor(func() bool {
 		s := in.stackP.Load()
-		return s != nil && s.Stats().BulkCopies > 0
+		return s != nil && s.Stats().BulkDownloads > 0
 	}, in.log)
 	in.stack, err = netstack.New(netstack.Config{
 		Device:         dev,

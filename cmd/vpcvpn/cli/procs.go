@@ -21,14 +21,17 @@ import (
 // 16 clients 11946 -> 12766 tps, vpcvpn's CPU time per query 0.19 ->
 // 0.13 ms.
 //
-// A bulk transfer is the other way round: decrypting in x/crypto/ssh's
-// reader while gVisor and the relay move the data before it wants a
-// second core (iperf3 down 2.9 -> 2.1-2.8 Gbit/s on one processor). So
-// vpcvpn runs on one processor, and on all of them (the runtime's default)
-// while some flow moves data in bulk (netstack's Stats.BulkCopies) and
-// for procsHold after the last one stops, so that a client alternating
-// between small and large responses does not flip it every time. Setting
-// GOMAXPROCS in the environment turns this off.
+// A bulk download is the other way round: x/crypto/ssh's reader decrypts
+// the next packets while gVisor and the relay move the last ones to the
+// app, and wants a second core for it (iperf3 -R 2.3 vs 1.9 Gbit/s on one
+// processor, medians of 5 and 3 in two benchmarks). A bulk upload is not:
+// the relay encrypts as it writes, and it went faster on one processor
+// (iperf3 up 3.5 vs 2.8 Gbit/s in the same two). So vpcvpn runs on one
+// processor, and on all of them (the runtime's default) while some flow
+// downloads in bulk (netstack's Stats.BulkDownloads) and for procsHold
+// after the last one stops, so that a client alternating between small
+// and large responses does not flip it every time. Setting GOMAXPROCS in
+// the environment turns this off.
 
 // procsHold is how long vpcvpn keeps all processors after bulk data
 // stopped moving.
