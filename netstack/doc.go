@@ -13,10 +13,12 @@
 //	  -> gVisor TCP forwarder       forward_tcp.go  Dial first, then the app's handshake
 //	  -> relay                      relay.go     two copies, half-close;
 //	                                adaptive.go  far->app buffer grows in bulk
+//	                                             (reported: Config.BulkChanged)
 //
 //	gVisor TCP (GSO: segments up to 64 KiB)  gso.go
 //	  -> link endpoint queue, written inline  outq.go, out.go
 //	     by the goroutine that finds it idle
+//	     (pure ACKs wait up to 1 ms for a segment that carries them: ackhold.go)
 //	  -> Linux TUN with IFF_VNET_HDR: one write per segment, virtio-net
 //	     header, the kernel segments nothing  vnet.go
 //	  -> any other TUN: split into MSS-sized packets, tun.Device.Write
