@@ -40,16 +40,14 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	rep := &report{Started: started, Runs: cfg.runs, Seconds: int(cfg.duration / time.Second), Bin: cfg.bin}
-	together, alone := splitPaths(cfg.paths)
 	results := map[string]*pathResult{}
-	for _, r := range b.measureInterleaved(ctx, together) {
-		results[r.ID] = r
-	}
-	for _, p := range alone {
+	for _, group := range groupPaths(cfg.paths) {
+		for _, r := range b.measurePaths(ctx, group) {
+			results[r.ID] = r
+		}
 		if ctx.Err() != nil {
 			break
 		}
-		results[p.id] = b.measurePath(ctx, p)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -129,58 +127,35 @@ func (b *bench) startIperf3(ctx context.Context) error {
 	return nil
 }
 
-// measurePath opens p, runs every metric cfg.runs times (runs outermost, so
-// slow drift spreads over all metrics) and closes p again.
-func (b *bench) measurePath(ctx context.Context, p path) *pathResult {
-	res := newPathResult(p)
-	progress("%s: setting up", p.id)
-	ep, closePath, err := p.open(ctx, b)
-	if err != nil {
-		res.Error = fmt.Sprintf("set up: %v", err)
-		progress("%s: %s", p.id, res.Error)
-		return res
-	}
-	waitQuiet(ctx, res)
-	for run := 1; run <= b.cfg.runs && ctx.Err() == nil; run++ {
-		for _, m := range p.metrics() {
-			v, err := b.measureOnce(ctx, ep, m)
-			if ctx.Err() != nil {
-				break
-			}
-			res.add(m, v, err)
-			progress("%s run %d/%d: %s", p.id, run, b.cfg.runs, m.show(v, err))
-		}
-	}
-	if err := closePath(); err != nil {
-		res.Error = fmt.Sprintf("tear down: %v", err)
-		progress("%s: %s", p.id, res.Error)
-	}
-	return res
-}
-
-// splitPaths sorts ids into the paths that are set up together and measured
-// in turns, and those measured alone, in the order given. The main table's
-// paths take turns, run by run, so that a machine whose speed drifts (a
-// shared VM's does, by 20% within minutes) shifts every path's figures alike
-// and the ratios stay fair; sshuttle is the exception, its redirect
-// (iptables, for the whole VPC range) would capture vpcvpn's flows. The
-// ssm and load paths build labs of their own.
-func splitPaths(ids []string) (together, alone []path) {
+// groupPaths sorts ids into groups measured one after another: first the
+// main table's paths, set up together and measured in turns, run by run, so
+// that a machine whose speed drifts (a shared VM's does, by 20% within
+// minutes) shifts every path's figures alike and the ratios stay fair; then
+// each other path alone, in the order given. sshuttle is measured alone: its
+// redirect (iptables, for the whole VPC range) would capture vpcvpn's
+// flows. The ssm and load paths build labs of their own.
+func groupPaths(ids []string) [][]path {
+	var together []path
+	var groups [][]path
 	for _, id := range ids {
 		p := pathByID(id)
 		if p.table == tcpTable && p.id != "sshuttle" {
 			together = append(together, p)
 		} else {
-			alone = append(alone, p)
+			groups = append(groups, []path{p})
 		}
 	}
-	return together, alone
+	if len(together) > 0 {
+		groups = append([][]path{together}, groups...)
+	}
+	return groups
 }
 
-// measureInterleaved opens every path of ps, then runs each metric once on
-// each path in turn, cfg.runs times, and closes them again. A path that
-// fails to open gets its error and no figures.
-func (b *bench) measureInterleaved(ctx context.Context, ps []path) []*pathResult {
+// measurePaths opens every path of ps, then runs each metric once on each
+// path in turn (runs outermost, so slow drift spreads over all metrics and
+// paths), cfg.runs times, and closes them again. A path that fails to open
+// gets its error and no figures.
+func (b *bench) measurePaths(ctx context.Context, ps []path) []*pathResult {
 	type open struct {
 		res   *pathResult
 		ep    endpoint
