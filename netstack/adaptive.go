@@ -80,9 +80,7 @@ func nextRelayBufSize(n, maxSize int) int {
 func copyAdaptive(dst io.Writer, src io.Reader, maxBuf int, bulk *bulkCount) error {
 	buf := getRelayBuf(relaySmallBufSize)
 	defer func() {
-		if bulk != nil && len(buf) != relaySmallBufSize {
-			bulk.leave()
-		}
+		bulk.resized(len(buf), relaySmallBufSize)
 		putRelayBuf(buf)
 	}()
 	for {
@@ -103,15 +101,21 @@ func copyAdaptive(dst io.Writer, src io.Reader, maxBuf int, bulk *bulkCount) err
 			return err
 		}
 		if size := nextRelayBufSize(n, maxBuf); size != len(buf) {
-			if bulk != nil && (size == relaySmallBufSize) != (len(buf) == relaySmallBufSize) {
-				if size == relaySmallBufSize {
-					bulk.leave()
-				} else {
-					bulk.enter()
-				}
-			}
+			bulk.resized(len(buf), size)
 			putRelayBuf(buf)
 			buf = getRelayBuf(size)
 		}
+	}
+}
+
+// resized counts a copy whose buffer changes from one size to another: in
+// bulk while it is larger than the smallest. b may be nil.
+func (b *bulkCount) resized(from, to int) {
+	switch {
+	case b == nil || (from == relaySmallBufSize) == (to == relaySmallBufSize):
+	case from == relaySmallBufSize:
+		b.enter()
+	default:
+		b.leave()
 	}
 }
