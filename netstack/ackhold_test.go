@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -18,23 +17,11 @@ import (
 // the packet buffer looks like one from gVisor's sender. sack adds a SACK
 // block to the options.
 func outSegment(seq uint32, port uint16, flags byte, payload int, sack bool) *stack.PacketBuffer {
-	opts := []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2} // NOP NOP TS
+	opts := tsOption
 	if sack {
-		opts = append(opts, 1, 1, 5, 10, 0, 0, 0, 9, 0, 0, 0, 10) // NOP NOP SACK 9-10
+		opts = append(slices.Clip(opts), 1, 1, 5, 10, 0, 0, 0, 9, 0, 0, 0, 10) // NOP NOP SACK 9-10
 	}
-	tcp := make([]byte, 20+len(opts)+payload)
-	binary.BigEndian.PutUint16(tcp[0:], vpcTarget.Port())
-	binary.BigEndian.PutUint16(tcp[2:], port)
-	binary.BigEndian.PutUint32(tcp[4:], seq)
-	binary.BigEndian.PutUint32(tcp[8:], 777)
-	tcp[12] = byte((20+len(opts))/4) << 4
-	tcp[13] = flags
-	binary.BigEndian.PutUint16(tcp[14:], 512)
-	copy(tcp[20:], opts)
-	pkt := buildIPv4(vpcTarget.Addr(), hostAddr, protoTCP, tcp, -1, false)
-	checksum.Put(pkt[10:], 0)
-	checksum.Put(pkt[10:], ^checksum.Checksum(pkt[:20], 0))
-	pkb := newPacket(pkt)
+	pkb := newPacket(tcpToHost(port, seq, flags, opts, payload))
 	pkb.NetworkHeader().Consume(header.IPv4MinimumSize)
 	pkb.TransportHeader().Consume(20 + len(opts))
 	pkb.TransportProtocolNumber = header.TCPProtocolNumber

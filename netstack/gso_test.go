@@ -13,17 +13,29 @@ import (
 // builds it under host GSO: payload bytes 0, 1, 2, ... after a TCP header
 // with a timestamp option, with the pseudo header sum in the checksum field.
 func gsoSegment(seq uint32, flags byte, payload int) []byte {
-	tcp := make([]byte, 32+payload)
+	return tcpToHost(40000, seq, flags, tsOption, payload)
+}
+
+// tsOption is a timestamps option, padded: NOP NOP TS.
+var tsOption = []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}
+
+// tcpToHost returns an IPv4 TCP segment from vpcTarget to hostAddr's port
+// with the given options and payload bytes 0, 1, 2, ..., its IP ID about to
+// wrap, its IP checksum complete and its TCP checksum partial (the pseudo
+// header sum, as gVisor leaves it under GSO).
+func tcpToHost(port uint16, seq uint32, flags byte, opts []byte, payload int) []byte {
+	hdrLen := 20 + len(opts)
+	tcp := make([]byte, hdrLen+payload)
 	binary.BigEndian.PutUint16(tcp[0:], vpcTarget.Port())
-	binary.BigEndian.PutUint16(tcp[2:], 40000)
+	binary.BigEndian.PutUint16(tcp[2:], port)
 	binary.BigEndian.PutUint32(tcp[4:], seq)
 	binary.BigEndian.PutUint32(tcp[8:], 777) // ack
-	tcp[12] = 8 << 4
+	tcp[12] = byte(hdrLen/4) << 4
 	tcp[13] = flags
 	binary.BigEndian.PutUint16(tcp[14:], 512)
-	copy(tcp[20:], []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}) // NOP NOP TS
+	copy(tcp[20:], opts)
 	for i := range payload {
-		tcp[32+i] = byte(i)
+		tcp[hdrLen+i] = byte(i)
 	}
 	pkt := buildIPv4(vpcTarget.Addr(), hostAddr, protoTCP, tcp, -1, false)
 	binary.BigEndian.PutUint16(pkt[4:], 0xfffe) // IP ID, to see it wrap
