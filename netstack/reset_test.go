@@ -9,15 +9,17 @@ import (
 	"testing"
 )
 
-// failingConn delivers its data, then fails reads with err, as an SSH
-// channel on a lost connection does.
+// failingConn delivers its data once start is closed, then fails reads
+// with err, as an SSH channel on a lost connection does.
 type failingConn struct {
 	net.Conn // the local end of a pipe, for writes and Close
+	start    <-chan struct{}
 	data     []byte
 	err      error
 }
 
 func (c *failingConn) Read(p []byte) (int, error) {
+	<-c.start
 	if len(c.data) == 0 {
 		return 0, c.err
 	}
@@ -40,13 +42,17 @@ func TestFarFailureResets(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			goroutineLeakCheck(t)
+			// The far side fails only once the app is connected: a reset
+			// sent earlier can overtake the app's connect.
+			start := make(chan struct{})
 			dial := func(context.Context, string, string) (net.Conn, error) {
 				local, remote := net.Pipe()
 				go io.Copy(io.Discard, remote) // takes what the app sends
-				return &failingConn{Conn: local, data: []byte("partial"), err: tt.err}, nil
+				return &failingConn{Conn: local, start: start, data: []byte("partial"), err: tt.err}, nil
 			}
 			h := newHarness(t, harnessOpts{cfg: Config{Dial: dial}})
 			c, err := h.dialApp(t.Context(), vpcTarget)
+			close(start)
 			if err != nil {
 				t.Fatal(err)
 			}
