@@ -46,6 +46,9 @@ func (s *Stack) pumpIn() {
 	g.Init(true)
 	for {
 		count, err := s.dev.Read(bufs, sizes, tunOffset)
+		if count > 0 {
+			s.activity.arrived(count)
+		}
 		pass = pass[:0]
 		s.filter.resetBatch()
 		for i := range count {

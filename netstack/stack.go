@@ -65,11 +65,22 @@ type Config struct {
 	// (Stats.BulkDownloads says which). It is called from a flow's relay
 	// and must not block.
 	BulkChanged func()
+
+	// ActiveChanged, if set, is called when packets start arriving from the
+	// TUN after an idle spell, and when IdleAfter passes without one
+	// (Stats.Active says which). It is called from the TUN reader or a
+	// timer and must not block.
+	ActiveChanged func()
+
+	// IdleAfter is how long the stack stays active after the last packet
+	// from the TUN. Default: 1s.
+	IdleAfter time.Duration
 }
 
 const (
 	defaultConnectTimeout = 15 * time.Second
 	defaultMaxInFlight    = 4096
+	defaultIdleAfter      = time.Second
 
 	nicID tcpip.NICID = 1
 )
@@ -90,6 +101,7 @@ type Stack struct {
 	link      *linkEndpoint
 	filter    filter // used by pumpIn only
 	stats     counters
+	activity  activity // packets from the TUN, for Config.ActiveChanged
 
 	// ctx lives until Close; flows' dials derive from it.
 	ctx    context.Context
@@ -128,6 +140,7 @@ func New(cfg Config) (*Stack, error) {
 		flows:     make(map[*flow]struct{}),
 	}
 	s.stats.bulk.changed = cfg.BulkChanged
+	s.activity.changed, s.activity.idle = cfg.ActiveChanged, cfg.IdleAfter
 	if devMTU, err := cfg.Device.MTU(); err == nil {
 		s.readSize = max(s.readSize, devMTU) // Config.MTU may be the smaller
 	}
@@ -171,6 +184,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = defaultMaxInFlight
+	}
+	if c.IdleAfter <= 0 {
+		c.IdleAfter = defaultIdleAfter
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -295,6 +311,7 @@ func (s *Stack) Close() error {
 		}
 		s.mu.Unlock()
 		s.failOnce.Do(func() { close(s.stopped) })
+		s.activity.stop()
 
 		s.cancel()           // abandons dials in progress
 		s.link.close()       // refuses and releases outbound packets

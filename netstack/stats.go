@@ -24,6 +24,13 @@ type Stats struct {
 	// app in bulk now: their relay's reads fill more than its smallest
 	// buffer (adaptive.go).
 	BulkDownloads int64
+
+	// PacketsIn counts the packets read from the TUN, dropped ones too.
+	PacketsIn uint64
+
+	// Active says whether a packet arrived from the TUN within
+	// Config.IdleAfter (activity.go).
+	Active bool
 }
 
 // counters holds a Stack's Stats as atomics.
@@ -50,6 +57,8 @@ func (s *Stack) Stats() Stats {
 		PacketsDropped: c.packetsDropped.Load(),
 		QueueDrops:     s.link.out.dropped.Load(),
 		BulkDownloads:  c.bulk.n.Load(),
+		PacketsIn:      s.activity.packets.Load(),
+		Active:         s.activity.active.Load(),
 	}
 }
 

@@ -152,6 +152,9 @@ func (in *instance) startStack() error {
 	procs := newProcGovernor(func() bool {
 		s := in.stackP.Load()
 		return s != nil && s.Stats().BulkDownloads > 0
+	}, func() bool {
+		s := in.stackP.Load()
+		return s != nil && s.Stats().Active
 	}, in.log)
 	in.stack, err = netstack.New(netstack.Config{
 		Device:         dev,
@@ -162,6 +165,7 @@ func (in *instance) startStack() error {
 		ConnectTimeout: o.connectTimeout,
 		Logger:         in.log,
 		BulkChanged:    procs.changed,
+		ActiveChanged:  procs.changed,
 	})
 	if err != nil {
 		dev.Close()

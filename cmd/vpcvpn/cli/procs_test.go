@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -10,14 +11,15 @@ import (
 )
 
 // testGovernor returns a governor over a bulk flag the test sets, whose
-// GOMAXPROCS calls are recorded and sent on the returned channel.
+// GOMAXPROCS calls are recorded and sent on the returned channel, and which
+// holds no processor (its stack never becomes active).
 func testGovernor(hold time.Duration) (*procGovernor, *atomic.Bool, chan int, func() []int) {
 	var bulk atomic.Bool
 	calls := make(chan int, 16)
 	var mu sync.Mutex
 	var log []int
 	g := &procGovernor{
-		bulk: bulk.Load, many: 4, hold: hold, procs: 1,
+		bulk: bulk.Load, active: func() bool { return false }, many: 4, hold: hold, procs: 1,
 		set: func(n int) {
 			mu.Lock()
 			log = append(log, n)
@@ -29,6 +31,85 @@ func testGovernor(hold time.Duration) (*procGovernor, *atomic.Bool, chan int, fu
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(log)
+	}
+}
+
+// holdLog records a governor's GOMAXPROCS calls and processor holds in
+// order: "procs N", "hold", "release".
+type holdLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (l *holdLog) add(e string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (l *holdLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.events
+	l.events = nil
+	return e
+}
+
+// TestProcGovernorActive: while packets arrive, one processor works and a
+// second is held; the hold ends before the processors change again, since
+// a held processor would keep the only one or sit among the many.
+func TestProcGovernorActive(t *testing.T) {
+	var bulk, active atomic.Bool
+	var l holdLog
+	g := &procGovernor{
+		bulk: bulk.Load, active: active.Load, many: 4, hold: time.Hour, procs: 1,
+		set: func(n int) { l.add(fmt.Sprint("procs ", n)) },
+		holdProc: func() func() {
+			l.add("hold")
+			return func() { l.add("release") }
+		},
+	}
+	defer g.stop()
+	step := func(what string, want ...string) {
+		t.Helper()
+		if got := l.take(); !slices.Equal(got, want) {
+			t.Errorf("%s: %q, want %q", what, got, want)
+		}
+	}
+	active.Store(true)
+	g.changed()
+	step("active", "procs 2", "hold")
+	g.changed()
+	step("active again")
+	bulk.Store(true)
+	g.changed()
+	step("bulk", "release", "procs 4")
+	bulk.Store(false)
+	g.changed()
+	step("bulk stopped, within the hold")
+	g.settle()
+	step("bulk stopped, after the hold, still active", "procs 2", "hold")
+	active.Store(false)
+	g.changed()
+	step("idle", "release", "procs 1")
+	active.Store(true)
+	g.changed()
+	step("active after idle", "procs 2", "hold")
+	g.stop()
+	step("stop", "release")
+}
+
+// TestProcGovernorNoHold: where no processor can be held, an active
+// tunnel stays on one.
+func TestProcGovernorNoHold(t *testing.T) {
+	g, _, _, log := testGovernor(time.Hour)
+	active := true
+	g.active = func() bool { return active }
+	g.changed()
+	active = false
+	g.changed()
+	if got := log(); len(got) != 0 {
+		t.Errorf("GOMAXPROCS calls %v, want none", got)
 	}
 }
 
@@ -89,7 +170,7 @@ func TestProcGovernorHold(t *testing.T) {
 // off, and a nil governor ignores reports.
 func TestProcGovernorOff(t *testing.T) {
 	t.Setenv("GOMAXPROCS", "3")
-	g := newProcGovernor(func() bool { return true }, slog.New(slog.DiscardHandler))
+	g := newProcGovernor(func() bool { return true }, func() bool { return true }, slog.New(slog.DiscardHandler))
 	if g != nil {
 		t.Fatal("governor with GOMAXPROCS set")
 	}
