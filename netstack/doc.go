@@ -7,6 +7,7 @@
 //	TUN -> link endpoint -> forwarder -> DialFunc
 //
 //	tun.Device.Read (batch)         pump.go      caller-owned buffers, offset headroom
+//	                                activity.go  active or idle (Config.ActiveChanged)
 //	  -> inbound filter             filter.go    IPv4 only; local source; routed destination
 //	  -> ICMP echo reject           reject.go    answered here, never by gVisor
 //	  -> link endpoint + GRO        link.go      gVisor stack.LinkEndpoint

@@ -55,20 +55,36 @@ func (l *holdLog) take() []string {
 	return e
 }
 
-// TestProcGovernorActive: while packets arrive, one processor works and a
-// second is held; the hold ends before the processors change again, since
-// a held processor would keep the only one or sit among the many.
-func TestProcGovernorActive(t *testing.T) {
-	var bulk, active atomic.Bool
-	var l holdLog
-	g := &procGovernor{
+// loggedGovernor returns a governor over flags the test sets, whose
+// GOMAXPROCS calls, processor holds and collector settings go to l.
+func loggedGovernor(l *holdLog) (g *procGovernor, bulk, active *atomic.Bool) {
+	bulk, active = new(atomic.Bool), new(atomic.Bool)
+	gogc := 100
+	g = &procGovernor{
 		bulk: bulk.Load, active: active.Load, many: 4, hold: time.Hour, procs: 1,
 		set: func(n int) { l.add(fmt.Sprint("procs ", n)) },
 		holdProc: func() func() {
 			l.add("hold")
 			return func() { l.add("release") }
 		},
+		gcPercent: func(n int) int {
+			l.add(fmt.Sprint("gc ", n))
+			prev := gogc
+			gogc = n
+			return prev
+		},
+		freeOS: func() { l.add("free") },
 	}
+	return g, bulk, active
+}
+
+// TestProcGovernorActive: while packets arrive, one processor works and a
+// second is held; the hold ends before the processors change again, since
+// a held processor would keep the only one or sit among the many. A bulk
+// download raises GOGC, and its end restores it and frees the garbage.
+func TestProcGovernorActive(t *testing.T) {
+	var l holdLog
+	g, bulk, active := loggedGovernor(&l)
 	defer g.stop()
 	step := func(what string, want ...string) {
 		t.Helper()
@@ -83,12 +99,12 @@ func TestProcGovernorActive(t *testing.T) {
 	step("active again")
 	bulk.Store(true)
 	g.changed()
-	step("bulk", "release", "procs 4")
+	step("bulk", "release", "procs 4", "gc 400")
 	bulk.Store(false)
 	g.changed()
 	step("bulk stopped, within the hold")
 	g.settle()
-	step("bulk stopped, after the hold, still active", "procs 2", "hold")
+	step("bulk stopped, after the hold, still active", "procs 2", "hold", "gc 100", "free")
 	active.Store(false)
 	g.changed()
 	step("idle", "release", "procs 1")
@@ -97,6 +113,22 @@ func TestProcGovernorActive(t *testing.T) {
 	step("active after idle", "procs 2", "hold")
 	g.stop()
 	step("stop", "release")
+	active.Store(true)
+	g.changed() // the stack's last report, after stop
+	step("active after stop")
+}
+
+// TestProcGovernorStopInBulk: stopping in bulk mode restores GOGC.
+func TestProcGovernorStopInBulk(t *testing.T) {
+	var l holdLog
+	g, bulk, _ := loggedGovernor(&l)
+	bulk.Store(true)
+	g.changed()
+	g.changed()
+	g.stop()
+	if got, want := l.take(), []string{"procs 4", "gc 400", "gc 100"}; !slices.Equal(got, want) {
+		t.Errorf("%q, want %q", got, want)
+	}
 }
 
 // TestProcGovernorNoHold: where no processor can be held, an active
