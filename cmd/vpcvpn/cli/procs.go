@@ -77,8 +77,9 @@ const (
 	procsBulk                   // a bulk download: all processors
 )
 
-// procGovernor sets GOMAXPROCS, and holds a processor, as netstack reports
-// traffic starting and stopping and bulk transfers starting and stopping.
+// procGovernor sets GOMAXPROCS, holds a processor and sets the collector's
+// GOGC as netstack reports traffic starting and stopping and bulk
+// transfers starting and stopping.
 type procGovernor struct {
 	bulk   func() bool // whether some flow moves data in bulk now
 	active func() bool // whether packets arrive
