@@ -51,8 +51,9 @@ import (
 // A bulk download also makes garbage: x/crypto/ssh returns every packet it
 // reads in a buffer of its own (transport.go, readPacket), 32 KiB each,
 // hundreds of megabytes a second. With the default GOGC of 100 the
-// collector ran dozens of times a second and took a tenth of vpcvpn's CPU
-// (zeroing, marking, pages returned to the kernel and faulted back in). So
+// collector ran about 50 times a second (iperf3 -R, counted with a probe
+// on runtime.gcStart) and took a tenth of vpcvpn's CPU (zeroing, marking,
+// pages returned to the kernel and faulted back in); at 400, 10 times. So
 // in bulk mode the collector lets the heap grow to bulkGCPercent over what
 // is live, and when bulk mode ends vpcvpn returns that memory to the
 // kernel at once. Measured (netns lab, 2 cores, iperf3 -R, two labs in
