@@ -72,8 +72,9 @@ type Config struct {
 	// timer and must not block.
 	ActiveChanged func()
 
-	// IdleAfter is how long the stack stays active after the last packet
-	// from the TUN. Default: 1s.
+	// IdleAfter is the period of the idle check: the stack turns idle when
+	// one passes without a packet from the TUN, between IdleAfter and twice
+	// that after the last one. Default: 1s.
 	IdleAfter time.Duration
 }
 

@@ -28,8 +28,9 @@ type Stats struct {
 	// PacketsIn counts the packets read from the TUN, dropped ones too.
 	PacketsIn uint64
 
-	// Active says whether a packet arrived from the TUN within
-	// Config.IdleAfter (activity.go).
+	// Active says whether packets arrive from the TUN: set by the first
+	// after an idle spell, cleared by a Config.IdleAfter period without
+	// one (activity.go).
 	Active bool
 }
 

@@ -33,8 +33,8 @@ import (
 // processor. Measured (netns lab, 2 cores, pgbench -S 1 client, two labs
 // in turns, 12 runs each): 0.81x -> 0.89x ssh -L's tps, vpcvpn's CPU time
 // per query 0.18 -> 0.12 ms, context switches 5.1 -> 2.5. The stack is
-// idle (netstack's Config.ActiveChanged) one second after its last packet,
-// and an idle tunnel holds nothing and wakes nothing.
+// idle (netstack's Config.ActiveChanged) one to two seconds after its last
+// packet, and an idle tunnel holds nothing and wakes nothing.
 //
 // A bulk download is the other way round: x/crypto/ssh's reader decrypts
 // the next packets while gVisor and the relay move the last ones to the
