@@ -60,7 +60,8 @@ import (
 // turns, 6 runs each): 2.50 -> 3.09 Gbit/s (medians), vpcvpn's peak
 // resident memory 56 -> 103 MiB, and 31 MiB a second after the download
 // (44 MiB without: the collector keeps what it took). GOGC or GOMEMLIMIT
-// in the environment leaves the collector alone.
+// in the environment leaves the collector alone (GOMAXPROCS, the whole
+// governor).
 
 // procsHold is how long vpcvpn keeps all processors after bulk data
 // stopped moving.
