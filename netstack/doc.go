@@ -20,7 +20,7 @@
 //	  -> link endpoint queue, written inline  outq.go, out.go
 //	     by the goroutine that finds it idle
 //	     (pure ACKs wait up to 1 ms for a segment that carries them: ackhold.go)
-//	  -> Linux TUN with IFF_VNET_HDR: one write per segment, virtio-net
+//	  -> Linux TUN with IFF_VNET_HDR: one writev per segment, virtio-net
 //	     header, the kernel segments nothing  vnet.go
 //	  -> any other TUN: split into MSS-sized packets, tun.Device.Write
 //	     (batch)

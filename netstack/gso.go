@@ -47,16 +47,22 @@ type tcpSegment struct {
 // TCP packet. It reports false if pkt is not one or its length fields
 // disagree with len(pkt).
 func parseTCPSegment(pkt []byte) (tcpSegment, bool) {
-	if len(pkt) < ipv4MinHeader || pkt[0]>>4 != 4 || pkt[9] != protoTCP ||
-		binary.BigEndian.Uint16(pkt[6:8])&0x3fff != 0 {
+	return parseTCPHeaders(pkt, len(pkt))
+}
+
+// parseTCPHeaders is parseTCPSegment for a packet of size bytes of which
+// head is the start, holding at least its headers.
+func parseTCPHeaders(head []byte, size int) (tcpSegment, bool) {
+	if len(head) < ipv4MinHeader || head[0]>>4 != 4 || head[9] != protoTCP ||
+		binary.BigEndian.Uint16(head[6:8])&0x3fff != 0 {
 		return tcpSegment{}, false
 	}
-	iphLen := int(pkt[0]&0x0f) * 4
-	if iphLen < ipv4MinHeader || int(binary.BigEndian.Uint16(pkt[2:4])) != len(pkt) || len(pkt) < iphLen+20 {
+	iphLen := int(head[0]&0x0f) * 4
+	if iphLen < ipv4MinHeader || int(binary.BigEndian.Uint16(head[2:4])) != size || len(head) < iphLen+20 {
 		return tcpSegment{}, false
 	}
-	hdrLen := iphLen + int(pkt[iphLen+12]>>4)*4
-	if hdrLen < iphLen+20 || hdrLen > len(pkt) {
+	hdrLen := iphLen + int(head[iphLen+12]>>4)*4
+	if hdrLen < iphLen+20 || hdrLen > size || hdrLen > len(head) {
 		return tcpSegment{}, false
 	}
 	return tcpSegment{iphLen: iphLen, hdrLen: hdrLen}, true

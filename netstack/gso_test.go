@@ -139,7 +139,7 @@ func TestVirtioNetHdr(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hdr := bytes.Repeat([]byte{0xee}, 10)
-			putVirtioNetHdr(hdr, tt.pkt, tt.gso)
+			putVirtioNetHdr(hdr, tt.pkt, len(tt.pkt), tt.gso)
 			if !bytes.Equal(hdr, tt.want) {
 				t.Errorf("header %x, want %x", hdr, tt.want)
 			}

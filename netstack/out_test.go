@@ -4,15 +4,16 @@ import (
 	"bytes"
 	"testing"
 
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// frameRecorder records each Write as one frame.
+// frameRecorder records each vectored write as one frame.
 type frameRecorder struct{ frames [][]byte }
 
-func (r *frameRecorder) Write(b []byte) (int, error) {
-	r.frames = append(r.frames, bytes.Clone(b))
-	return len(b), nil
+func (r *frameRecorder) writeVec(bufs [][]byte) error {
+	r.frames = append(r.frames, bytes.Join(bufs, nil))
+	return nil
 }
 
 // gsoPacket returns pkt as a packet buffer with GSO options gso.
@@ -38,11 +39,38 @@ func TestVnetWriter(t *testing.T) {
 		gso stack.GSO
 	}{{seg, tcpGSO(1000)}, {echo, stack.GSO{}}} {
 		want := make([]byte, virtioNetHdrLen, virtioNetHdrLen+len(tt.pkt))
-		putVirtioNetHdr(want, tt.pkt, tt.gso)
+		putVirtioNetHdr(want, tt.pkt, len(tt.pkt), tt.gso)
 		want = append(want, tt.pkt...)
 		if !bytes.Equal(r.frames[i], want) {
 			t.Errorf("frame %d:\n got %x\nwant %x", i, r.frames[i], want)
 		}
+	}
+}
+
+// TestVnetWriterViews writes a segment whose bytes lie in several views,
+// as gVisor's do (headers in front of the payload's chunks), the first of
+// them shorter than the headers: the frame is the header and the packet
+// whole, and the header is the one for the contiguous packet.
+func TestVnetWriterViews(t *testing.T) {
+	seg := gsoSegment(1, 0x18, 3500)
+	var payload buffer.Buffer
+	for _, cut := range [][2]int{{0, 30}, {30, 1000}, {1000, 2048}, {2048, len(seg)}} {
+		payload.Append(buffer.NewViewWithData(seg[cut[0]:cut[1]]))
+	}
+	pkb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
+	pkb.GSOOptions = tcpGSO(1000)
+	var r frameRecorder
+	if err := newVnetWriter(&r).write([]*stack.PacketBuffer{pkb}); err != nil || len(r.frames) != 1 {
+		t.Fatalf("write: %d frames, %v", len(r.frames), err)
+	}
+	want := make([]byte, virtioNetHdrLen, virtioNetHdrLen+len(seg))
+	putVirtioNetHdr(want, seg, len(seg), tcpGSO(1000))
+	if want[1] != virtioNetHdrGSOTCPv4 {
+		t.Fatalf("test segment not GSO: header %x", want)
+	}
+	want = append(want, seg...)
+	if !bytes.Equal(r.frames[0], want) {
+		t.Errorf("frame:\n got %x\nwant %x", r.frames[0], want)
 	}
 }
 
@@ -105,4 +133,4 @@ func TestOutboundAllocs(t *testing.T) {
 
 type discardWriter struct{}
 
-func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (discardWriter) writeVec([][]byte) error { return nil }

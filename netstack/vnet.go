@@ -10,11 +10,13 @@ package netstack
 // InjectInboundPacketBuffer). Where the TUN has IFF_VNET_HDR, vpcvpn writes
 // the segment to the device's file itself, with the header the kernel
 // expects: one write per segment instead of a split, a checksum
-// verification and a coalescing copy per packet.
+// verification and a coalescing copy per packet. The write is vectored
+// (writev(2)): the header, then the segment's views as gVisor holds them,
+// so no byte is copied into a write buffer first. In a download that copy
+// was 3% of vpcvpn's CPU (perf, iperf3 -R; memmove 12% -> 10%).
 
 import (
 	"encoding/binary"
-	"io"
 
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -31,17 +33,18 @@ const (
 	virtioNetHdrGSOTCPv4   = 1
 )
 
-// putVirtioNetHdr writes into hdr the virtio-net header for pkt, an IPv4
-// packet from gVisor with GSO options gso. A TCP segment with a partial
-// checksum asks the kernel to finish it (and to treat it as verified on
-// local delivery); one with more than MSS bytes of payload is a GSO packet
-// of MSS-sized segments. Anything else gets a zero header.
-func putVirtioNetHdr(hdr, pkt []byte, gso stack.GSO) {
+// putVirtioNetHdr writes into hdr the virtio-net header for an IPv4 packet
+// from gVisor of size bytes, whose headers head starts with, and GSO
+// options gso. A TCP segment with a partial checksum asks the kernel to
+// finish it (and to treat it as verified on local delivery); one with more
+// than MSS bytes of payload is a GSO packet of MSS-sized segments. Anything
+// else gets a zero header.
+func putVirtioNetHdr(hdr, head []byte, size int, gso stack.GSO) {
 	clear(hdr[:virtioNetHdrLen])
 	if gso.Type == stack.GSONone || !gso.NeedsCsum {
 		return
 	}
-	t, ok := parseTCPSegment(pkt)
+	t, ok := parseTCPHeaders(head, size)
 	if !ok {
 		return
 	}
@@ -49,31 +52,59 @@ func putVirtioNetHdr(hdr, pkt []byte, gso stack.GSO) {
 	binary.NativeEndian.PutUint16(hdr[2:], uint16(t.hdrLen))
 	binary.NativeEndian.PutUint16(hdr[6:], uint16(t.iphLen))
 	binary.NativeEndian.PutUint16(hdr[8:], tcpChecksumOffset)
-	if mss := int(gso.MSS); mss > 0 && len(pkt)-t.hdrLen > mss {
+	if mss := int(gso.MSS); mss > 0 && size-t.hdrLen > mss {
 		hdr[1] = virtioNetHdrGSOTCPv4
 		binary.NativeEndian.PutUint16(hdr[4:], uint16(mss))
 	}
 }
 
-// vnetWriter writes each packet, GSO segments whole, with a virtio-net
-// header to a TUN file with IFF_VNET_HDR.
-type vnetWriter struct {
-	f   io.Writer
-	buf []byte // tunOffset headroom, then the packet
+// maxHeaders is the most an IPv4 and a TCP header take together.
+const maxHeaders = 60 + 60
+
+// vectorWriter writes one packet given in pieces (writev(2) on a TUN).
+type vectorWriter interface {
+	writeVec(bufs [][]byte) error
 }
 
-func newVnetWriter(f io.Writer) *vnetWriter {
-	return &vnetWriter{f: f, buf: make([]byte, tunOffset+gsoMaxSize)}
+// vnetWriter writes each packet, GSO segments whole, with a virtio-net
+// header to a TUN file with IFF_VNET_HDR: the header and the packet's own
+// views in one vectored write, so the payload is not copied on the way.
+type vnetWriter struct {
+	f    vectorWriter
+	hdr  [virtioNetHdrLen]byte
+	head [maxHeaders]byte // the packet's first bytes, to read its headers
+	bufs [][]byte         // the header, then the packet's views
+}
+
+func newVnetWriter(f vectorWriter) *vnetWriter {
+	return &vnetWriter{f: f}
 }
 
 // write implements outWriter: one write per packet.
 func (w *vnetWriter) write(pkbs []*stack.PacketBuffer) error {
 	var errs error
 	for _, pkb := range pkbs {
-		gso := pkb.GSOOptions
-		b := fillBuf(w.buf, pkb)
-		putVirtioNetHdr(b[tunOffset-virtioNetHdrLen:], b[tunOffset:], gso)
-		if _, err := w.f.Write(b[tunOffset-virtioNetHdrLen:]); err != nil && errs == nil {
+		w.bufs = append(w.bufs[:0], w.hdr[:])
+		views, off := pkb.AsViewList()
+		head, size := w.head[:0], 0
+		for v := views.Front(); v != nil; v = v.Next() {
+			b := v.AsSlice()
+			if off >= len(b) {
+				off -= len(b)
+				continue
+			}
+			b, off = b[off:], 0
+			w.bufs = append(w.bufs, b)
+			size += len(b)
+			if len(head) < cap(head) {
+				head = append(head, b[:min(len(b), cap(head)-len(head))]...)
+			}
+		}
+		putVirtioNetHdr(w.hdr[:], head, size, pkb.GSOOptions)
+		err := w.f.writeVec(w.bufs)
+		pkb.DecRef()
+		clear(w.bufs) // the views go back to their pool with pkb
+		if err != nil && errs == nil {
 			errs = err
 		}
 	}
