@@ -13,6 +13,7 @@ package netstack
 
 import (
 	"errors"
+	"iter"
 	"os"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -112,19 +113,31 @@ func (s *Stack) readErr(err error) bool {
 // fillBuf copies pkb into buf at tunOffset, releases pkb, and returns buf cut
 // to the packet's end.
 func fillBuf(buf []byte, pkb *stack.PacketBuffer) []byte {
-	views, off := pkb.AsViewList()
 	n := tunOffset
-	for v := views.Front(); v != nil; v = v.Next() {
-		b := v.AsSlice()
-		if off >= len(b) {
-			off -= len(b)
-			continue
-		}
-		n += copy(buf[n:], b[off:])
-		off = 0
+	for b := range packetBytes(pkb) {
+		n += copy(buf[n:], b)
 	}
 	pkb.DecRef()
 	return buf[:n]
+}
+
+// packetBytes yields the bytes of pkb from its first, view by view, as
+// pkb holds them: valid until pkb is released.
+func packetBytes(pkb *stack.PacketBuffer) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		views, off := pkb.AsViewList()
+		for v := views.Front(); v != nil; v = v.Next() {
+			b := v.AsSlice()
+			if off >= len(b) {
+				off -= len(b)
+				continue
+			}
+			if !yield(b[off:]) {
+				return
+			}
+			off = 0
+		}
+	}
 }
 
 // writeErr handles an error from a TUN write: a failed write loses packets,

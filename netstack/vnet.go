@@ -85,15 +85,8 @@ func (w *vnetWriter) write(pkbs []*stack.PacketBuffer) error {
 	var errs error
 	for _, pkb := range pkbs {
 		w.bufs = append(w.bufs[:0], w.hdr[:])
-		views, off := pkb.AsViewList()
 		head, size := w.head[:0], 0
-		for v := views.Front(); v != nil; v = v.Next() {
-			b := v.AsSlice()
-			if off >= len(b) {
-				off -= len(b)
-				continue
-			}
-			b, off = b[off:], 0
+		for b := range packetBytes(pkb) {
 			w.bufs = append(w.bufs, b)
 			size += len(b)
 			if len(head) < cap(head) {
