@@ -76,11 +76,13 @@ func nextRelayBufSize(n, maxSize int) int {
 // copyAdaptive copies src to dst until EOF like io.CopyBuffer, choosing the
 // buffer of each read as described above, up to maxBuf (a relay buffer
 // size). It returns nil at EOF. While it reads with more than the smallest
-// buffer, the copy is counted in bulk (if not nil) as moving data in bulk.
+// buffer, the copy is counted in bulk (if not nil) as moving data in bulk,
+// and from then until it ends as open.
 func copyAdaptive(dst io.Writer, src io.Reader, maxBuf int, bulk *bulkCount) error {
 	buf := getRelayBuf(relaySmallBufSize)
+	counted := bulkCopy{count: bulk}
 	defer func() {
-		bulk.resized(len(buf), relaySmallBufSize)
+		counted.end()
 		putRelayBuf(buf)
 	}()
 	for {
@@ -101,21 +103,9 @@ func copyAdaptive(dst io.Writer, src io.Reader, maxBuf int, bulk *bulkCount) err
 			return err
 		}
 		if size := nextRelayBufSize(n, maxBuf); size != len(buf) {
-			bulk.resized(len(buf), size)
+			counted.set(size != relaySmallBufSize)
 			putRelayBuf(buf)
 			buf = getRelayBuf(size)
 		}
-	}
-}
-
-// resized counts a copy whose buffer changes from one size to another: in
-// bulk while it is larger than the smallest. b may be nil.
-func (b *bulkCount) resized(from, to int) {
-	switch {
-	case b == nil || (from == relaySmallBufSize) == (to == relaySmallBufSize):
-	case from == relaySmallBufSize:
-		b.enter()
-	default:
-		b.leave()
 	}
 }

@@ -156,34 +156,46 @@ func TestCopyAdaptiveAllocs(t *testing.T) {
 }
 
 // TestCopyAdaptiveBulk: a copy counts as moving data in bulk while it reads
-// with more than the smallest buffer, and not after it ends; the callback
-// sees the first copy start and the last one stop.
+// with more than the smallest buffer, and as open from then until it ends;
+// the callback sees the first copy start, the last one stop and the last
+// open one end.
 func TestCopyAdaptiveBulk(t *testing.T) {
 	var b bulkCount
-	var seen []int64
-	b.changed = func() { seen = append(seen, b.n.Load()) }
+	var seen [][2]int64
+	b.changed = func() { seen = append(seen, [2]int64{b.n.Load(), b.open.Load()}) }
 	small, full := relaySmallBufSize/2, relaySmallBufSize
 	// small, full (grows: bulk), full, small (shrinks: not), full (bulk), EOF.
-	r := &scriptReader{sizes: []int{small, full, relayBufSize, small, full}}
-	b.enter() // another flow's copy, already in bulk: no callback
+	script := []int{small, full, relayBufSize, small, full}
+	other := bulkCopy{count: &b}
+	other.set(true) // another flow's copy, already in bulk
 	seen = nil
-	if err := copyAdaptive(io.Discard, r, relayBigBufSize, &b); err != nil {
+	if err := copyAdaptive(io.Discard, &scriptReader{sizes: script}, relayBigBufSize, &b); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.n.Load(); got != 1 {
-		t.Fatalf("%d copies in bulk after the copy ended, want 1 (the other's)", got)
+	if got := [2]int64{b.n.Load(), b.open.Load()}; got != [2]int64{1, 1} {
+		t.Fatalf("after the copy ended: %v in bulk and open, want the other's [1 1]", got)
 	}
 	if len(seen) != 0 {
 		t.Errorf("callback while another copy stayed in bulk: %v", seen)
 	}
-	b.leave()
-	r = &scriptReader{sizes: []int{small, full, relayBufSize, small, full}}
-	if err := copyAdaptive(io.Discard, r, relayBigBufSize, &b); err != nil {
+	other.set(false) // [1] pauses: none in bulk, one open
+	if err := copyAdaptive(io.Discard, &scriptReader{sizes: script}, relayBigBufSize, &b); err != nil {
 		t.Fatal(err)
 	}
-	// [0] the other copy's leave; then start, stop, start, stop at EOF.
-	if want := []int64{0, 1, 0, 1, 0}; !slices.Equal(seen, want) {
-		t.Errorf("callback saw %v copies in bulk, want %v", seen, want)
+	other.end() // [6] the last open one ends
+	// Between: start, stop, start, and stop at EOF, the other still open.
+	want := [][2]int64{{0, 1}, {1, 2}, {0, 2}, {1, 2}, {0, 1}, {0, 0}}
+	if !slices.Equal(seen, want) {
+		t.Errorf("callback saw %v in bulk and open, want %v", seen, want)
+	}
+
+	// A copy that ends in bulk, the only one: one callback, both 0.
+	seen = nil
+	if err := copyAdaptive(io.Discard, &scriptReader{sizes: []int{full}}, relayBigBufSize, &b); err != nil {
+		t.Fatal(err)
+	}
+	if want := [][2]int64{{1, 1}, {0, 0}}; !slices.Equal(seen, want) {
+		t.Errorf("copy ending in bulk: callback saw %v, want %v", seen, want)
 	}
 }
 
@@ -194,13 +206,14 @@ func TestBulkDownloadsReported(t *testing.T) {
 	const size = 4 << 20
 	var stackP atomic.Pointer[Stack]
 	var mu sync.Mutex
-	var seen []int64
+	var seen [][2]int64 // BulkDownloads, BulkOpen
 	changed := func() {
 		mu.Lock()
 		defer mu.Unlock()
-		seen = append(seen, stackP.Load().Stats().BulkDownloads)
+		st := stackP.Load().Stats()
+		seen = append(seen, [2]int64{st.BulkDownloads, st.BulkOpen})
 	}
-	seenNow := func() []int64 {
+	seenNow := func() [][2]int64 {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(seen)
@@ -250,14 +263,16 @@ func TestBulkDownloadsReported(t *testing.T) {
 	}
 	// The relay counts the download's end before it passes the far side's
 	// FIN on, so the app's EOF comes after. Reads that came up short in
-	// between may have ended and restarted the bulk transfer.
+	// between may have ended and restarted the bulk transfer, and a
+	// download that ended paused reports its end as well.
 	got := seenNow()
-	if len(got) < 2 || len(got)%2 != 0 {
-		t.Fatalf("BulkChanged saw %v bulk downloads, want 1, 0 (repeated)", got)
+	if len(got) < 2 || got[len(got)-1] != [2]int64{0, 0} {
+		t.Fatalf("BulkChanged saw %v (in bulk, open), want 1 and 0 in turns, then [0 0]", got)
 	}
-	for i, n := range got {
-		if want := int64(1 - i%2); n != want {
-			t.Fatalf("BulkChanged saw %v bulk downloads, want 1, 0 (repeated)", got)
+	for i, c := range got {
+		paused := i == len(got)-1 && i%2 == 0 // the end after a pause
+		if want := int64(1 - i%2); c[0] != want && !paused || i < len(got)-1 && c[1] != 1 {
+			t.Fatalf("BulkChanged saw %v (in bulk, open), want 1 and 0 in turns, open 1, then [0 0]", got)
 		}
 	}
 }

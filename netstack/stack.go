@@ -61,9 +61,9 @@ type Config struct {
 	Logger *slog.Logger
 
 	// BulkChanged, if set, is called when the first flow starts moving data
-	// from the far side in bulk and when the last one stops
-	// (Stats.BulkDownloads says which). It is called from a flow's relay
-	// and must not block.
+	// from the far side in bulk, when the last one stops, and when the last
+	// flow that had ends (Stats.BulkDownloads and Stats.BulkOpen say
+	// which). It is called from a flow's relay and must not block.
 	BulkChanged func()
 
 	// ActiveChanged, if set, is called when packets start arriving from the

@@ -25,6 +25,11 @@ type Stats struct {
 	// buffer (adaptive.go).
 	BulkDownloads int64
 
+	// BulkOpen counts the flows that have moved data from the far side in
+	// bulk and have not ended: BulkDownloads of them do now, the others
+	// may again. When it falls to 0, no download that paused remains.
+	BulkOpen int64
+
 	// PacketsIn counts the packets read from the TUN, dropped ones too.
 	PacketsIn uint64
 
@@ -58,29 +63,62 @@ func (s *Stack) Stats() Stats {
 		PacketsDropped: c.packetsDropped.Load(),
 		QueueDrops:     s.link.out.dropped.Load(),
 		BulkDownloads:  c.bulk.n.Load(),
+		BulkOpen:       c.bulk.open.Load(),
 		PacketsIn:      s.activity.packets.Load(),
 		Active:         s.activity.active.Load(),
 	}
 }
 
-// bulkCount counts the copies moving data in bulk, and calls changed when
-// the first one starts and when the last one stops. Two transitions may
-// race, so changed gets no value: it reads the count.
+// bulkCount counts the copies moving data in bulk (n) and those that have
+// and still run (open), and calls changed when the first one starts, when
+// the last one stops and when the last one that had ends. Transitions may
+// race, so changed gets no value: it reads the counts.
 type bulkCount struct {
 	n       atomic.Int64
+	open    atomic.Int64
 	changed func() // Config.BulkChanged; nil: nobody asked
 }
 
-// enter counts a copy that started moving data in bulk.
-func (b *bulkCount) enter() {
-	if b.n.Add(1) == 1 && b.changed != nil {
-		b.changed()
+// bulkCopy is one copy's part of a bulkCount. A nil count counts nothing.
+type bulkCopy struct {
+	count *bulkCount
+	now   bool // in bulk now
+	ever  bool // has been: counted in open
+}
+
+// set records whether the copy moves data in bulk now.
+func (c *bulkCopy) set(bulk bool) {
+	if c.count == nil || bulk == c.now {
+		return
+	}
+	c.now = bulk
+	if bulk && !c.ever {
+		c.ever = true
+		c.count.open.Add(1)
+	}
+	d := int64(-1)
+	if bulk {
+		d = 1
+	}
+	if n := c.count.n.Add(d); (n == 1 && bulk || n == 0 && !bulk) && c.count.changed != nil {
+		c.count.changed()
 	}
 }
 
-// leave counts a copy that stopped.
-func (b *bulkCount) leave() {
-	if b.n.Add(-1) == 0 && b.changed != nil {
-		b.changed()
+// end records that the copy ended.
+func (c *bulkCopy) end() {
+	if c.count == nil || !c.ever {
+		return
+	}
+	last := false
+	if c.now {
+		c.now = false
+		last = c.count.n.Add(-1) == 0
+	}
+	if c.count.open.Add(-1) == 0 {
+		last = true
+	}
+	if last && c.count.changed != nil {
+		c.count.changed()
 	}
 }

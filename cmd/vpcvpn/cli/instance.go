@@ -154,6 +154,9 @@ func (in *instance) startStack() error {
 		return s != nil && s.Stats().BulkDownloads > 0
 	}, func() bool {
 		s := in.stackP.Load()
+		return s != nil && s.Stats().BulkOpen > 0
+	}, func() bool {
+		s := in.stackP.Load()
 		return s != nil && s.Stats().Active
 	}, in.log)
 	in.stack, err = netstack.New(netstack.Config{

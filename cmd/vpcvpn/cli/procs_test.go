@@ -12,14 +12,16 @@ import (
 
 // testGovernor returns a governor over a bulk flag the test sets, whose
 // GOMAXPROCS calls are recorded and sent on the returned channel, and which
-// holds no processor (its stack never becomes active).
+// holds no processor (its stack never becomes active). The flow that
+// downloaded in bulk stays open.
 func testGovernor(hold time.Duration) (*procGovernor, *atomic.Bool, chan int, func() []int) {
 	var bulk atomic.Bool
 	calls := make(chan int, 16)
 	var mu sync.Mutex
 	var log []int
 	g := &procGovernor{
-		bulk: bulk.Load, active: func() bool { return false }, many: 4, hold: hold, procs: 1,
+		bulk: bulk.Load, bulkOpen: func() bool { return true }, active: func() bool { return false },
+		many: 4, hold: hold, procs: 1,
 		set: func(n int) {
 			mu.Lock()
 			log = append(log, n)
@@ -55,13 +57,18 @@ func (l *holdLog) take() []string {
 	return e
 }
 
+// govFlags are what a loggedGovernor's stack reports.
+type govFlags struct {
+	bulk, open, active atomic.Bool // Stats.BulkDownloads, BulkOpen, Active
+}
+
 // loggedGovernor returns a governor over flags the test sets, whose
 // GOMAXPROCS calls, processor holds and collector settings go to l.
-func loggedGovernor(l *holdLog) (g *procGovernor, bulk, active *atomic.Bool) {
-	bulk, active = new(atomic.Bool), new(atomic.Bool)
+func loggedGovernor(l *holdLog) (*procGovernor, *govFlags) {
+	f := new(govFlags)
 	gogc := 100
-	g = &procGovernor{
-		bulk: bulk.Load, active: active.Load, many: 4, hold: time.Hour, procs: 1,
+	g := &procGovernor{
+		bulk: f.bulk.Load, bulkOpen: f.open.Load, active: f.active.Load, many: 4, hold: time.Hour, procs: 1,
 		set: func(n int) { l.add(fmt.Sprint("procs ", n)) },
 		holdProc: func() func() {
 			l.add("hold")
@@ -75,7 +82,7 @@ func loggedGovernor(l *holdLog) (g *procGovernor, bulk, active *atomic.Bool) {
 		},
 		freeOS: func() { l.add("free") },
 	}
-	return g, bulk, active
+	return g, f
 }
 
 // TestProcGovernorActive: while packets arrive, one processor works and a
@@ -84,7 +91,8 @@ func loggedGovernor(l *holdLog) (g *procGovernor, bulk, active *atomic.Bool) {
 // download raises GOGC, and its end restores it and frees the garbage.
 func TestProcGovernorActive(t *testing.T) {
 	var l holdLog
-	g, bulk, active := loggedGovernor(&l)
+	g, f := loggedGovernor(&l)
+	bulk, active := &f.bulk, &f.active
 	defer g.stop()
 	step := func(what string, want ...string) {
 		t.Helper()
@@ -98,11 +106,12 @@ func TestProcGovernorActive(t *testing.T) {
 	g.changed()
 	step("active again")
 	bulk.Store(true)
+	f.open.Store(true)
 	g.changed()
 	step("bulk", "release", "procs 4", "gc 400")
 	bulk.Store(false)
 	g.changed()
-	step("bulk stopped, within the hold")
+	step("bulk paused, within the hold")
 	g.settle()
 	step("bulk stopped, after the hold, still active", "procs 2", "hold", "gc 100", "free")
 	active.Store(false)
@@ -118,11 +127,57 @@ func TestProcGovernorActive(t *testing.T) {
 	step("active after stop")
 }
 
+// TestProcGovernorDownloadEnded: when the last flow that downloaded in
+// bulk ends, bulk mode ends at once, hold or not, and the garbage goes back
+// to the kernel off the reporting goroutine (a relay about to pass a FIN
+// on).
+func TestProcGovernorDownloadEnded(t *testing.T) {
+	var l holdLog
+	g, f := loggedGovernor(&l)
+	defer g.stop()
+	freed := make(chan struct{})
+	g.freeOS = func() {
+		l.add("free")
+		close(freed)
+	}
+	step := func(what string, want ...string) {
+		t.Helper()
+		if got := l.take(); !slices.Equal(got, want) {
+			t.Errorf("%s: %q, want %q", what, got, want)
+		}
+	}
+	f.active.Store(true)
+	f.bulk.Store(true)
+	f.open.Store(true)
+	g.changed()
+	step("bulk", "procs 4", "gc 400")
+	f.bulk.Store(false)
+	g.changed()
+	step("bulk paused, within the hold")
+	f.open.Store(false)
+	g.changed()
+	<-freed
+	step("the download ended", "procs 2", "hold", "gc 100", "free")
+	g.settle() // the paused download's timer, had it not been stopped
+	step("settle after")
+
+	// A download that ends in bulk, without pausing first.
+	freed = make(chan struct{})
+	f.bulk.Store(true)
+	f.open.Store(true)
+	g.changed()
+	f.bulk.Store(false)
+	f.open.Store(false)
+	g.changed()
+	<-freed
+	step("ended in bulk", "release", "procs 4", "gc 400", "procs 2", "hold", "gc 100", "free")
+}
+
 // TestProcGovernorStopInBulk: stopping in bulk mode restores GOGC.
 func TestProcGovernorStopInBulk(t *testing.T) {
 	var l holdLog
-	g, bulk, _ := loggedGovernor(&l)
-	bulk.Store(true)
+	g, f := loggedGovernor(&l)
+	f.bulk.Store(true)
 	g.changed()
 	g.changed()
 	g.stop()
@@ -202,7 +257,8 @@ func TestProcGovernorHold(t *testing.T) {
 // off, and a nil governor ignores reports.
 func TestProcGovernorOff(t *testing.T) {
 	t.Setenv("GOMAXPROCS", "3")
-	g := newProcGovernor(func() bool { return true }, func() bool { return true }, slog.New(slog.DiscardHandler))
+	yes := func() bool { return true }
+	g := newProcGovernor(yes, yes, yes, slog.New(slog.DiscardHandler))
 	if g != nil {
 		t.Fatal("governor with GOMAXPROCS set")
 	}
