@@ -136,7 +136,12 @@ func mustDrop(pkt []byte) bool {
 // awaitTCP reads what the Stack writes until a TCP segment matches,
 // checking every packet on the way.
 func (h *harness) awaitTCP(match func(tcpSeg) bool) (tcpSeg, error) {
-	timeout := time.NewTimer(5 * time.Second)
+	return h.awaitTCPWithin(5*time.Second, match)
+}
+
+// awaitTCPWithin is awaitTCP with a timeout of d.
+func (h *harness) awaitTCPWithin(d time.Duration, match func(tcpSeg) bool) (tcpSeg, error) {
+	timeout := time.NewTimer(d)
 	defer timeout.Stop()
 	for {
 		select {
@@ -148,7 +153,7 @@ func (h *harness) awaitTCP(match func(tcpSeg) bool) (tcpSeg, error) {
 				return s, nil
 			}
 		case <-timeout.C:
-			return tcpSeg{}, errors.New("no answer within 5s: the stack stopped serving")
+			return tcpSeg{}, fmt.Errorf("no answer within %v: the stack stopped serving", d)
 		}
 	}
 }

@@ -54,7 +54,20 @@ func tcpOptions() []tcpip.SettableTransportProtocolOption {
 	// a flow is an SSH channel, not this TCP, so only the TUN path matters
 	// here: it neither reorders nor loses, and BenchmarkRelay measures no
 	// difference.
-	return []tcpip.SettableTransportProtocolOption{&sack, &cc, &moderate, &rx, &tx}
+	// TIME_WAIT: none. gVisor holds a connection it closed first (the far
+	// side ended before the app) in TIME_WAIT for 60 s by default, and in
+	// TIME_WAIT it drops a new SYN for the same addresses and ports unless a
+	// listening endpoint owns them (handleTimeWaitSegments in
+	// tcp/connect.go); the forwarder is no listener. An app that connects
+	// again from the same port (macOS picks ephemeral ports at random, so
+	// after a few thousand closed connections to one server it is a matter
+	// of time) would hang until its connect timed out. TIME_WAIT guards
+	// against old duplicates on a path that reorders, and re-acknowledges a
+	// FIN whose final ACK was lost; the TUN does not reorder, and the app's
+	// kernel, whose socket is closed by then, takes the RST it gets for a
+	// retransmitted FIN quietly. TestReconnectSamePort.
+	timeWait := tcpip.TCPTimeWaitTimeoutOption(0)
+	return []tcpip.SettableTransportProtocolOption{&sack, &cc, &moderate, &rx, &tx, &timeWait}
 }
 
 // setTCPOptions applies tcpOptions to s.
