@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -246,5 +249,10 @@ func TestCloseUnblocks(t *testing.T) {
 	}
 	if st := h.stack.Stats(); st.FlowsOpen != 0 {
 		t.Errorf("FlowsOpen = %d after Close", st.FlowsOpen)
+	}
+	// The app was told: its connection was reset, not left open.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("the app's read after Close: %v, want a connection reset", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -102,7 +103,8 @@ type Stack struct {
 	link      *linkEndpoint
 	filter    filter // used by pumpIn only
 	stats     counters
-	activity  activity // packets from the TUN, for Config.ActiveChanged
+	activity  activity      // packets from the TUN, for Config.ActiveChanged
+	oddReads  atomic.Uint64 // reads that lost a packet but not the device (readErr)
 
 	// ctx lives until Close; flows' dials derive from it.
 	ctx    context.Context
@@ -314,13 +316,16 @@ func (s *Stack) Close() error {
 		s.failOnce.Do(func() { close(s.stopped) })
 		s.activity.stop()
 
-		s.cancel()           // abandons dials in progress
-		s.link.close()       // refuses and releases outbound packets
-		err := s.dev.Close() // stops pumpIn
-		s.link.out.wait()    // a SYN-ACK's writer, unblocked by the close
+		s.cancel() // abandons dials in progress
+		// Reset the apps' connections while the device still carries the
+		// RSTs: an app told nothing would find out at its next write, after
+		// its kernel's retransmissions time out (about 15 minutes on Linux).
 		for _, f := range flows {
 			f.abort()
 		}
+		s.link.close()       // refuses and releases outbound packets
+		err := s.dev.Close() // stops pumpIn
+		s.link.out.wait()    // a SYN-ACK's writer, unblocked by the close
 		s.waitAborting()
 		s.ipstack.Destroy()
 		if err != nil {
