@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -72,6 +73,58 @@ func TestVnetWriterViews(t *testing.T) {
 	if !bytes.Equal(r.frames[0], want) {
 		t.Errorf("frame:\n got %x\nwant %x", r.frames[0], want)
 	}
+}
+
+// TestVnetWriterManyViews writes a segment made of more views than one
+// writev(2) takes: at most maxVecs pieces, the bytes whole and in order.
+func TestVnetWriterManyViews(t *testing.T) {
+	seg := gsoSegment(1, 0x18, 3000)
+	var payload buffer.Buffer
+	payload.Append(buffer.NewViewWithData(seg[:40])) // the headers
+	for i := 40; i < len(seg); i++ {                 // one view each, as segment.merge joins them
+		one := buffer.MakeWithView(buffer.NewViewWithData(seg[i : i+1]))
+		payload.Merge(&one)
+	}
+	pkb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
+	pkb.GSOOptions = tcpGSO(1000)
+	r := vecCounter{max: maxVecs}
+	w := newVnetWriter(&r)
+	if err := w.write([]*stack.PacketBuffer{pkb}); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, virtioNetHdrLen, virtioNetHdrLen+len(seg))
+	putVirtioNetHdr(want, seg, len(seg), tcpGSO(1000))
+	want = append(want, seg...)
+	if len(r.frames) != 1 || !bytes.Equal(r.frames[0], want) {
+		t.Fatalf("%d frames; first:\n got %x\nwant %x", len(r.frames), r.frames, want)
+	}
+	if r.most != maxVecs {
+		t.Errorf("the write took %d pieces, want %d (as many as writev takes)", r.most, maxVecs)
+	}
+	// The writer's copy is reused: a small packet after the big one goes
+	// out as it is.
+	small := gsoSegment(3001, 0x18, 10)
+	if err := w.write([]*stack.PacketBuffer{gsoPacket(small, tcpGSO(1000))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.frames[1][virtioNetHdrLen:]; !bytes.Equal(got, small) {
+		t.Errorf("the next packet:\n got %x\nwant %x", got, small)
+	}
+}
+
+// vecCounter is a frameRecorder that refuses a write in more than max
+// pieces, as writev(2) does, and records the most it was given.
+type vecCounter struct {
+	frameRecorder
+	max, most int
+}
+
+func (r *vecCounter) writeVec(bufs [][]byte) error {
+	if len(bufs) > r.max {
+		return fmt.Errorf("writev of %d pieces: invalid argument", len(bufs))
+	}
+	r.most = max(r.most, len(bufs))
+	return r.frameRecorder.writeVec(bufs)
 }
 
 // TestBatchWriterSplits writes a GSO segment of 3.5 MSS and a small one

@@ -66,14 +66,26 @@ type vectorWriter interface {
 	writeVec(bufs [][]byte) error
 }
 
+// maxVecs is the most pieces one vectored write takes: Linux refuses
+// writev(2) with more than UIO_MAXIOV (1024) with EINVAL.
+const maxVecs = 1024
+
 // vnetWriter writes each packet, GSO segments whole, with a virtio-net
 // header to a TUN file with IFF_VNET_HDR: the header and the packet's own
 // views in one vectored write, so the payload is not copied on the way.
+//
+// A packet can have more views than writev takes: gVisor merges queued
+// segments into one of up to 64 KiB by joining their views, one per app
+// write, so a server streaming small messages to a slow reader makes
+// segments of hundreds or thousands of views. The views past the first
+// maxVecs-2 are copied into one piece (tail), as gVisor's fdbased endpoint
+// does.
 type vnetWriter struct {
 	f    vectorWriter
 	hdr  [virtioNetHdrLen]byte
 	head [maxHeaders]byte // the packet's first bytes, to read its headers
 	bufs [][]byte         // the header, then the packet's views
+	tail []byte           // the views that do not fit in bufs, copied
 }
 
 func newVnetWriter(f vectorWriter) *vnetWriter {
@@ -87,16 +99,24 @@ func (w *vnetWriter) write(pkbs []*stack.PacketBuffer) error {
 		w.bufs = append(w.bufs[:0], w.hdr[:])
 		head, size := w.head[:0], 0
 		for b := range packetBytes(pkb) {
-			w.bufs = append(w.bufs, b)
+			if len(w.bufs) < maxVecs-1 {
+				w.bufs = append(w.bufs, b)
+			} else {
+				w.tail = append(w.tail, b...)
+			}
 			size += len(b)
 			if len(head) < cap(head) {
 				head = append(head, b[:min(len(b), cap(head)-len(head))]...)
 			}
 		}
+		if len(w.tail) > 0 {
+			w.bufs = append(w.bufs, w.tail)
+		}
 		putVirtioNetHdr(w.hdr[:], head, size, pkb.GSOOptions)
 		err := w.f.writeVec(w.bufs)
 		pkb.DecRef()
 		clear(w.bufs) // the views go back to their pool with pkb
+		w.tail = w.tail[:0]
 		if err != nil && errs == nil {
 			errs = err
 		}
