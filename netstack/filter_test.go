@@ -7,9 +7,12 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
+	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 )
 
@@ -164,4 +167,45 @@ func FuzzClassify(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadErrors: a packet the device cannot hand over (larger than the
+// read buffers) costs that packet only, and the Stack goes on serving; an
+// error from the device's own read stops it, reported by Err.
+func TestReadErrors(t *testing.T) {
+	fail := make(chan error, 1)
+	h := newHarness(t, harnessOpts{noHost: true, cfg: Config{Dial: func(context.Context, string, string) (net.Conn, error) {
+		return pipeEcho(), nil
+	}}, wrapDev: func(m *memTUN) tun.Device { return &failingTUN{memTUN: m, fail: fail} }})
+
+	h.send(t, buildUDP(netip.AddrPortFrom(hostAddr, 4000), netip.AddrPortFrom(vpcTarget.Addr(), 9), make([]byte, 2*testMTU)))
+	if err := h.rawFlow(t, 41000, vpcTarget, []byte("still here")); err != nil {
+		t.Fatalf("after an oversized packet: %v", err)
+	}
+	if err := h.stack.Err(); err != nil {
+		t.Fatalf("Err after an oversized packet: %v", err)
+	}
+
+	fail <- &os.PathError{Op: "read", Path: "/dev/net/tun", Err: syscall.EIO}
+	h.send(t, buildUDP(netip.AddrPortFrom(hostAddr, 4000), netip.AddrPortFrom(vpcTarget.Addr(), 9), nil)) // wakes the read
+	<-h.stack.Done()
+	if err := h.stack.Err(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("Err after the device failed: %v, want EIO", err)
+	}
+}
+
+// failingTUN is a memTUN whose Read returns an error sent on fail.
+type failingTUN struct {
+	*memTUN
+	fail chan error
+}
+
+func (t *failingTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := t.memTUN.Read(bufs, sizes, offset)
+	select {
+	case ferr := <-t.fail:
+		return 0, ferr
+	default:
+		return n, err
+	}
 }

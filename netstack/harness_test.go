@@ -44,8 +44,9 @@ type harnessOpts struct {
 	noHost bool
 	cfg    Config // Dial, ConnectTimeout, MaxInFlight, Logger; the rest is filled in
 
-	ackHold time.Duration // if set, how long the stack holds pure ACKs
-	tapOut  func([]byte)  // if set, sees each packet from the stack to the host
+	ackHold time.Duration            // if set, how long the stack holds pure ACKs
+	wrapDev func(*memTUN) tun.Device // if set, the Stack's device is wrapDev(its memTUN end)
+	tapOut  func([]byte)             // if set, sees each packet from the stack to the host
 }
 
 // newHarness builds and starts a Stack. Everything it starts is stopped by
@@ -59,6 +60,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	h := &harness{dials: make(chan string, 1024)}
 	cfg := o.cfg
 	cfg.Device = stackEnd
+	if o.wrapDev != nil {
+		cfg.Device = o.wrapDev(stackEnd)
+	}
 	cfg.Routes = []netip.Prefix{vpcRoute}
 	cfg.IsLocal = func(a netip.Addr) bool { return a == hostAddr }
 	if cfg.Logger == nil {

@@ -106,6 +106,18 @@ func (s *Stack) readErr(err error) bool {
 	if s.isClosing() || errors.Is(err, os.ErrClosed) {
 		return false
 	}
+	if _, device := errors.AsType[*os.PathError](err); !device {
+		// Not the device's read but what wireguard-go made of it: a packet
+		// larger than the read buffers (the interface's MTU raised behind
+		// vpcvpn's back), or an error from its netlink monitor. That
+		// packet is lost; the device goes on working.
+		if s.oddReads.Add(1) == 1 {
+			s.log.Warn("tun read: a packet was dropped (was the interface's MTU changed? vpcvpn sets it from --mtu)", "err", err)
+		} else {
+			s.log.Debug("tun read: a packet was dropped", "err", err)
+		}
+		return true
+	}
 	s.fail(err)
 	return false
 }
