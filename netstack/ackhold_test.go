@@ -46,7 +46,7 @@ func pushSeg(q *outQueue, pkb *stack.PacketBuffer) {
 // newAckQueue starts a queue on a seqWriter, with ACKs held for hold.
 func newAckQueue(t *testing.T, hold time.Duration) (*outQueue, *seqWriter) {
 	q := &outQueue{acks: ackHolder{delay: hold}}
-	w := &seqWriter{entered: make(chan struct{}, 64)}
+	w := &seqWriter{entered: make(chan struct{}, 64), wrote: make(chan struct{}, 64)}
 	q.start(w, func(err error) { t.Error(err) })
 	t.Cleanup(q.close)
 	return q, w
@@ -129,7 +129,7 @@ func TestAckHoldTimer(t *testing.T) {
 	start := time.Now()
 	pushSeg(q, outSegment(1, 40000, flagACK, 0, false))
 	select {
-	case <-w.entered:
+	case <-w.wrote:
 	case <-time.After(10 * time.Second):
 		t.Fatal("held ACK never written")
 	}

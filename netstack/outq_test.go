@@ -15,6 +15,7 @@ import (
 type seqWriter struct {
 	gate    chan struct{}
 	entered chan struct{} // if set, gets a value as each write starts
+	wrote   chan struct{} // if set, gets a value as each write ends
 
 	mu      sync.Mutex
 	seqs    []uint32
@@ -30,11 +31,14 @@ func (w *seqWriter) write(pkbs []*stack.PacketBuffer) error {
 	}
 	buf := make([]byte, tunOffset+gsoMaxSize)
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.batches = append(w.batches, len(pkbs))
 	for _, pkb := range pkbs {
 		pkt := fillBuf(buf, pkb)[tunOffset:]
 		w.seqs = append(w.seqs, binary.BigEndian.Uint32(pkt[20+4:]))
+	}
+	w.mu.Unlock()
+	if w.wrote != nil {
+		w.wrote <- struct{}{}
 	}
 	return nil
 }
