@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -92,6 +93,43 @@ type AuthConfig struct {
 
 	// Logger receives Debug lines about skipped keys; nil discards them.
 	Logger *slog.Logger
+
+	// Keys, when set, keeps the identity files NewAuth reads, decrypted,
+	// for the next NewAuth with the same Keys: a tunnel that reconnects
+	// asks for a passphrase once, not at every reconnect (when, in the
+	// background, there is no terminal to ask on).
+	Keys *Keys
+}
+
+// Keys holds identity files as read by KeyFile, by path. A tunnel keeps
+// one for its lifetime, like an ssh-agent holding the keys it was given:
+// the decrypted keys stay in the process's memory and nowhere else. The
+// zero value is ready to use; it is safe for concurrent use.
+type Keys struct {
+	mu      sync.Mutex
+	signers map[string]ssh.Signer
+}
+
+// load is KeyFile, through k when k is not nil: a file read once is not
+// read again, and its passphrase is not asked again.
+func (k *Keys) load(path string, passphrase func() ([]byte, error)) (ssh.Signer, error) {
+	if k == nil {
+		return KeyFile(path, passphrase)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s, ok := k.signers[path]; ok {
+		return s, nil
+	}
+	s, err := KeyFile(path, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	if k.signers == nil {
+		k.signers = make(map[string]ssh.Signer)
+	}
+	k.signers[path] = s
+	return s, nil
 }
 
 // Auth is the client authentication NewAuth built.
@@ -118,7 +156,7 @@ func NewAuth(cfg AuthConfig) (*Auth, error) {
 		if cfg.Passphrase != nil {
 			pass = func() ([]byte, error) { return cfg.Passphrase(cfg.KeyFile) }
 		}
-		s, err := KeyFile(cfg.KeyFile, pass)
+		s, err := cfg.Keys.load(cfg.KeyFile, pass)
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +212,7 @@ func (a *Auth) addDefaultKeys(cfg AuthConfig, haveAgent bool, log *slog.Logger) 
 		if cfg.Passphrase != nil && !haveAgent {
 			pass = func() ([]byte, error) { return cfg.Passphrase(path) }
 		}
-		s, err := KeyFile(path, pass)
+		s, err := cfg.Keys.load(path, pass)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				log.Debug("identity file skipped", "path", path, "err", err)

@@ -97,6 +97,31 @@ func TestNewAuth(t *testing.T) {
 	}
 }
 
+// TestAuthKeys: with Keys, an encrypted identity file's passphrase is asked
+// once; a later NewAuth (a reconnect, maybe in the background with no
+// terminal) gets the key without asking.
+func TestAuthKeys(t *testing.T) {
+	dir := t.TempDir()
+	enc := tunneltest.WriteKey(t, dir, "enc", tunneltest.NewKey(t, "ed25519"), "s3cret")
+	asked := 0
+	ask := func(string) ([]byte, error) { asked++; return []byte("s3cret"), nil }
+	var keys tunnel.Keys
+	first, err := tunnel.NewAuth(tunnel.AuthConfig{KeyFile: enc, Passphrase: ask, Keys: &keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := tunnel.NewAuth(tunnel.AuthConfig{KeyFile: enc, Keys: &keys}) // no terminal
+	if err != nil {
+		t.Fatalf("the second NewAuth: %v", err)
+	}
+	if asked != 1 || len(first.Sources) != 1 || len(again.Sources) != 1 {
+		t.Errorf("passphrase asked %d times, sources %q and %q; want once, the file each time", asked, first.Sources, again.Sources)
+	}
+	if _, err := tunnel.NewAuth(tunnel.AuthConfig{KeyFile: enc}); err == nil || !strings.Contains(err.Error(), "is encrypted") {
+		t.Errorf("without Keys and a terminal: %v, want the key refused as encrypted", err)
+	}
+}
+
 func serveAgent(t *testing.T, keyring agent.Agent) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "agent.sock")

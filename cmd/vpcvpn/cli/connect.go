@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/vpcvpn/vpcvpn/tunnel"
 )
@@ -33,6 +34,34 @@ func resolveBastion(ctx context.Context, o *upOptions) ([]netip.Addr, error) {
 	return addrs, nil
 }
 
+// bastionAddrs returns the addresses to try for the bastion, in order: the
+// name's addresses as it resolves now, those no routed CIDR captures (an
+// Elastic IP moved, a load balancer's zone gone), then the addresses it
+// had at start, which routing keeps out of the tunnel. A name that does not
+// resolve now leaves those.
+func bastionAddrs(ctx context.Context, o *upOptions, protect []netip.Addr, log *slog.Logger) []netip.Addr {
+	if _, err := netip.ParseAddr(o.host); err == nil || len(protect) == 0 {
+		return protect
+	}
+	fresh, err := resolveBastion(ctx, o)
+	if err != nil {
+		log.Debug("bastion not resolved again; dialing its first addresses", "err", err)
+		return protect
+	}
+	var addrs []netip.Addr
+	for _, a := range append(fresh, protect...) {
+		if slices.Contains(addrs, a) {
+			continue
+		}
+		if !slices.Contains(protect, a) && slices.ContainsFunc(o.cidrs, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			log.Warn("the bastion's new address is in a routed range; not dialing it through the tunnel", "host", o.host, "addr", a)
+			continue
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs
+}
+
 // connHooks let the instance follow the connection it dials. Nil fields
 // are not called.
 type connHooks struct {
@@ -42,10 +71,11 @@ type connHooks struct {
 }
 
 // dialSSH connects to the bastion and authenticates. protect holds the
-// resolved bastion addresses (empty with a proxy command).
-func dialSSH(ctx context.Context, o *upOptions, inv invoker, protect []netip.Addr, hooks connHooks, log *slog.Logger) (*tunnel.Client, error) {
+// resolved bastion addresses (empty with a proxy command); keys keeps the
+// identity files read for the instance's next dials.
+func dialSSH(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, protect []netip.Addr, hooks connHooks, log *slog.Logger) (*tunnel.Client, error) {
 	if o.via == "ssm" {
-		return dialSSM(ctx, o, inv, hooks, log)
+		return dialSSM(ctx, o, inv, keys, hooks, log)
 	}
 	auth, err := tunnel.NewAuth(tunnel.AuthConfig{
 		KeyFile:    o.identity,
@@ -53,6 +83,7 @@ func dialSSH(ctx context.Context, o *upOptions, inv invoker, protect []netip.Add
 		Home:       inv.Home,
 		Passphrase: tunnel.PassphrasePrompt(),
 		Logger:     log,
+		Keys:       keys,
 	})
 	if err != nil {
 		return nil, err
@@ -84,7 +115,11 @@ func dialSSH(ctx context.Context, o *upOptions, inv invoker, protect []netip.Add
 	case o.proxyCommand != "":
 		cfg.Transport = tunnel.ProxyCommand(o.proxyCommand, o.host, o.port, o.user, os.Stderr)
 	case len(protect) > 0:
-		cfg.Transport = tunnel.TCPTransport(joinHostPort(protect[0].String(), o.port))
+		var addrs []string
+		for _, a := range bastionAddrs(ctx, o, protect, log) {
+			addrs = append(addrs, joinHostPort(a.String(), o.port))
+		}
+		cfg.Transport = tunnel.TCPTransport(addrs...)
 	default:
 		return nil, fmt.Errorf("the bastion %s has no IPv4 address", o.host)
 	}

@@ -38,6 +38,7 @@ type instance struct {
 	gen     atomic.Int64 // dials so far: hooks of older connections are ignored
 	link    *link        // the SSH connection, replaced on reconnect
 	protect []netip.Addr // the bastion's addresses, for redials
+	keys    tunnel.Keys  // identity files read, for redials: one passphrase prompt
 	stack   *netstack.Stack
 	stackP  atomic.Pointer[netstack.Stack] // stack, for the keepalive goroutine
 	procs   *procGovernor                  // nil: GOMAXPROCS is the user's
@@ -197,7 +198,7 @@ func (in *instance) keepAliveActive() bool {
 
 // dial connects to the bastion with the instance's options.
 func (in *instance) dial(ctx context.Context) (*tunnel.Client, error) {
-	return dialSSH(ctx, in.opts, in.inv, in.protect, in.hooks(in.gen.Add(1)), in.log)
+	return dialSSH(ctx, in.opts, in.inv, &in.keys, in.protect, in.hooks(in.gen.Add(1)), in.log)
 }
 
 // hooks follow the connection of dial number gen: an SSM data channel that

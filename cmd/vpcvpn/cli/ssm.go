@@ -140,7 +140,7 @@ func awsErrorLine(err error) string {
 }
 
 // dialSSM connects to the instance over SSM and authenticates.
-func dialSSM(ctx context.Context, o *upOptions, inv invoker, hooks connHooks, log *slog.Logger) (*tunnel.Client, error) {
+func dialSSM(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, hooks connHooks, log *slog.Logger) (*tunnel.Client, error) {
 	awsCfg, err := awsConfig(ctx, o, inv)
 	if err != nil {
 		return nil, err
@@ -154,7 +154,7 @@ func dialSSM(ctx context.Context, o *upOptions, inv invoker, hooks connHooks, lo
 	var push func(context.Context) error
 	if o.identity != "" {
 		auth, err := tunnel.NewAuth(tunnel.AuthConfig{
-			KeyFile: o.identity, Passphrase: tunnel.PassphrasePrompt(), Logger: log,
+			KeyFile: o.identity, Passphrase: tunnel.PassphrasePrompt(), Logger: log, Keys: keys,
 		})
 		if err != nil {
 			return nil, err
