@@ -20,6 +20,8 @@ func TestParseDestination(t *testing.T) {
 		{in: "[fe80::1]", host: "fe80::1", port: "22"},
 		{in: "::1", host: "::1", port: "22"},
 		{in: "me@corp.example@bastion", user: "me@corp.example", host: "bastion", port: "22"},
+		{in: "Me@Bastion.Example.COM:2222", user: "Me", host: "bastion.example.com", port: "2222"},
+		{in: "[FE80::1]", host: "fe80::1", port: "22"},
 		{in: "", err: "empty ssh destination"},
 		{in: "@bastion", err: "empty user"},
 		{in: "u@", err: "empty host"},
