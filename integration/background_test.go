@@ -16,7 +16,7 @@ import (
 // tunnel carries queries and answers status, and `down` stops it cleanly.
 func TestBackground(t *testing.T) {
 	l, v := upLab(t, lab.Options{})
-	res, err := v.Run(testContext(t, 30*time.Second), append(v.UpArgs(ifName), "--background")...)
+	res, err := v.Run(testContext(t, 30*time.Second), append(v.UpArgs(ifName), "--background", "-v")...) // -v: a log with lines in it
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("up --background: exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
 	}
@@ -38,6 +38,17 @@ func TestBackground(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(v.RunDir, ifName+".log")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("the background log: %v (mode %v); want a 0600 file in the run directory", err, fi.Mode().Perm())
+	}
+	// A second one of the same name refuses before it touches the first's
+	// log.
+	logPath := filepath.Join(v.RunDir, ifName+".log")
+	before, _ := os.ReadFile(logPath)
+	res, err = v.Run(testContext(t, 30*time.Second), append(v.UpArgs(ifName), "--background")...)
+	if err != nil || res.ExitCode == 0 || !strings.Contains(res.Stderr, "a tunnel named "+ifName+" is already running") {
+		t.Errorf("a second up --background of the same name: exit %d, %v, %q; want a refusal", res.ExitCode, err, res.Stderr)
+	}
+	if after, _ := os.ReadFile(logPath); len(before) == 0 || !strings.HasPrefix(string(after), string(before)) {
+		t.Errorf("the running tunnel's log, %d bytes, became %d bytes after a second up --background: want it kept", len(before), len(after))
 	}
 	res, err = v.Run(testContext(t, 20*time.Second), "down", "--name", ifName)
 	if err != nil || res.ExitCode != 0 {

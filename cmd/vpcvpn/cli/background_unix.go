@@ -13,9 +13,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,8 +34,18 @@ func startBackground(ctx context.Context, o *upOptions) error {
 	if err := os.MkdirAll(runDir(), 0o755); err != nil {
 		return fmt.Errorf("create run directory: %w", err)
 	}
+	// A tunnel of that name still running keeps its log: the child would
+	// refuse to start, but only after the log had been cut short under it.
+	if c, err := net.DialTimeout("unix", socketPath(o.name), time.Second); err == nil {
+		c.Close()
+		return alreadyRunning(o.name)
+	}
+	// A fresh file, so its mode is ours whoever made the last one.
 	path := logPath(o.name)
-	logf, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the last log file: %w", err)
+	}
+	logf, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("open log file: %w", err)
 	}
@@ -80,10 +92,13 @@ func backgroundReady() {
 	if !isBackgroundChild() {
 		return
 	}
+	// Leave the terminal's session before the parent exits: with sudo's
+	// use_pty, the terminal sudo made goes away with the parent and hangs
+	// up the processes still in its session.
+	unix.Setsid()
 	ready := os.NewFile(readyFD, "ready")
 	fmt.Fprintln(ready, "ok")
 	ready.Close()
-	unix.Setsid()
 	if null, err := os.Open(os.DevNull); err == nil {
 		dupTo(int(null.Fd()), 0)
 		null.Close()

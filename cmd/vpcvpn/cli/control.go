@@ -112,6 +112,11 @@ func listenControl(path string, uid, gid int) (net.Listener, error) {
 
 var errAlreadyRunning = errors.New("already running")
 
+// alreadyRunning is the error for a second tunnel of the same name.
+func alreadyRunning(name string) error {
+	return fmt.Errorf("a tunnel named %s is already running: stop it with 'sudo vpcvpn down --name %s' or choose another --name", name, name)
+}
+
 func (s *controlServer) start() {
 	s.wg.Add(1)
 	go func() {

@@ -69,7 +69,7 @@ func (in *instance) run(ctx context.Context) (err error) {
 	o := in.opts
 	ln, err := listenControl(socketPath(o.name), in.inv.UID, in.inv.GID)
 	if errors.Is(err, errAlreadyRunning) {
-		return fmt.Errorf("a tunnel named %s is already running: stop it with 'sudo vpcvpn down --name %s' or choose another --name", o.name, o.name)
+		return alreadyRunning(o.name)
 	}
 	if err != nil {
 		return err
