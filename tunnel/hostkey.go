@@ -187,7 +187,9 @@ func (h *HostKeys) record(host string, key ssh.PublicKey) error {
 	if err := appendLine(h.WriteFile, line, h.UID, h.GID); err != nil {
 		return fmt.Errorf("tunnel: record host key of %s: %w", host, err)
 	}
-	log.Info(fmt.Sprintf("Permanently added '%s' (%s) to the list of known hosts", host, keyTypeName(key)),
+	// A warning, as OpenSSH's: the person sees which key is now trusted
+	// without -v.
+	log.Warn(fmt.Sprintf("Permanently added '%s' (%s) to the list of known hosts", host, keyTypeName(key)),
 		"fingerprint", ssh.FingerprintSHA256(key), "file", h.WriteFile)
 	return nil
 }

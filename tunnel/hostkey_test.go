@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -244,9 +245,14 @@ func TestHostKeysRecordNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "known_hosts")
-			hk := &tunnel.HostKeys{WriteFile: file, AcceptNew: true, UID: -1, GID: -1}
+			var logged bytes.Buffer
+			hk := &tunnel.HostKeys{WriteFile: file, AcceptNew: true, UID: -1, GID: -1,
+				Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 			if err := hk.Callback()(tt.addr, remote, key); err != nil {
 				t.Fatal(err)
+			}
+			if fp := ssh.FingerprintSHA256(key); !strings.Contains(logged.String(), "Permanently added") || !strings.Contains(logged.String(), fp) {
+				t.Errorf("recording a new key said %q; want a warning with the fingerprint %s", logged.String(), fp)
 			}
 			b, _ := os.ReadFile(file)
 			if hashed := bytes.HasPrefix(b, []byte("|1|")); hashed != tt.hashed || bytes.Count(b, []byte("\n")) != 1 {
