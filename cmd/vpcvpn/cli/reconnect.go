@@ -152,6 +152,9 @@ func permanent(err error) bool {
 	if errors.As(err, &se) {
 		return se.Permanent() && se.Kind != ssm.ErrCredentialsExpired
 	}
+	if pe, ok := errors.AsType[*pushError](err); ok {
+		return pe.permanent()
+	}
 	return errors.As(err, &hk) || errors.As(err, &auth)
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/smithy-go"
+
 	"github.com/vpcvpn/vpcvpn/tunnel"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
 )
@@ -22,6 +24,11 @@ func TestPermanent(t *testing.T) {
 		{&ssm.SessionError{Kind: ssm.ErrAccessDenied}, true},
 		{fmt.Errorf("dial: %w", &ssm.SessionError{Kind: ssm.ErrTargetNotConnected}), false},
 		{&ssm.SessionError{Kind: ssm.ErrCredentialsExpired}, false}, // until `aws sso login`
+		{fmt.Errorf("dial: %w", &pushError{msg: "denied", err: &smithy.GenericAPIError{Code: "AuthException"}}), true},
+		{&pushError{msg: "no such instance", err: &smithy.GenericAPIError{Code: "EC2InstanceNotFoundException"}}, true},
+		{&pushError{msg: "stopped", err: &smithy.GenericAPIError{Code: "EC2InstanceStateInvalidException"}}, false},
+		{&pushError{msg: "throttled", err: &smithy.GenericAPIError{Code: "ThrottlingException"}}, false},
+		{&pushError{msg: "no answer", err: errors.New("i/o timeout")}, false},
 	} {
 		if got := permanent(tt.err); got != tt.want {
 			t.Errorf("permanent(%v) = %v, want %v", tt.err, got, tt.want)

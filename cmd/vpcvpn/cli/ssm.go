@@ -139,6 +139,33 @@ func awsErrorLine(err error) string {
 	return err.Error()
 }
 
+// pushError is a failed EC2 Instance Connect push: the message for the
+// person, and the SDK's error for permanent.
+type pushError struct {
+	msg string
+	err error
+}
+
+func (e *pushError) Error() string { return e.msg }
+func (e *pushError) Unwrap() error { return e.err }
+
+// permanent reports whether pushing again cannot succeed without the user
+// changing something: access denied, no such instance, or one EC2 Instance
+// Connect does not serve. A stopped or busy instance, throttling and
+// expired credentials may pass.
+func (e *pushError) permanent() bool {
+	var ae smithy.APIError
+	if !errors.As(e.err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "AuthException", "AccessDeniedException", "AccessDenied", "UnauthorizedOperation",
+		"EC2InstanceNotFoundException", "EC2InstanceTypeInvalidException", "InvalidArgsException":
+		return true
+	}
+	return false
+}
+
 // dialSSM connects to the instance over SSM and authenticates.
 func dialSSM(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, hooks connHooks, log *slog.Logger) (*tunnel.Client, error) {
 	awsCfg, err := awsConfig(ctx, o, inv)
@@ -176,7 +203,10 @@ func dialSSM(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, 
 				SSHPublicKey:   aws.String(line),
 			})
 			if err != nil {
-				return fmt.Errorf("EC2 Instance Connect: cannot push a key for %s@%s: %s", o.user, o.host, awsErrorLine(err))
+				return &pushError{
+					msg: fmt.Sprintf("EC2 Instance Connect: cannot push a key for %s@%s: %s", o.user, o.host, awsErrorLine(err)),
+					err: err,
+				}
 			}
 			return nil
 		}
