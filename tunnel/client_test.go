@@ -444,6 +444,20 @@ func TestDialHandshakeTimeout(t *testing.T) {
 	}
 }
 
+// TestDialHostKeyPromptPausesTimeout: a host key check that waits on the
+// person for longer than HandshakeTimeout does not fail the dial.
+func TestDialHostKeyPromptPausesTimeout(t *testing.T) {
+	e := newEnv(t, tunneltest.ServerConfig{})
+	cfg := e.config(t)
+	cfg.HandshakeTimeout = 100 * time.Millisecond
+	check := cfg.HostKeyCallback
+	cfg.HostKeyCallback = func(host string, remote net.Addr, key ssh.PublicKey) error {
+		<-time.After(3 * cfg.HandshakeTimeout) // a person reading the fingerprint
+		return check(host, remote, key)
+	}
+	dial(t, cfg)
+}
+
 func TestDialConfigErrors(t *testing.T) {
 	_, err := tunnel.Dial(context.Background(), tunnel.Config{Addr: "h:22"})
 	if err == nil || !strings.Contains(err.Error(), "missing User, Transport, HostKeyCallback") {

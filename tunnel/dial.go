@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -27,8 +28,20 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		log = cfg.Logger.With("component", "tunnel")
 	}
 	timeout := fmt.Errorf("timed out after %v: %w", cfg.HandshakeTimeout, context.DeadlineExceeded)
-	ctx, cancel := context.WithTimeoutCause(ctx, cfg.HandshakeTimeout, timeout)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	clock := time.AfterFunc(cfg.HandshakeTimeout, func() { cancel(timeout) })
+	defer clock.Stop()
+	// The host key check may ask the person (HostKeys.Prompt), who may
+	// take a while to compare fingerprints: the clock stops meanwhile, and
+	// the rest of the handshake gets a full HandshakeTimeout after it.
+	hostKey := cfg.HostKeyCallback
+	cfg.HostKeyCallback = func(host string, remote net.Addr, key ssh.PublicKey) error {
+		if clock.Stop() {
+			defer clock.Reset(cfg.HandshakeTimeout)
+		}
+		return hostKey(host, remote, key)
+	}
 
 	raw, err := cfg.Transport(ctx)
 	if err != nil {

@@ -81,7 +81,7 @@ func dialSSH(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, 
 		KeyFile:    o.identity,
 		AgentSock:  os.Getenv("SSH_AUTH_SOCK"),
 		Home:       inv.Home,
-		Passphrase: tunnel.PassphrasePrompt(),
+		Passphrase: tunnel.PassphrasePrompt(ctx),
 		Logger:     log,
 		Keys:       keys,
 	})
@@ -98,7 +98,7 @@ func dialSSH(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, 
 		Logger:    log,
 	}
 	if !o.acceptNew {
-		hk.Prompt = tunnel.TermPrompt()
+		hk.Prompt = tunnel.TermPrompt(ctx)
 	}
 	cfg := tunnel.Config{
 		User:              o.user,

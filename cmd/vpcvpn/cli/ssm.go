@@ -181,7 +181,7 @@ func dialSSM(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, 
 	var push func(context.Context) error
 	if o.identity != "" {
 		auth, err := tunnel.NewAuth(tunnel.AuthConfig{
-			KeyFile: o.identity, Passphrase: tunnel.PassphrasePrompt(), Logger: log, Keys: keys,
+			KeyFile: o.identity, Passphrase: tunnel.PassphrasePrompt(ctx), Logger: log, Keys: keys,
 		})
 		if err != nil {
 			return nil, err
