@@ -99,8 +99,12 @@ func (in *instance) run(ctx context.Context) (err error) {
 		return err
 	}
 	in.protect = protect
-	client, err := in.dial(ctx)
+	client, err := in.dialFirst(ctx)
 	if err != nil {
+		if ctx.Err() != nil || isClosed(in.downCh) {
+			in.progress("stopped before connecting; nothing was installed")
+			return nil
+		}
 		return err
 	}
 	in.link = newLink(client)
@@ -194,6 +198,21 @@ func (in *instance) flowsOpen() int64 {
 // dead path, or always with --keep-alive. An idle tunnel sends nothing.
 func (in *instance) keepAliveActive() bool {
 	return in.opts.keepAlive || in.flowsOpen() > 0
+}
+
+// dialFirst is the first dial, which `vpcvpn down` cancels as Ctrl-C
+// does: nothing is installed yet, and there is nothing to wait for.
+func (in *instance) dialFirst(ctx context.Context) (*tunnel.Client, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // ends with the dial at the latest
+		select {
+		case <-in.downCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return in.dial(ctx)
 }
 
 // dial connects to the bastion with the instance's options.
