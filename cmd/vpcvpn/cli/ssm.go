@@ -18,9 +18,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ssocreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2instanceconnect"
 	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
@@ -70,7 +72,8 @@ var loadAWSConfig = func(ctx context.Context, o *upOptions, inv invoker) (aws.Co
 		opts = append(opts, config.WithRegion(o.region))
 	}
 	// Under sudo, HOME may be root's: read the invoking user's ~/.aws
-	// unless the files were named explicitly.
+	// unless the files were named explicitly, and their SSO logins.
+	var sso *ssoCache
 	if home, _ := os.UserHomeDir(); inv.Home != "" && inv.Home != home {
 		if os.Getenv("AWS_CONFIG_FILE") == "" {
 			opts = append(opts, config.WithSharedConfigFiles([]string{filepath.Join(inv.Home, ".aws", "config")}))
@@ -78,12 +81,88 @@ var loadAWSConfig = func(ctx context.Context, o *upOptions, inv invoker) (aws.Co
 		if os.Getenv("AWS_SHARED_CREDENTIALS_FILE") == "" {
 			opts = append(opts, config.WithSharedCredentialsFiles([]string{filepath.Join(inv.Home, ".aws", "credentials")}))
 		}
+		sso = &ssoCache{from: home, to: inv.Home, uid: inv.UID, gid: inv.GID}
+		opts = append(opts, sso.options()...)
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
 	}
+	if sso != nil && cfg.Credentials != nil {
+		cfg.Credentials = &ssoCacheOwner{CredentialsProvider: cfg.Credentials, cache: sso}
+	}
 	return cfg, nil
+}
+
+// ssoCache moves the SDK's SSO token cache (~/.aws/sso/cache, where `aws sso
+// login` leaves its token) from root's home to the invoking user's, and
+// gives back to the user a token file the SDK refreshed as root: a root-owned
+// file there would lock the user's own aws commands out of their login.
+type ssoCache struct {
+	from, to string // root's home, the user's
+	uid, gid int    // the user; -1 without sudo
+
+	mu    sync.Mutex
+	files []string // the token files in use
+}
+
+// options are the SDK's load options that rebase both kinds of SSO
+// profile: an sso-session (a token provider) and the legacy sso_start_url.
+func (c *ssoCache) options() []func(*config.LoadOptions) error {
+	return []func(*config.LoadOptions) error{
+		config.WithSSOTokenProviderOptions(func(o *ssocreds.SSOTokenProviderOptions) {
+			o.CachedTokenFilepath = c.rebase(o.CachedTokenFilepath)
+		}),
+		config.WithSSOProviderOptions(func(o *ssocreds.Options) {
+			if o.CachedTokenFilepath == "" && o.StartURL != "" {
+				if p, err := ssocreds.StandardCachedTokenFilepath(o.StartURL); err == nil {
+					o.CachedTokenFilepath = c.rebase(p)
+				}
+			}
+		}),
+	}
+}
+
+// rebase returns path, under root's home, under the user's instead.
+func (c *ssoCache) rebase(path string) string {
+	rel, err := filepath.Rel(c.from, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return path
+	}
+	p := filepath.Join(c.to, rel)
+	c.mu.Lock()
+	c.files = append(c.files, p)
+	c.mu.Unlock()
+	return p
+}
+
+// giveBack hands the token files root owns back to the user.
+func (c *ssoCache) giveBack() {
+	if c.uid < 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.files {
+		if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() {
+			if uid, ok := fileOwner(fi); ok && uid == 0 {
+				os.Lchown(f, c.uid, c.gid)
+			}
+		}
+	}
+}
+
+// ssoCacheOwner gives the SSO token files back to the user after each
+// retrieval of credentials, when the SDK may have refreshed the token.
+type ssoCacheOwner struct {
+	aws.CredentialsProvider
+	cache *ssoCache
+}
+
+func (p *ssoCacheOwner) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	creds, err := p.CredentialsProvider.Retrieve(ctx)
+	p.cache.giveBack()
+	return creds, err
 }
 
 // awsConfig loads the AWS configuration and insists on a region.
@@ -170,7 +249,7 @@ func (e *pushError) permanent() bool {
 func dialSSM(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, hooks connHooks, log *slog.Logger) (*tunnel.Client, error) {
 	awsCfg, err := awsConfig(ctx, o, inv)
 	if err != nil {
-		return nil, err
+		return nil, sudoHint(err, o, inv)
 	}
 	tlsCfg, err := caBundleTLS()
 	if err != nil {
@@ -236,7 +315,21 @@ func dialSSM(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, 
 		Transport:         ssmTransport(awsssm.NewFromConfig(awsCfg), awsCfg, o.host, o.port, tlsCfg, push, hooks, log),
 	}
 	c, err := tunnel.Dial(ctx, cfg)
-	return c, ssmHint(err)
+	return c, sudoHint(ssmHint(err), o, inv)
+}
+
+// sudoHint adds to an error that may come from the wrong AWS profile or
+// region what sudo does to them: the shell's AWS_PROFILE and AWS_REGION
+// are not passed on (env_reset), and the default profile is used.
+func sudoHint(err error, o *upOptions, inv invoker) error {
+	if err == nil || inv.UID < 0 || o.profile != "" || os.Getenv("AWS_PROFILE") != "" {
+		return err
+	}
+	if !errors.Is(err, errNoRegion) && !errors.Is(err, ssm.ErrCredentialsExpired) &&
+		!errors.Is(err, ssm.ErrInvalidTarget) && !errors.Is(err, ssm.ErrAccessDenied) {
+		return err
+	}
+	return &hintError{err.Error() + "; under sudo, your shell's AWS_PROFILE and AWS_REGION do not reach vpcvpn: pass --profile and --region", err}
 }
 
 // hintError replaces the --ssh advice of a tunnel error with advice for

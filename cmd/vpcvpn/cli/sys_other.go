@@ -5,6 +5,7 @@ package cli
 import (
 	"errors"
 	"net"
+	"os"
 )
 
 // peerUID is not supported here: the control socket refuses every peer.
@@ -13,3 +14,6 @@ func peerUID(net.Conn) (int, error) {
 }
 
 func dupTo(oldfd, newfd int) error { return errors.ErrUnsupported }
+
+// fileOwner is not known here.
+func fileOwner(os.FileInfo) (int, bool) { return -1, false }

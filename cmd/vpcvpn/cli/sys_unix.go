@@ -5,6 +5,8 @@ package cli
 import (
 	"errors"
 	"net"
+	"os"
+	"syscall"
 )
 
 // peerUID returns the user id of the process at the other end of c.
@@ -22,4 +24,13 @@ func peerUID(c net.Conn) (int, error) {
 		return -1, err
 	}
 	return uid, serr
+}
+
+// fileOwner returns the user id that owns the file fi describes.
+func fileOwner(fi os.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return -1, false
+	}
+	return int(st.Uid), true
 }
