@@ -89,6 +89,15 @@ func (in *instance) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if o.via == "ssm" {
+		cfg, err := awsConfig(ctx, o, in.inv)
+		if err != nil {
+			return sudoHint(err, o, in.inv)
+		}
+		if err := checkAWSEndpoints(ctx, awsEndpointHosts(ctx, cfg), o.cidrs); err != nil {
+			return err
+		}
+	}
 	rcfg := routing.Config{
 		Interface: o.name, CIDRs: o.cidrs, TUNAddr: o.tunAddr, Protect: protect, Logger: in.log,
 	}

@@ -14,11 +14,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -175,6 +180,57 @@ func awsConfig(ctx context.Context, o *upOptions, inv invoker) (aws.Config, erro
 		return aws.Config{}, errNoRegion
 	}
 	return cfg, nil
+}
+
+// awsEndpointHosts returns the hosts vpcvpn reaches AWS at for o's
+// target: the SSM API, its data channel's ssmmessages beside it, EC2
+// Instance Connect, and the HTTPS proxy to them, if any. An endpoint a
+// routed CIDR captured would carry the tunnel's own transport into the
+// tunnel (an interface VPC endpoint reached over Direct Connect, say).
+func awsEndpointHosts(ctx context.Context, cfg aws.Config) []string {
+	var hosts []string
+	add := func(u *url.URL) {
+		if h := u.Hostname(); h != "" && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	region := aws.String(cfg.Region)
+	so := awsssm.NewFromConfig(cfg).Options()
+	if ep, err := so.EndpointResolverV2.ResolveEndpoint(ctx, awsssm.EndpointParameters{Region: region, Endpoint: so.BaseEndpoint}); err == nil {
+		add(&ep.URI)
+		if rest, ok := strings.CutPrefix(ep.URI.Hostname(), "ssm."); ok {
+			add(&url.URL{Host: "ssmmessages." + rest})
+		}
+		if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: &ep.URI}); err == nil && proxy != nil {
+			add(proxy) // the SDK's HTTP client goes through it
+		}
+	}
+	eo := ec2instanceconnect.NewFromConfig(cfg).Options()
+	if ep, err := eo.EndpointResolverV2.ResolveEndpoint(ctx, ec2instanceconnect.EndpointParameters{Region: region, Endpoint: eo.BaseEndpoint}); err == nil {
+		add(&ep.URI)
+	}
+	return hosts
+}
+
+// checkAWSEndpoints refuses CIDRs that capture an address of one of hosts.
+// A host that does not resolve is left to the dial, which says why.
+func checkAWSEndpoints(ctx context.Context, hosts []string, cidrs []netip.Prefix) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, h := range hosts {
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", h)
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			for _, c := range cidrs {
+				if c.Contains(a.Unmap()) {
+					return fmt.Errorf("%s contains %s, the address of %s, which vpcvpn reaches AWS through: the tunnel would route its own transport into itself; route narrower ranges", c, a.Unmap(), h)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // caBundleTLS returns a TLS config trusting AWS_CA_BUNDLE, as the SDK's

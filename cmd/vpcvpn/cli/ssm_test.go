@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -172,5 +174,40 @@ func TestSSMHint(t *testing.T) {
 	}
 	if ssmHint(nil) != nil {
 		t.Error("nil error rewritten")
+	}
+}
+
+// TestAWSEndpointsProtected: a routed CIDR that captures an AWS endpoint
+// vpcvpn talks to (here all of them, through AWS_ENDPOINT_URL) is refused.
+func TestAWSEndpointsProtected(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(empty, nil, 0o600)
+	t.Setenv("AWS_CONFIG_FILE", empty)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+	t.Setenv("AWS_ENDPOINT_URL", "https://localhost:8443")
+	t.Setenv("HTTPS_PROXY", "") // http.ProxyFromEnvironment reads it once per process
+	load := func() aws.Config {
+		cfg, err := awsConfig(t.Context(), &upOptions{region: "eu-west-1"}, invoker{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	hosts := awsEndpointHosts(t.Context(), load())
+	if !slices.Equal(hosts, []string{"localhost"}) {
+		t.Fatalf("hosts with AWS_ENDPOINT_URL = %q, want [localhost]", hosts)
+	}
+	err := checkAWSEndpoints(t.Context(), hosts, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8")})
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.0/8 contains 127.0.0.1, the address of localhost") {
+		t.Errorf("127.0.0.0/8 with AWS at localhost: %v, want a refusal naming both", err)
+	}
+	if err := checkAWSEndpoints(t.Context(), hosts, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}); err != nil {
+		t.Errorf("10.0.0.0/8 with AWS at localhost: %v", err)
+	}
+
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	want := []string{"ssm.eu-west-1.amazonaws.com", "ssmmessages.eu-west-1.amazonaws.com", "ec2-instance-connect.eu-west-1.amazonaws.com"}
+	if hosts := awsEndpointHosts(t.Context(), load()); !slices.Equal(hosts, want) {
+		t.Errorf("hosts by default = %q, want %q", hosts, want)
 	}
 }
