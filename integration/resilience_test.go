@@ -418,3 +418,34 @@ func TestCrashCleanup(t *testing.T) {
 	}
 	assertNoTunnel(t, l)
 }
+
+// TestStopOnDeadPath: SIGTERM while flows are open and the path to the
+// bastion is dead: vpcvpn stops at once and cleanly, rather than when its
+// keepalives give up on the connection.
+func TestStopOnDeadPath(t *testing.T) {
+	l, v := upLab(t, lab.Options{})
+	if err := l.StartDataServers(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t, time.Minute)
+	in, err := v.Start(ctx, v.UpArgs(ifName)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openEcho(t, ctx, l)
+	openEcho(t, ctx, l)
+	if err := l.SetBastionLink(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.SetBastionLink(context.Background(), true) })
+	began := time.Now()
+	res, stopped := in.Stop(30 * time.Second)
+	took := time.Since(began)
+	if !stopped || res.ExitCode != 0 {
+		t.Fatalf("SIGTERM with the path dead: stopped %v, exit %d after %v\n%s", stopped, res.ExitCode, took, res.Stderr)
+	}
+	if took > 5*time.Second {
+		t.Errorf("SIGTERM with the path dead: stopped after %v, want at once (within 5 s)", took)
+	}
+	assertNoTunnel(t, l)
+}

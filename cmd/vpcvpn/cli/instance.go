@@ -121,7 +121,14 @@ func (in *instance) run(ctx context.Context) (err error) {
 	if err := in.startStack(); err != nil {
 		return err
 	}
-	defer in.stack.Close()
+	defer func() {
+		// The SSH connection goes first: a relay waits in its channel's
+		// Read until the server answers the channel's close, which on a
+		// dead path it never does; closed with the connection, every
+		// channel ends at once. The stack then resets the apps' flows.
+		in.link.close()
+		in.stack.Close()
+	}()
 	defer in.procs.stop()
 	if rcfg.DNSServer.IsValid() {
 		if err := in.startDNSProxy(rcfg.DNSServer); err != nil {
