@@ -432,7 +432,7 @@ func TestStopOnDeadPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	openEcho(t, ctx, l)
+	flow, _ := openEcho(t, ctx, l)
 	openEcho(t, ctx, l)
 	if err := l.SetBastionLink(ctx, false); err != nil {
 		t.Fatal(err)
@@ -447,5 +447,7 @@ func TestStopOnDeadPath(t *testing.T) {
 	if took > 5*time.Second {
 		t.Errorf("SIGTERM with the path dead: stopped after %v, want at once (within 5 s)", took)
 	}
+	expectReset(t, flow) // the app was told, not left to time out
+	t.Logf("stopped %v after SIGTERM", took.Round(time.Millisecond))
 	assertNoTunnel(t, l)
 }

@@ -256,3 +256,38 @@ func TestCloseUnblocks(t *testing.T) {
 		t.Errorf("the app's read after Close: %v, want a connection reset", err)
 	}
 }
+
+// TestResetFlows: the apps of open flows get a reset at once, and the
+// Stack goes on serving new flows.
+func TestResetFlows(t *testing.T) {
+	goroutineLeakCheck(t)
+	addr := serve(t, echo)
+	h := newHarness(t, harnessOpts{cfg: Config{Dial: dialTo(addr)}})
+	c, err := h.dialApp(t.Context(), vpcTarget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	h.stack.ResetFlows()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("the app's read after ResetFlows: %v, want a connection reset", err)
+	}
+	c2, err := h.dialApp(t.Context(), vpcTarget)
+	if err != nil {
+		t.Fatalf("a new flow after ResetFlows: %v", err)
+	}
+	defer c2.Close()
+	if _, err := c2.Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c2, make([]byte, 1)); err != nil {
+		t.Errorf("a new flow after ResetFlows: %v", err)
+	}
+}

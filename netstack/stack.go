@@ -308,10 +308,7 @@ func (s *Stack) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closing = true
-		flows := make([]*flow, 0, len(s.flows))
-		for f := range s.flows {
-			flows = append(flows, f)
-		}
+		flows := s.openFlows()
 		s.mu.Unlock()
 		s.failOnce.Do(func() { close(s.stopped) })
 		s.activity.stop()
@@ -333,6 +330,29 @@ func (s *Stack) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// ResetFlows ends every open flow with a reset to its app and returns once
+// the resets are written. Flows that open later are served as usual. A
+// caller tearing down calls it while the routes and the interface are still
+// up, so that the resets reach the apps: an app told nothing finds out at
+// its next write, when its kernel's retransmissions time out.
+func (s *Stack) ResetFlows() {
+	s.mu.Lock()
+	flows := s.openFlows()
+	s.mu.Unlock()
+	for _, f := range flows {
+		f.abort()
+	}
+}
+
+// openFlows returns the open flows. s.mu is held.
+func (s *Stack) openFlows() []*flow {
+	flows := make([]*flow, 0, len(s.flows))
+	for f := range s.flows {
+		flows = append(flows, f)
+	}
+	return flows
 }
 
 // waitAborting waits for the Stack's goroutines. A flow handler may be

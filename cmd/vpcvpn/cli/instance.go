@@ -121,14 +121,7 @@ func (in *instance) run(ctx context.Context) (err error) {
 	if err := in.startStack(); err != nil {
 		return err
 	}
-	defer func() {
-		// The SSH connection goes first: a relay waits in its channel's
-		// Read until the server answers the channel's close, which on a
-		// dead path it never does; closed with the connection, every
-		// channel ends at once. The stack then resets the apps' flows.
-		in.link.close()
-		in.stack.Close()
-	}()
+	defer in.stack.Close()
 	defer in.procs.stop()
 	if rcfg.DNSServer.IsValid() {
 		if err := in.startDNSProxy(rcfg.DNSServer); err != nil {
@@ -140,6 +133,7 @@ func (in *instance) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, in.plan.Revert()) }()
+	defer in.disconnect()
 	if in.dns != nil {
 		in.setFallback(in.plan.DNS().Fallback)
 	}
@@ -214,6 +208,17 @@ func (in *instance) flowsOpen() int64 {
 // dead path, or always with --keep-alive. An idle tunnel sends nothing.
 func (in *instance) keepAliveActive() bool {
 	return in.opts.keepAlive || in.flowsOpen() > 0
+}
+
+// disconnect ends the SSH connection and resets the apps' flows, before
+// the routes and the interface go: the resets reach the apps, whose
+// connections would otherwise hang until their next write timed out. The
+// connection goes first: a relay waits in its channel's Read until the
+// server answers the channel's close, which on a dead path it never does;
+// with the connection closed, every channel ends at once.
+func (in *instance) disconnect() {
+	in.link.close()
+	in.stack.ResetFlows()
 }
 
 // dialFirst is the first dial, which `vpcvpn down` cancels as Ctrl-C
