@@ -73,6 +73,8 @@ fuzz:
 # to it over SSM with an ephemeral key (the demo builds awsemu itself), real
 # queries through the tunnel, then teardown. Needs root: sudo make demo.
 demo: deps build
+	@# bin/ made under sudo stays the invoking user's, for their next make.
+	@if [ -n "$${SUDO_UID:-}" ]; then chown -R "$$SUDO_UID:$$SUDO_GID" bin; fi
 	$(GO) run ./integration/cmd/demo -vpcvpn $(CURDIR)/bin/vpcvpn
 
 # What the lab, the tests and the demo need on Debian or Ubuntu.

@@ -2,8 +2,9 @@
 # Installs what the lab, the integration tests, the benchmarks and the demo
 # need, on Debian or Ubuntu. Run as root. Already-installed packages are kept.
 set -eu
+# gcc and libc6-dev: go test -race needs cgo.
 pkgs="openssh-server openssh-client postgresql postgresql-client iperf3 sshuttle
-dnsmasq-base iproute2 iptables netcat-openbsd procps ca-certificates"
+dnsmasq-base iproute2 iptables netcat-openbsd procps ca-certificates make gcc libc6-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
