@@ -72,8 +72,8 @@ func (q *outQueue) start(w outWriter, onErr func(error)) {
 
 // push queues pkts, each with a reference of its own, and writes the queue
 // unless another goroutine is writing it. It returns how many packets it
-// queued: on a full queue the first packet that does not fit is counted as
-// dropped and it and the rest are refused.
+// queued: on a full queue the packets that do not fit are refused and
+// counted as dropped.
 func (q *outQueue) push(pkts []*stack.PacketBuffer) int {
 	q.mu.Lock()
 	if q.closed {
@@ -83,7 +83,7 @@ func (q *outQueue) push(pkts []*stack.PacketBuffer) int {
 	n := 0
 	for _, pkb := range pkts {
 		if len(q.pending) >= outboundQueueLen {
-			q.dropped.Add(1)
+			q.dropped.Add(uint64(len(pkts) - n))
 			break
 		}
 		n++

@@ -131,6 +131,13 @@ func TestOutQueueBeforeStart(t *testing.T) {
 	if pushOne(&q, outboundQueueLen) != 0 || q.dropped.Load() != 1 {
 		t.Fatalf("full queue: dropped %d, want 1", q.dropped.Load())
 	}
+	two := []*stack.PacketBuffer{seqPacket(outboundQueueLen + 1), seqPacket(outboundQueueLen + 2)}
+	if q.push(two) != 0 || q.dropped.Load() != 3 {
+		t.Fatalf("full queue, two more: dropped %d in all, want 3 (each refused packet counts)", q.dropped.Load())
+	}
+	for _, pkb := range two {
+		pkb.DecRef()
+	}
 	w := &seqWriter{}
 	q.start(w, func(err error) { t.Error(err) })
 	if len(w.seqs) != outboundQueueLen || len(w.batches) != 1 {
