@@ -68,6 +68,11 @@ type HostKeys struct {
 // every call, so that a key recorded by one connection is known to the next.
 func (h *HostKeys) Callback() ssh.HostKeyCallback {
 	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		if hostname == "" {
+			// Nothing to look up, and a key recorded for it would not be
+			// found again.
+			return errors.New("tunnel: check host key of an unnamed host: no host name")
+		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		known, err := h.load()

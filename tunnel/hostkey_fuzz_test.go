@@ -81,6 +81,7 @@ func FuzzKnownHosts(f *testing.F) {
 		{"", "|1|x|y:22", "x:22", false},
 		{"", "x\n* " + b + ":22", "other:22", false},
 		{"", ":22", "x:22", false},
+		{"", "", "0", false}, // no host name: recorded, then not found again
 		{"", "[fe80::1%eth0]:2222", "[fe80::1]:2222", false},
 		{"", "[a:b]:22", "a:22", false},
 		{"", "no-port", "x:22", false},
