@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -171,41 +172,55 @@ func FuzzClassify(f *testing.F) {
 
 // TestReadErrors: a packet the device cannot hand over (larger than the
 // read buffers) costs that packet only, and the Stack goes on serving; an
-// error from the device's own read stops it, reported by Err.
+// error from the device's own read, the device gone, or an error that
+// repeats on every read stops it, reported by Err.
 func TestReadErrors(t *testing.T) {
-	fail := make(chan error, 1)
-	h := newHarness(t, harnessOpts{noHost: true, cfg: Config{Dial: func(context.Context, string, string) (net.Conn, error) {
-		return pipeEcho(), nil
-	}}, wrapDev: func(m *memTUN) tun.Device { return &failingTUN{memTUN: m, fail: fail} }})
+	for _, tt := range []struct {
+		name string
+		err  error
+	}{
+		{"device", &os.PathError{Op: "read", Path: "/dev/net/tun", Err: syscall.EIO}},
+		{"gone", os.ErrClosed},
+		{"repeating", errors.New("netlink monitor: broken")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dev := make(chan *failingTUN, 1)
+			h := newHarness(t, harnessOpts{noHost: true, cfg: Config{Dial: func(context.Context, string, string) (net.Conn, error) {
+				return pipeEcho(), nil
+			}}, wrapDev: func(m *memTUN) tun.Device { f := &failingTUN{memTUN: m}; dev <- f; return f }})
+			f := <-dev
 
-	h.send(t, buildUDP(netip.AddrPortFrom(hostAddr, 4000), netip.AddrPortFrom(vpcTarget.Addr(), 9), make([]byte, 2*testMTU)))
-	if err := h.rawFlow(t, 41000, vpcTarget, []byte("still here")); err != nil {
-		t.Fatalf("after an oversized packet: %v", err)
-	}
-	if err := h.stack.Err(); err != nil {
-		t.Fatalf("Err after an oversized packet: %v", err)
-	}
+			h.send(t, buildUDP(netip.AddrPortFrom(hostAddr, 4000), netip.AddrPortFrom(vpcTarget.Addr(), 9), make([]byte, 2*testMTU)))
+			if err := h.rawFlow(t, 41000, vpcTarget, []byte("still here")); err != nil {
+				t.Fatalf("after an oversized packet: %v", err)
+			}
+			if err := h.stack.Err(); err != nil {
+				t.Fatalf("Err after an oversized packet: %v", err)
+			}
 
-	fail <- &os.PathError{Op: "read", Path: "/dev/net/tun", Err: syscall.EIO}
-	h.send(t, buildUDP(netip.AddrPortFrom(hostAddr, 4000), netip.AddrPortFrom(vpcTarget.Addr(), 9), nil)) // wakes the read
-	<-h.stack.Done()
-	if err := h.stack.Err(); !errors.Is(err, syscall.EIO) {
-		t.Errorf("Err after the device failed: %v, want EIO", err)
+			f.fail.Store(&tt.err)
+			h.send(t, buildUDP(netip.AddrPortFrom(hostAddr, 4000), netip.AddrPortFrom(vpcTarget.Addr(), 9), nil)) // wakes the read
+			<-h.stack.Done()
+			if err := h.stack.Err(); !errors.Is(err, tt.err) {
+				t.Errorf("Err after the device failed: %v, want %v", err, tt.err)
+			}
+		})
 	}
 }
 
-// failingTUN is a memTUN whose Read returns an error sent on fail.
+// failingTUN is a memTUN whose reads fail with *fail once it is set.
 type failingTUN struct {
 	*memTUN
-	fail chan error
+	fail atomic.Pointer[error]
 }
 
 func (t *failingTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := t.memTUN.Read(bufs, sizes, offset)
-	select {
-	case ferr := <-t.fail:
-		return 0, ferr
-	default:
-		return n, err
+	if err := t.fail.Load(); err != nil {
+		return 0, *err
 	}
+	n, err := t.memTUN.Read(bufs, sizes, offset)
+	if ferr := t.fail.Load(); ferr != nil {
+		return 0, *ferr
+	}
+	return n, err
 }

@@ -45,10 +45,14 @@ func (s *Stack) pumpIn() {
 	pass := make([][]byte, 0, n)
 	var g gro.GRO
 	g.Init(true)
+	odd := 0 // read errors in a row that were not the device's (readErr)
 	for {
 		count, err := s.dev.Read(bufs, sizes, tunOffset)
 		if count > 0 {
 			s.activity.arrived(count)
+		}
+		if err == nil {
+			odd = 0
 		}
 		pass = pass[:0]
 		s.filter.resetBatch()
@@ -60,7 +64,7 @@ func (s *Stack) pumpIn() {
 		if len(pass) > 0 {
 			s.link.deliver(&g, pass)
 		}
-		if err != nil && !s.readErr(err) {
+		if err != nil && !s.readErr(err, &odd) {
 			return
 		}
 	}
@@ -94,23 +98,32 @@ func (s *Stack) rejectEcho(pkt []byte, p ipv4Packet) {
 	pkb.DecRef()
 }
 
+// maxOddReads is how many read errors in a row that are not the device's
+// readErr takes for lost packets before it takes them for a broken device.
+const maxOddReads = 100
+
 // readErr handles an error from the TUN's Read and reports whether the pump
-// should go on reading.
-func (s *Stack) readErr(err error) bool {
+// should go on reading. odd counts such errors in a row.
+func (s *Stack) readErr(err error, odd *int) bool {
 	if errors.Is(err, tun.ErrTooManySegments) {
 		// The kernel handed over a GSO super-packet with more segments than
 		// the batch holds; the rest of it is lost and TCP retransmits.
 		s.log.Debug("tun read: too many segments", "err", err)
 		return true
 	}
-	if s.isClosing() || errors.Is(err, os.ErrClosed) {
+	if s.isClosing() {
 		return false
 	}
-	if _, device := errors.AsType[*os.PathError](err); !device {
+	// os.ErrClosed here is the device gone (wireguard-go reports EBADFD,
+	// the interface deleted under vpcvpn, so): fatal, as a failed read.
+	_, device := errors.AsType[*os.PathError](err)
+	*odd++
+	if !device && !errors.Is(err, os.ErrClosed) && *odd <= maxOddReads {
 		// Not the device's read but what wireguard-go made of it: a packet
 		// larger than the read buffers (the interface's MTU raised behind
 		// vpcvpn's back), or an error from its netlink monitor. That
-		// packet is lost; the device goes on working.
+		// packet is lost; the device goes on working. An error that
+		// repeats is not one packet's: after maxOddReads, it is fatal.
 		if s.oddReads.Add(1) == 1 {
 			s.log.Warn("tun read: a packet was dropped (was the interface's MTU changed? vpcvpn sets it from --mtu)", "err", err)
 		} else {

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,7 @@ type instance struct {
 	dns     *dnsproxy.Proxy // nil with --no-dns
 	dnsAddr netip.Addr      // where dns serves
 	downCh  chan struct{}   // closed by a `vpcvpn down` request
+	downed  sync.Once       // closes downCh: two requests may come at once
 	netChg  <-chan struct{} // the machine's network changed (nil: not watched)
 }
 
@@ -340,11 +342,7 @@ func isClosed(ch <-chan struct{}) bool {
 }
 
 func (in *instance) requestDown() {
-	select {
-	case <-in.downCh:
-	default:
-		close(in.downCh)
-	}
+	in.downed.Do(func() { close(in.downCh) })
 }
 
 func (in *instance) status() Status {
