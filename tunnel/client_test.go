@@ -449,7 +449,7 @@ func TestDialHandshakeTimeout(t *testing.T) {
 func TestDialHostKeyPromptPausesTimeout(t *testing.T) {
 	e := newEnv(t, tunneltest.ServerConfig{})
 	cfg := e.config(t)
-	cfg.HandshakeTimeout = 100 * time.Millisecond
+	cfg.HandshakeTimeout = 500 * time.Millisecond
 	check := cfg.HostKeyCallback
 	cfg.HostKeyCallback = func(host string, remote net.Addr, key ssh.PublicKey) error {
 		<-time.After(3 * cfg.HandshakeTimeout) // a person reading the fingerprint

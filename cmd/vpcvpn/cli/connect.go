@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/vpcvpn/vpcvpn/tunnel"
 )
@@ -43,6 +44,10 @@ func bastionAddrs(ctx context.Context, o *upOptions, protect []netip.Addr, log *
 	if _, err := netip.ParseAddr(o.host); err == nil || len(protect) == 0 {
 		return protect
 	}
+	// Briefly: the name may resolve through vpcvpn's own DNS proxy, and so
+	// through the tunnel that is down.
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	fresh, err := resolveBastion(ctx, o)
 	if err != nil {
 		log.Debug("bastion not resolved again; dialing its first addresses", "err", err)

@@ -196,17 +196,25 @@ func awsEndpointHosts(ctx context.Context, cfg aws.Config) []string {
 	}
 	region := aws.String(cfg.Region)
 	so := awsssm.NewFromConfig(cfg).Options()
-	if ep, err := so.EndpointResolverV2.ResolveEndpoint(ctx, awsssm.EndpointParameters{Region: region, Endpoint: so.BaseEndpoint}); err == nil {
+	if ep, err := so.EndpointResolverV2.ResolveEndpoint(ctx, awsssm.EndpointParameters{
+		Region: region, Endpoint: so.BaseEndpoint,
+		UseFIPS:      aws.Bool(so.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
+		UseDualStack: aws.Bool(so.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
+	}); err == nil {
 		add(&ep.URI)
-		if rest, ok := strings.CutPrefix(ep.URI.Hostname(), "ssm."); ok {
-			add(&url.URL{Host: "ssmmessages." + rest})
+		if rest, ok := strings.CutPrefix(ep.URI.Hostname(), "ssm"); ok { // ssm., ssm-fips.
+			add(&url.URL{Host: "ssmmessages" + rest})
 		}
 		if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: &ep.URI}); err == nil && proxy != nil {
 			add(proxy) // the SDK's HTTP client goes through it
 		}
 	}
 	eo := ec2instanceconnect.NewFromConfig(cfg).Options()
-	if ep, err := eo.EndpointResolverV2.ResolveEndpoint(ctx, ec2instanceconnect.EndpointParameters{Region: region, Endpoint: eo.BaseEndpoint}); err == nil {
+	if ep, err := eo.EndpointResolverV2.ResolveEndpoint(ctx, ec2instanceconnect.EndpointParameters{
+		Region: region, Endpoint: eo.BaseEndpoint,
+		UseFIPS:      aws.Bool(eo.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
+		UseDualStack: aws.Bool(eo.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
+	}); err == nil {
 		add(&ep.URI)
 	}
 	return hosts

@@ -210,4 +210,8 @@ func TestAWSEndpointsProtected(t *testing.T) {
 	if hosts := awsEndpointHosts(t.Context(), load()); !slices.Equal(hosts, want) {
 		t.Errorf("hosts by default = %q, want %q", hosts, want)
 	}
+	t.Setenv("AWS_USE_FIPS_ENDPOINT", "true")
+	if hosts := awsEndpointHosts(t.Context(), load()); len(hosts) < 2 || hosts[0] != "ssm-fips.eu-west-1.amazonaws.com" || hosts[1] != "ssmmessages-fips.eu-west-1.amazonaws.com" {
+		t.Errorf("hosts with FIPS endpoints = %q, want ssm-fips and ssmmessages-fips first", hosts)
+	}
 }
