@@ -57,6 +57,7 @@ type outQueue struct {
 	batch   []*stack.PacketBuffer // the writer's batch, swapped with pending
 
 	handoffs sync.WaitGroup // writers started for a SYN-ACK; Add under mu
+	idle     sync.Cond      // on mu: broadcast when a writer lets go (flush)
 
 	acks ackHolder // gVisor's pure ACKs, held back (ackhold.go)
 }
@@ -169,6 +170,29 @@ func (q *outQueue) drain() {
 		q.batch = batch[:0]
 	}
 	q.writing = false
+	if q.idle.L != nil {
+		q.idle.Broadcast()
+	}
+	q.mu.Unlock()
+}
+
+// flush returns once every packet queued before it was written, writing
+// them itself if no other goroutine is: a caller that queued resets can
+// then take the routes away knowing the resets went out.
+func (q *outQueue) flush() {
+	q.mu.Lock()
+	if q.idle.L == nil {
+		q.idle.L = &q.mu
+	}
+	for !q.closed && q.w != nil && (q.writing || len(q.pending) > 0) {
+		if q.own() {
+			q.mu.Unlock()
+			q.drain()
+			q.mu.Lock()
+			continue
+		}
+		q.idle.Wait()
+	}
 	q.mu.Unlock()
 }
 
@@ -182,6 +206,9 @@ func (q *outQueue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
+	if q.idle.L != nil {
+		q.idle.Broadcast() // flush waits no more
+	}
 	q.acks.release()
 	for i, pkb := range q.pending {
 		pkb.DecRef()

@@ -194,3 +194,27 @@ func TestOutQueueAllocs(t *testing.T) {
 		t.Errorf("%v allocs per packet, want 0", n)
 	}
 }
+
+// TestOutQueueFlush: flush returns only once what was queued before it is
+// written, whether another goroutine is writing or none is.
+func TestOutQueueFlush(t *testing.T) {
+	w := &seqWriter{gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	var q outQueue
+	q.start(w, func(err error) { t.Error(err) })
+	defer q.close()
+	go pushOne(&q, 1) // becomes the writer and waits at the gate
+	<-w.entered
+	pushOne(&q, 2) // queued behind it
+	atFlush := make(chan []uint32)
+	go func() {
+		q.flush()
+		atFlush <- w.written()
+	}()
+	w.gate <- struct{}{} // the first write goes on
+	<-w.entered          // the writer's second batch, packet 2
+	w.gate <- struct{}{}
+	if got := <-atFlush; !slices.Equal(got, []uint32{1, 2}) {
+		t.Errorf("written %v when flush returned, want [1 2]", got)
+	}
+	q.flush() // nothing queued: returns at once
+}

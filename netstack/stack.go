@@ -320,6 +320,7 @@ func (s *Stack) Close() error {
 		for _, f := range flows {
 			f.abort()
 		}
+		s.link.out.flush()
 		s.link.close()       // refuses and releases outbound packets
 		err := s.dev.Close() // stops pumpIn
 		s.link.out.wait()    // a SYN-ACK's writer, unblocked by the close
@@ -344,6 +345,7 @@ func (s *Stack) ResetFlows() {
 	for _, f := range flows {
 		f.abort()
 	}
+	s.link.out.flush()
 }
 
 // openFlows returns the open flows. s.mu is held.
