@@ -149,11 +149,7 @@ func (c *ssoCache) giveBack() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range c.files {
-		if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() {
-			if uid, ok := fileOwner(fi); ok && uid == 0 {
-				os.Lchown(f, c.uid, c.gid)
-			}
-		}
+		giveFileBack(f, c.uid, c.gid)
 	}
 }
 

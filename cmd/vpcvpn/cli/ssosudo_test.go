@@ -76,7 +76,9 @@ sso_region = eu-west-1
 	os.WriteFile(tokenFile, []byte(`{"accessToken":"access-1","expiresAt":"`+expired+`","refreshToken":"refresh-1",`+
 		`"clientId":"client","clientSecret":"secret","registrationExpiresAt":"`+later+`","region":"eu-west-1","startUrl":"https://corp.example/start"}`), 0o600)
 	const uid, gid = 4242, 4343
-	os.Chown(tokenFile, uid, gid)
+	for _, p := range []string{home, filepath.Join(home, ".aws"), filepath.Join(home, ".aws", "sso"), cache, tokenFile} {
+		os.Chown(p, uid, gid) // the user's, as aws sso login leaves them
+	}
 
 	for _, k := range []string{"AWS_PROFILE", "AWS_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
 		t.Setenv(k, "")
@@ -132,6 +134,45 @@ func TestSudoHint(t *testing.T) {
 		err := sudoHint(tt.err, &tt.o, tt.inv)
 		if got := strings.Contains(err.Error(), "under sudo"); got != tt.hint || !errors.Is(err, tt.err) {
 			t.Errorf("sudoHint(%v, profile %q, uid %d) = %v; want hint %v, the error kept", tt.err, tt.o.profile, tt.inv.UID, err, tt.hint)
+		}
+	}
+}
+
+// TestGiveFileBack: a token file root wrote is given to the user only when
+// it is a plain file of one link, reached without a symbolic link, in a
+// directory of theirs.
+func TestGiveFileBack(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: chown")
+	}
+	const uid, gid = 4242, 4343
+	dir := t.TempDir()
+	mine, roots := filepath.Join(dir, "mine"), filepath.Join(dir, "roots")
+	os.Mkdir(mine, 0o700)
+	os.Mkdir(roots, 0o700)
+	os.Chown(mine, uid, gid)
+	write := func(p string) string { os.WriteFile(p, []byte("{}"), 0o600); return p }
+	plain := write(filepath.Join(mine, "plain.json"))
+	inRoots := write(filepath.Join(roots, "token.json"))
+	linked := write(filepath.Join(mine, "linked.json"))
+	os.Link(linked, filepath.Join(roots, "other-name"))
+	target := write(filepath.Join(roots, "target"))
+	symlink := filepath.Join(mine, "symlink.json")
+	os.Symlink(target, symlink)
+
+	for _, p := range []string{plain, inRoots, linked, symlink} {
+		giveFileBack(p, uid, gid)
+	}
+	owner := func(p string) uint32 {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Uid
+	}
+	for p, want := range map[string]uint32{plain: uid, inRoots: 0, linked: 0, target: 0} {
+		if got := owner(p); got != want {
+			t.Errorf("%s: owner %d, want %d", filepath.Base(p), got, want)
 		}
 	}
 }

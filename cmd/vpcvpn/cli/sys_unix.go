@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -33,4 +34,28 @@ func fileOwner(fi os.FileInfo) (int, bool) {
 		return -1, false
 	}
 	return int(st.Uid), true
+}
+
+// giveFileBack makes the file at path, which root wrote into the directory of
+// user uid, theirs again: only a regular file with one link, not reached
+// through a symbolic link, in a directory that user owns, and owned by root
+// now. Anything else is left alone.
+func giveFileBack(path string, uid, gid int) {
+	if dir, err := os.Lstat(filepath.Dir(path)); err != nil || !dir.IsDir() {
+		return
+	} else if owner, ok := fileOwner(dir); !ok || owner != uid {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid == 0 && st.Nlink == 1 {
+		f.Chown(uid, gid)
+	}
 }
