@@ -192,10 +192,12 @@ func awsEndpointHosts(ctx context.Context, cfg aws.Config) []string {
 	}
 	region := aws.String(cfg.Region)
 	so := awsssm.NewFromConfig(cfg).Options()
+	// The profile's (or the environment's) use_fips_endpoint and
+	// use_dualstack_endpoint, the same for every service.
+	fips := aws.Bool(so.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled)
+	dual := aws.Bool(so.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled)
 	if ep, err := so.EndpointResolverV2.ResolveEndpoint(ctx, awsssm.EndpointParameters{
-		Region: region, Endpoint: so.BaseEndpoint,
-		UseFIPS:      aws.Bool(so.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
-		UseDualStack: aws.Bool(so.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
+		Region: region, Endpoint: so.BaseEndpoint, UseFIPS: fips, UseDualStack: dual,
 	}); err == nil {
 		add(&ep.URI)
 		if rest, ok := strings.CutPrefix(ep.URI.Hostname(), "ssm"); ok { // ssm., ssm-fips.
@@ -207,9 +209,7 @@ func awsEndpointHosts(ctx context.Context, cfg aws.Config) []string {
 	}
 	eo := ec2instanceconnect.NewFromConfig(cfg).Options()
 	if ep, err := eo.EndpointResolverV2.ResolveEndpoint(ctx, ec2instanceconnect.EndpointParameters{
-		Region: region, Endpoint: eo.BaseEndpoint,
-		UseFIPS:      aws.Bool(eo.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
-		UseDualStack: aws.Bool(eo.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
+		Region: region, Endpoint: eo.BaseEndpoint, UseFIPS: fips, UseDualStack: dual,
 	}); err == nil {
 		add(&ep.URI)
 	}
