@@ -47,7 +47,13 @@ func (t *memTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	select {
 	case pkt = <-t.rx:
 	case <-t.p.closed:
-		return 0, os.ErrClosed
+		// Packets written before the close were delivered, as a kernel's
+		// TUN delivers them at the write: hand them over first.
+		select {
+		case pkt = <-t.rx:
+		default:
+			return 0, os.ErrClosed
+		}
 	}
 	n := 0
 	for {
