@@ -45,15 +45,25 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		log.Debug("flow refused", "err", err)
 		return
 	}
+	if !s.beginAccept() {
+		far.Close()
+		r.Complete(true)
+		return
+	}
 	app, ep, err := accept(r)
 	if err != nil {
+		s.accepting.Done()
 		far.Close()
 		log.Debug("flow handshake failed", "err", err)
 		return
 	}
 	f := &flow{app: app, appEP: ep, far: far}
-	if !s.addFlow(f) {
-		f.abort()
+	added := s.addFlow(f)
+	if !added {
+		f.abort() // Close waits for this reset (accepting)
+	}
+	s.accepting.Done()
+	if !added {
 		return
 	}
 	log.Debug("flow open")
@@ -123,6 +133,18 @@ func (s *Stack) dial(addr string) (net.Conn, error) {
 func addrPort(a tcpip.Address, port uint16) netip.AddrPort {
 	ip, _ := netip.AddrFromSlice(a.AsSlice())
 	return netip.AddrPortFrom(ip, port)
+}
+
+// beginAccept counts a handler that goes on to complete an app's handshake
+// (Stack.accepting), unless Close has begun.
+func (s *Stack) beginAccept() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.accepting.Add(1)
+	return true
 }
 
 // addFlow registers f as open; it reports false once Close has begun.

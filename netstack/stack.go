@@ -111,6 +111,7 @@ type Stack struct {
 	cancel context.CancelFunc
 
 	wg        sync.WaitGroup // pumps, flow handlers, relays
+	accepting sync.WaitGroup // handlers between a dial and addFlow; Add under mu while !closing
 	closeOnce sync.Once
 	closeErr  error
 	failOnce  sync.Once
@@ -320,11 +321,16 @@ func (s *Stack) Close() error {
 		for _, f := range flows {
 			f.abort()
 		}
+		// A handler past its dial may have completed its app's handshake
+		// and not yet registered the flow: it resets the app itself once
+		// addFlow refuses. Wait for those resets too, aborting handshakes
+		// still in progress so that none waits for an ACK.
+		s.waitAborting(&s.accepting)
 		s.link.out.flush()
 		s.link.close()       // refuses and releases outbound packets
 		err := s.dev.Close() // stops pumpIn
 		s.link.out.wait()    // a SYN-ACK's writer, unblocked by the close
-		s.waitAborting()
+		s.waitAborting(&s.wg)
 		s.ipstack.Destroy()
 		if err != nil {
 			s.closeErr = fmt.Errorf("netstack: close device: %w", err)
@@ -357,14 +363,14 @@ func (s *Stack) openFlows() []*flow {
 	return flows
 }
 
-// waitAborting waits for the Stack's goroutines. A flow handler may be
-// inside gVisor's handshake, which returns only when the endpoint is
-// aborted; such endpoints are aborted until every goroutine is done, since a
-// handshake can register just after a sweep.
-func (s *Stack) waitAborting() {
+// waitAborting waits for wg's goroutines (the Stack's, or those
+// accepting). A flow handler may be inside gVisor's handshake, which returns
+// only when the endpoint is aborted; such endpoints are aborted until every
+// goroutine is done, since a handshake can register just after a sweep.
+func (s *Stack) waitAborting(wg *sync.WaitGroup) {
 	waited := make(chan struct{})
 	go func() {
-		s.wg.Wait()
+		wg.Wait()
 		close(waited)
 	}()
 	tick := time.NewTicker(50 * time.Millisecond)
