@@ -24,7 +24,7 @@ import (
 // handleTCP handles one connection request: dial, then complete the
 // handshake (or reset it), then relay until both sides are done.
 func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
-	if !s.enter() {
+	if !s.enter(&s.wg) {
 		r.Complete(true)
 		return
 	}
@@ -45,7 +45,7 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		log.Debug("flow refused", "err", err)
 		return
 	}
-	if !s.beginAccept() {
+	if !s.enter(&s.accepting) {
 		far.Close()
 		r.Complete(true)
 		return
@@ -133,18 +133,6 @@ func (s *Stack) dial(addr string) (net.Conn, error) {
 func addrPort(a tcpip.Address, port uint16) netip.AddrPort {
 	ip, _ := netip.AddrFromSlice(a.AsSlice())
 	return netip.AddrPortFrom(ip, port)
-}
-
-// beginAccept counts a handler that goes on to complete an app's handshake
-// (Stack.accepting), unless Close has begun.
-func (s *Stack) beginAccept() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.accepting.Add(1)
-	return true
 }
 
 // addFlow registers f as open; it reports false once Close has begun.

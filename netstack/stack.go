@@ -387,16 +387,17 @@ func (s *Stack) waitAborting(wg *sync.WaitGroup) {
 	}
 }
 
-// enter registers a goroutine that gVisor started (a flow handler) with the
-// Stack's WaitGroup. It reports false once Close has begun; the caller then
-// must not proceed.
-func (s *Stack) enter() bool {
+// enter counts the calling goroutine in wg: the Stack's WaitGroup for a
+// goroutine that gVisor started (a flow handler), Stack.accepting for a
+// handler about to complete a handshake. It reports false once Close has
+// begun; the caller then must not proceed.
+func (s *Stack) enter(wg *sync.WaitGroup) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
-	s.wg.Add(1)
+	wg.Add(1)
 	return true
 }
 
