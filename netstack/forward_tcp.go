@@ -58,14 +58,12 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	f := &flow{app: app, appEP: ep, far: far}
-	added := s.addFlow(f)
-	if !added {
-		f.abort() // Close waits for this reset (accepting)
-	}
-	s.accepting.Done()
-	if !added {
+	if !s.addFlow(f) {
+		f.abort()
+		s.accepting.Done() // after the reset: Close waits for it
 		return
 	}
+	s.accepting.Done()
 	log.Debug("flow open")
 	err = f.relay(&s.stats)
 	s.removeFlow(f)

@@ -57,7 +57,7 @@ type outQueue struct {
 	batch   []*stack.PacketBuffer // the writer's batch, swapped with pending
 
 	handoffs sync.WaitGroup // writers started for a SYN-ACK; Add under mu
-	idle     sync.Cond      // on mu: broadcast when a writer lets go (flush)
+	idle     sync.Cond      // on mu (from start): broadcast when a writer lets go, for flush
 
 	acks ackHolder // gVisor's pure ACKs, held back (ackhold.go)
 }
@@ -66,6 +66,7 @@ type outQueue struct {
 func (q *outQueue) start(w outWriter, onErr func(error)) {
 	q.mu.Lock()
 	q.w, q.onErr = w, onErr
+	q.idle.L = &q.mu
 	q.acks.fire = q.flushHeld
 	q.mu.Unlock()
 	q.push(nil)
@@ -170,9 +171,7 @@ func (q *outQueue) drain() {
 		q.batch = batch[:0]
 	}
 	q.writing = false
-	if q.idle.L != nil {
-		q.idle.Broadcast()
-	}
+	q.idle.Broadcast()
 	q.mu.Unlock()
 }
 
@@ -181,10 +180,7 @@ func (q *outQueue) drain() {
 // then take the routes away knowing the resets went out.
 func (q *outQueue) flush() {
 	q.mu.Lock()
-	if q.idle.L == nil {
-		q.idle.L = &q.mu
-	}
-	for !q.closed && q.w != nil && (q.writing || len(q.pending) > 0) {
+	for !q.closed && q.w != nil && (q.writing || len(q.pending) > 0) { // q.w: started, idle.L set
 		if q.own() {
 			q.mu.Unlock()
 			q.drain()
@@ -206,9 +202,7 @@ func (q *outQueue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
-	if q.idle.L != nil {
-		q.idle.Broadcast() // flush waits no more
-	}
+	q.idle.Broadcast() // flush waits no more
 	q.acks.release()
 	for i, pkb := range q.pending {
 		pkb.DecRef()

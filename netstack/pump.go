@@ -45,14 +45,14 @@ func (s *Stack) pumpIn() {
 	pass := make([][]byte, 0, n)
 	var g gro.GRO
 	g.Init(true)
-	odd := 0 // read errors in a row that were not the device's (readErr)
+	var odd oddReads
 	for {
 		count, err := s.dev.Read(bufs, sizes, tunOffset)
 		if count > 0 {
 			s.activity.arrived(count)
 		}
 		if err == nil {
-			odd = 0
+			odd.inRow = 0
 		}
 		pass = pass[:0]
 		s.filter.resetBatch()
@@ -102,9 +102,15 @@ func (s *Stack) rejectEcho(pkt []byte, p ipv4Packet) {
 // readErr takes for lost packets before it takes them for a broken device.
 const maxOddReads = 100
 
+// oddReads counts the pump's read errors that were not the device's.
+type oddReads struct {
+	inRow  int  // since the last good read
+	warned bool // the first was logged as a warning
+}
+
 // readErr handles an error from the TUN's Read and reports whether the pump
-// should go on reading. odd counts such errors in a row.
-func (s *Stack) readErr(err error, odd *int) bool {
+// should go on reading.
+func (s *Stack) readErr(err error, odd *oddReads) bool {
 	if errors.Is(err, tun.ErrTooManySegments) {
 		// The kernel handed over a GSO super-packet with more segments than
 		// the batch holds; the rest of it is lost and TCP retransmits.
@@ -117,14 +123,15 @@ func (s *Stack) readErr(err error, odd *int) bool {
 	// os.ErrClosed here is the device gone (wireguard-go reports EBADFD,
 	// the interface deleted under vpcvpn, so): fatal, as a failed read.
 	_, device := errors.AsType[*os.PathError](err)
-	*odd++
-	if !device && !errors.Is(err, os.ErrClosed) && *odd <= maxOddReads {
+	odd.inRow++
+	if !device && !errors.Is(err, os.ErrClosed) && odd.inRow <= maxOddReads {
 		// Not the device's read but what wireguard-go made of it: a packet
 		// larger than the read buffers (the interface's MTU raised behind
 		// vpcvpn's back), or an error from its netlink monitor. That
 		// packet is lost; the device goes on working. An error that
 		// repeats is not one packet's: after maxOddReads, it is fatal.
-		if s.oddReads.Add(1) == 1 {
+		if !odd.warned {
+			odd.warned = true
 			s.log.Warn("tun read: a packet was dropped (was the interface's MTU changed? vpcvpn sets it from --mtu)", "err", err)
 		} else {
 			s.log.Debug("tun read: a packet was dropped", "err", err)

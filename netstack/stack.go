@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -103,8 +102,7 @@ type Stack struct {
 	link      *linkEndpoint
 	filter    filter // used by pumpIn only
 	stats     counters
-	activity  activity      // packets from the TUN, for Config.ActiveChanged
-	oddReads  atomic.Uint64 // reads that lost a packet but not the device (readErr)
+	activity  activity // packets from the TUN, for Config.ActiveChanged
 
 	// ctx lives until Close; flows' dials derive from it.
 	ctx    context.Context
@@ -309,7 +307,6 @@ func (s *Stack) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closing = true
-		flows := s.openFlows()
 		s.mu.Unlock()
 		s.failOnce.Do(func() { close(s.stopped) })
 		s.activity.stop()
@@ -318,15 +315,12 @@ func (s *Stack) Close() error {
 		// Reset the apps' connections while the device still carries the
 		// RSTs: an app told nothing would find out at its next write, after
 		// its kernel's retransmissions time out (about 15 minutes on Linux).
-		for _, f := range flows {
-			f.abort()
-		}
 		// A handler past its dial may have completed its app's handshake
 		// and not yet registered the flow: it resets the app itself once
-		// addFlow refuses. Wait for those resets too, aborting handshakes
-		// still in progress so that none waits for an ACK.
+		// addFlow refuses. Those resets are waited for too, aborting
+		// handshakes still in progress so that none waits for an ACK.
 		s.waitAborting(&s.accepting)
-		s.link.out.flush()
+		s.ResetFlows()
 		s.link.close()       // refuses and releases outbound packets
 		err := s.dev.Close() // stops pumpIn
 		s.link.out.wait()    // a SYN-ACK's writer, unblocked by the close
@@ -346,21 +340,15 @@ func (s *Stack) Close() error {
 // its next write, when its kernel's retransmissions time out.
 func (s *Stack) ResetFlows() {
 	s.mu.Lock()
-	flows := s.openFlows()
+	flows := make([]*flow, 0, len(s.flows))
+	for f := range s.flows {
+		flows = append(flows, f)
+	}
 	s.mu.Unlock()
 	for _, f := range flows {
 		f.abort()
 	}
 	s.link.out.flush()
-}
-
-// openFlows returns the open flows. s.mu is held.
-func (s *Stack) openFlows() []*flow {
-	flows := make([]*flow, 0, len(s.flows))
-	for f := range s.flows {
-		flows = append(flows, f)
-	}
-	return flows
 }
 
 // waitAborting waits for wg's goroutines (the Stack's, or those
