@@ -11,13 +11,13 @@ import (
 // The checks NewPlan makes before it changes anything. Each names the range
 // at fault, what it would break and what to do instead.
 
-// checkProtect refuses a CIDR that contains a protected address, or the
-// gateway through which the kernel now reaches one.
-func checkProtect(h platform.Host, cidrs []netip.Prefix, protect []netip.Addr) error {
-	for _, a := range protect {
+// checkProtect refuses a CIDR that contains one of cfg's protected
+// addresses, or the gateway through which the kernel now reaches one.
+func checkProtect(h platform.Host, cidrs []netip.Prefix, cfg Config) error {
+	for _, a := range cfg.Protect {
 		a = a.Unmap()
 		if c, ok := containing(cidrs, a); ok {
-			return fmt.Errorf("routing: %s contains the bastion %s: the tunnel would route its own transport into itself; route narrower ranges", c, a)
+			return fmt.Errorf("routing: %s contains %s: the tunnel would route its own transport into itself; route narrower ranges", c, cfg.protected(a))
 		}
 		r, err := h.RouteFor(a)
 		if errors.Is(err, platform.ErrNoRoute) {
@@ -27,7 +27,7 @@ func checkProtect(h platform.Host, cidrs []netip.Prefix, protect []netip.Addr) e
 			return fmt.Errorf("routing: %w", err)
 		}
 		if c, ok := containing(cidrs, r.Gateway); ok {
-			return fmt.Errorf("routing: %s contains %s, the gateway to the bastion %s: the tunnel would route its own transport into itself; route narrower ranges", c, r.Gateway, a)
+			return fmt.Errorf("routing: %s contains %s, the gateway to %s: the tunnel would route its own transport into itself; route narrower ranges", c, r.Gateway, cfg.protected(a))
 		}
 	}
 	return nil
@@ -69,4 +69,13 @@ func containing(cidrs []netip.Prefix, a netip.Addr) (netip.Prefix, bool) {
 		}
 	}
 	return netip.Prefix{}, false
+}
+
+// protected names the protected address a for an error: "the bastion
+// 203.0.113.10", or "10.0.0.5, the address of ssm.eu-west-1.amazonaws.com".
+func (cfg Config) protected(a netip.Addr) string {
+	if name, ok := cfg.ProtectNames[a]; ok {
+		return fmt.Sprintf("%s, the address of %s", a, name)
+	}
+	return "the bastion " + a.String()
 }

@@ -33,7 +33,11 @@ func checkDNS(cfg Config, local []netip.Addr) error {
 	}
 	for _, a := range cfg.Protect {
 		if a.Unmap() == srv {
-			return fmt.Errorf("routing: DNS server %s is the bastion's address: choose another", srv)
+			what := "the bastion's address"
+			if name, ok := cfg.ProtectNames[srv]; ok {
+				what = "the address of " + name
+			}
+			return fmt.Errorf("routing: DNS server %s is %s: choose another", srv, what)
 		}
 	}
 	for _, a := range local {

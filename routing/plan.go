@@ -25,6 +25,10 @@ type Config struct {
 	// Protect lists addresses that must never be routed into the tunnel:
 	// the bastion's and the transport's endpoints.
 	Protect []netip.Addr
+	// ProtectNames says, for errors, what a Protect address is (the AWS
+	// endpoint a host name resolved to, say); one it does not name is the
+	// bastion.
+	ProtectNames map[netip.Addr]string
 
 	// DNSServer, if valid, is the DNS proxy's address, served by the
 	// netstack: the plan routes it into the TUN as a /32 (unless a CIDR
@@ -77,7 +81,7 @@ func NewPlan(cfg Config, h platform.Host) (*Plan, error) {
 	if err := checkCIDRs(cidrs); err != nil {
 		return nil, err
 	}
-	if err := checkProtect(h, cidrs, cfg.Protect); err != nil {
+	if err := checkProtect(h, cidrs, cfg); err != nil {
 		return nil, err
 	}
 	if err := checkGateways(h, cidrs); err != nil {

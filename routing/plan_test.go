@@ -69,6 +69,12 @@ func TestNewPlanRefuses(t *testing.T) {
 			wantErr: "routing: 10.0.0.0/8 contains the bastion 10.1.2.3: the tunnel would route its own transport into itself; route narrower ranges",
 		},
 		{
+			name: "contains an AWS endpoint",
+			cfg: Config{Interface: "vpcvpn0", CIDRs: prefixes("10.0.0.0/8"), Protect: []netip.Addr{bastion, netip.MustParseAddr("10.1.2.4")},
+				ProtectNames: map[netip.Addr]string{netip.MustParseAddr("10.1.2.4"): "ssm.eu-west-1.amazonaws.com"}},
+			wantErr: "routing: 10.0.0.0/8 contains 10.1.2.4, the address of ssm.eu-west-1.amazonaws.com: the tunnel would route its own transport into itself; route narrower ranges",
+		},
+		{
 			name: "contains the gateway to the bastion",
 			setup: func(h *platformtest.Host) {
 				h.AddSystemRoute(platform.Route{Dst: netip.MustParsePrefix("203.0.113.0/24"), Dev: "wlan0", Gateway: netip.MustParseAddr("10.9.0.1")})

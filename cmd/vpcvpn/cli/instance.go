@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,17 +92,18 @@ func (in *instance) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	rcfg := routing.Config{
+		Interface: o.name, CIDRs: o.cidrs, TUNAddr: o.tunAddr, Protect: protect, Logger: in.log,
+	}
 	if o.via == "ssm" {
+		// The AWS endpoints the transport runs over stay out of the
+		// tunnel, as a bastion does (an interface VPC endpoint, say).
 		cfg, err := awsConfig(ctx, o, in.inv)
 		if err != nil {
 			return sudoHint(err, o, in.inv)
 		}
-		if err := checkAWSEndpoints(ctx, awsEndpointHosts(ctx, cfg), o.cidrs); err != nil {
-			return err
-		}
-	}
-	rcfg := routing.Config{
-		Interface: o.name, CIDRs: o.cidrs, TUNAddr: o.tunAddr, Protect: protect, Logger: in.log,
+		endpoints, names := resolveAWSEndpoints(ctx, awsEndpointHosts(ctx, cfg))
+		rcfg.Protect, rcfg.ProtectNames = append(slices.Clone(protect), endpoints...), names
 	}
 	if err := in.planDNS(&rcfg); err != nil {
 		return err

@@ -216,25 +216,27 @@ func awsEndpointHosts(ctx context.Context, cfg aws.Config) []string {
 	return hosts
 }
 
-// checkAWSEndpoints refuses CIDRs that capture an address of one of hosts.
-// A host that does not resolve is left to the dial, which says why.
-func checkAWSEndpoints(ctx context.Context, hosts []string, cidrs []netip.Prefix) error {
+// resolveAWSEndpoints returns the addresses of hosts, for
+// routing.Config.Protect, and which host each is, for its ProtectNames. A
+// host that does not resolve is left to the dial, which says why.
+func resolveAWSEndpoints(ctx context.Context, hosts []string) ([]netip.Addr, map[netip.Addr]string) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	var addrs []netip.Addr
+	names := make(map[netip.Addr]string)
 	for _, h := range hosts {
-		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", h)
+		found, err := net.DefaultResolver.LookupNetIP(ctx, "ip", h)
 		if err != nil {
 			continue
 		}
-		for _, a := range addrs {
-			for _, c := range cidrs {
-				if c.Contains(a.Unmap()) {
-					return fmt.Errorf("%s contains %s, the address of %s, which vpcvpn reaches AWS through: the tunnel would route its own transport into itself; route narrower ranges", c, a.Unmap(), h)
-				}
+		for _, a := range found {
+			if a = a.Unmap(); names[a] == "" {
+				addrs = append(addrs, a)
+				names[a] = "the AWS endpoint " + h
 			}
 		}
 	}
-	return nil
+	return addrs, names
 }
 
 // caBundleTLS returns a TLS config trusting AWS_CA_BUNDLE, as the SDK's
