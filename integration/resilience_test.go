@@ -451,3 +451,42 @@ func TestStopOnDeadPath(t *testing.T) {
 	t.Logf("stopped %v after SIGTERM", took.Round(time.Millisecond))
 	assertNoTunnel(t, l)
 }
+
+// TestStopOnDeadSSMPath: as TestStopOnDeadPath, over SSM, stopped by
+// `vpcvpn down`. Saying goodbye to AWS on a dead path (the TerminateSession
+// flag that is never acknowledged, the TerminateSession call) takes
+// seconds; the host must not wait for it: when `vpcvpn down` returns,
+// nothing of the tunnel is left, and the app has been reset. The goodbye
+// still runs, bounded, before the process exits.
+func TestStopOnDeadSSMPath(t *testing.T) {
+	r := newRig(t)
+	l, v, in, ctx := r.l, r.v, r.in, r.ctx
+	flow, _ := openEcho(t, ctx, l)
+	if err := l.SetBastionLink(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.SetBastionLink(context.Background(), true) })
+	began := time.Now()
+	res, err := v.Run(ctx, "down", "--name", ifName)
+	took := time.Since(began)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("vpcvpn down with the path dead: %v, exit %d\n%s", err, res.ExitCode, res.Stderr)
+	}
+	assertNoTunnel(t, l) // first: down said the host is restored
+	if took > 1500*time.Millisecond {
+		t.Errorf("vpcvpn down with the path dead returned after %v, want the host restored at once (within 1.5 s)", took)
+	}
+	expectReset(t, flow)
+	select {
+	case <-in.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatalf("vpcvpn still running 15 s after down:\n%s", in.Stderr())
+	}
+	if res := in.Result(); res.ExitCode != 0 {
+		t.Errorf("vpcvpn up exited %d after down:\n%s", res.ExitCode, res.Stderr)
+	}
+	if !strings.Contains(in.Stderr(), "host restored; ending the session") {
+		t.Errorf("vpcvpn up did not say why it still ran after the host was restored:\n%s", in.Stderr())
+	}
+	t.Logf("down returned after %v; the process exited %v after down began", took.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+}

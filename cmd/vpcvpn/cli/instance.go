@@ -121,7 +121,7 @@ func (in *instance) run(ctx context.Context) (err error) {
 		return err
 	}
 	in.link = newLink(client)
-	defer in.link.close()
+	defer in.awaitLink(ctl)
 	if err := in.startStack(); err != nil {
 		return err
 	}
@@ -219,10 +219,35 @@ func (in *instance) keepAliveActive() bool {
 // connections would otherwise hang until their next write timed out. The
 // connection goes first: a relay waits in its channel's Read until the
 // server answers the channel's close, which on a dead path it never does;
-// with the connection closed, every channel ends at once.
+// with the connection ended, every channel ends at once. Its transport's
+// goodbye goes on meanwhile (awaitLink).
 func (in *instance) disconnect() {
 	in.link.close()
 	in.stack.ResetFlows()
+}
+
+// awaitLink runs last, once the host is restored: it waits for the close
+// of the connection that disconnect began (or begins it, on an early
+// return). Over SSM on a dead path that is a goodbye to AWS of a few
+// seconds, so the control socket goes first: `vpcvpn down` returns as
+// soon as nothing of the tunnel is left on the host.
+func (in *instance) awaitLink(ctl *controlServer) {
+	done := in.link.close()
+	select {
+	case <-done:
+		return
+	default:
+	}
+	ctl.close()
+	slow := time.NewTimer(250 * time.Millisecond)
+	defer slow.Stop()
+	select {
+	case <-done:
+		return
+	case <-slow.C:
+	}
+	in.progress("host restored; ending the session with %s (a few seconds at most)", in.bastion())
+	<-done
 }
 
 // dialFirst is the first dial, which `vpcvpn down` cancels as Ctrl-C

@@ -36,6 +36,7 @@ type link struct {
 	mu      sync.Mutex     // guards following
 	client  *tunnel.Client // nil while reconnecting
 	changed chan struct{}  // closed when client is replaced
+	closed  chan struct{}  // made by close, closed when its Close returned
 }
 
 func newLink(c *tunnel.Client) *link {
@@ -48,6 +49,11 @@ func newLink(c *tunnel.Client) *link {
 func (l *link) set(c *tunnel.Client) *tunnel.Client {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.setLocked(c)
+}
+
+// setLocked is set with l.mu held.
+func (l *link) setLocked(c *tunnel.Client) *tunnel.Client {
 	old := l.client
 	l.client = c
 	close(l.changed)
@@ -100,11 +106,30 @@ func (l *link) DialContext(ctx context.Context, network, addr string) (net.Conn,
 	}
 }
 
-// close closes the current connection, if any.
-func (l *link) close() {
-	if c := l.set(nil); c != nil {
-		c.Close()
+// close starts closing the current connection, if any, and returns a
+// channel that is closed when that is done; every call returns the same
+// one. The connection ends at once (its flows' reads and writes fail), but
+// the transport's goodbye can take seconds on a dead path (an SSM session
+// waits for the agent's acks, then calls TerminateSession, each bounded):
+// the instance restores the host meanwhile and waits only at the end.
+func (l *link) close() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed != nil {
+		return l.closed
 	}
+	done := make(chan struct{})
+	l.closed = done
+	c := l.setLocked(nil)
+	if c == nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		c.Close()
+	}()
+	return done
 }
 
 // minAttempt is how long a dial runs before a change of the network may

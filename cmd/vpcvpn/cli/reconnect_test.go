@@ -78,6 +78,21 @@ func TestLinkDemand(t *testing.T) {
 	}
 }
 
+// TestLinkClose: close without a connection is done at once, and every
+// call returns the same channel (awaitLink waits on what disconnect began).
+func TestLinkClose(t *testing.T) {
+	l := newLink(nil)
+	done := l.close()
+	select {
+	case <-done:
+	default:
+		t.Fatal("close without a connection is not done")
+	}
+	if again := l.close(); again != done {
+		t.Error("a second close returned another channel")
+	}
+}
+
 // TestDialOnceNetworkChange: a change of the network abandons a dial in
 // progress, but not before it ran minAttempt; a dial that fails on its own
 // is not blamed on the network.
