@@ -14,10 +14,9 @@ const DefaultPort = "22"
 // ParseDestination parses "[user@]host[:port]". An IPv6 host is written in
 // brackets when a port follows ("[::1]:2222"); a bare IPv6 address without a
 // port is accepted too. User is "" when absent and port defaults to
-// DefaultPort. Host is lowercased, as OpenSSH does before it looks the
-// host's key up: known_hosts entries are matched case-sensitively, and
-// Bastion.example.com must find the key recorded for bastion.example.com
-// rather than pass as a host never seen. Host and user are restricted to
+// DefaultPort. Host is lowercased, as OpenSSH does: what is shown, expanded
+// into a ProxyCommand and looked up in known_hosts is the same name however
+// it was typed. Host and user are restricted to
 // characters that are safe to expand into a ProxyCommand's shell command
 // line.
 func ParseDestination(s string) (user, host, port string, err error) {
@@ -41,7 +40,7 @@ func ParseDestination(s string) (user, host, port string, err error) {
 	if err != nil {
 		return "", "", "", fmt.Errorf("tunnel: ssh destination %q: %w", s, err)
 	}
-	return user, strings.ToLower(host), port, nil
+	return user, lowerASCII(host), port, nil
 }
 
 // splitHostPort splits host[:port], [host]:port, [host] and bare IPv6.

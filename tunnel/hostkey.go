@@ -25,7 +25,8 @@ import (
 // HashKnownHosts off, unless Hash is set or the name would not read back as
 // itself (see plainHost); hashed and plain entries, and @revoked markers,
 // are all read. @cert-authority lines are skipped, as ssh(1) skips them
-// for a plain host key.
+// for a plain host key. As in ssh(1), host names are lowercased and match
+// patterns regardless of case.
 //
 // Host certificates are not used: the client offers plain host key
 // algorithms only (see Algorithms).
@@ -73,6 +74,9 @@ func (h *HostKeys) Callback() ssh.HostKeyCallback {
 			// found again.
 			return errors.New("tunnel: check host key of an unnamed host: no host name")
 		}
+		// ssh(1) lowercases the name before it looks it up, hashes it or
+		// records it.
+		hostname = lowerASCII(hostname)
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		known, err := h.load()
@@ -104,6 +108,7 @@ func (h *HostKeys) Callback() ssh.HostKeyCallback {
 // When none are on record, plain (non-certificate) algorithms are offered,
 // Ed25519 first.
 func (h *HostKeys) Algorithms(addr string) []string {
+	addr = lowerASCII(addr)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	known, err := h.load()
@@ -153,11 +158,11 @@ func (h *HostKeys) load() (*knownHosts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: read known hosts: %w", err)
 	}
-	ca, err := caLines(files)
+	ca, folded, err := scanLines(files)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: read known hosts: %w", err)
 	}
-	return &knownHosts{check: check, ca: ca}, nil
+	return &knownHosts{check: check, ca: ca, folded: folded}, nil
 }
 
 // unknown decides about a key not on record. h.mu must be held.

@@ -20,8 +20,9 @@ import (
 
 // knownHosts is the known_hosts files as HostKeys.load read them.
 type knownHosts struct {
-	check ssh.HostKeyCallback // x/crypto's, over every line
-	ca    map[fileLine]bool   // the @cert-authority lines
+	check  ssh.HostKeyCallback // x/crypto's, over every line
+	ca     map[fileLine]bool   // the @cert-authority lines
+	folded []foldedLine        // host key lines with capitals in their patterns
 }
 
 // fileLine names a line of a known_hosts file, numbered from 1 as
@@ -31,21 +32,42 @@ type fileLine struct {
 	line int
 }
 
+// foldedLine is a host key line (no marker) whose plain host patterns have
+// capital letters. ssh(1) lowercases the host name and matches patterns
+// regardless of case; knownhosts matches them exactly, so lookup decides
+// about these lines itself. (@revoked lines are not needed: knownhosts
+// revokes their key for every host, and hashed names are of the lowercased
+// name.)
+type foldedLine struct {
+	at       fileLine
+	patterns []hostPattern
+	key      ssh.PublicKey
+}
+
+// hostPattern is one pattern of a line's comma-separated list, lowercased,
+// read as knownhosts reads it: "[host]:port" or "host" for port 22, a
+// leading '!' negating it, '*' and '?' as wildcards.
+type hostPattern struct {
+	negate     bool
+	host, port string
+}
+
 // lookup checks key for hostname ("host:port") as ssh(1) checks a plain
 // host key: nil when a host key line for hostname holds key, a
 // *knownhosts.RevokedError when key is revoked, and otherwise a
 // *knownhosts.KeyError listing the keys on record for hostname (none when
-// it is unknown).
+// it is unknown). hostname must be lowercase (HostKeys.Callback).
 //
 // knownhosts also matches @cert-authority lines as if they held host keys:
 // a host that only a CA line covers would look changed, not unknown, and
 // only the CA key's algorithm would be offered to it. Host certificates are
-// not used (see Algorithms), so those lines are left out here.
+// not used (see Algorithms), so those lines are left out here. Lines with
+// capitals in their patterns are matched here (see foldedLine).
 func (k *knownHosts) lookup(hostname string, remote net.Addr, key ssh.PublicKey) error {
 	err := k.check(hostname, remote, key)
 	var keyErr *knownhosts.KeyError
-	if len(k.ca) == 0 || (err != nil && !errors.As(err, &keyErr)) {
-		return err // no CA lines, or revoked, or an address knownhosts cannot read
+	if (len(k.ca) == 0 && len(k.folded) == 0) || (err != nil && !errors.As(err, &keyErr)) {
+		return err // nothing to correct, or revoked, or an address knownhosts cannot read
 	}
 	// The probe matches no line, so checking it lists every line for
 	// hostname.
@@ -53,8 +75,10 @@ func (k *knownHosts) lookup(hostname string, remote net.Addr, key ssh.PublicKey)
 		return err
 	}
 	want := slices.DeleteFunc(keyErr.Want, func(kk knownhosts.KnownKey) bool {
-		return k.ca[fileLine{kk.Filename, kk.Line}]
+		at := fileLine{kk.Filename, kk.Line}
+		return k.ca[at] || slices.ContainsFunc(k.folded, func(f foldedLine) bool { return f.at == at })
 	})
+	want = append(want, k.foldedFor(hostname)...)
 	for _, w := range want {
 		if bytes.Equal(w.Key.Marshal(), key.Marshal()) {
 			return nil
@@ -63,28 +87,116 @@ func (k *knownHosts) lookup(hostname string, remote net.Addr, key ssh.PublicKey)
 	return &knownhosts.KeyError{Want: want}
 }
 
-// caLines returns the @cert-authority lines of files, read as knownhosts
-// reads them: lines split at \n, blanks around them ignored, the marker
-// the first word.
-func caLines(files []string) (map[fileLine]bool, error) {
+// foldedFor returns the keys of the folded lines whose patterns match
+// hostname, as knownhosts matches a pattern list: some pattern matches and
+// no negated one does.
+func (k *knownHosts) foldedFor(hostname string) []knownhosts.KnownKey {
+	host, port, err := net.SplitHostPort(hostname)
+	if err != nil {
+		return nil // knownhosts refused it already
+	}
+	var keys []knownhosts.KnownKey
+	for _, f := range k.folded {
+		matched := false
+		for _, p := range f.patterns {
+			if p.port == port && wildcardMatch(p.host, host) {
+				if p.negate {
+					matched = false
+					break
+				}
+				matched = true
+			}
+		}
+		if matched {
+			keys = append(keys, knownhosts.KnownKey{Key: f.key, Filename: f.at.file, Line: f.at.line})
+		}
+	}
+	return keys
+}
+
+// wildcardMatch reports whether s matches pattern, where '*' matches any
+// run of bytes (none too) and '?' any one byte.
+func wildcardMatch(pattern, s string) bool {
+	// On a mismatch, go back to the last star and let it take one more
+	// byte of s: no recursion, at most len(pattern)*len(s) steps.
+	i, j := 0, 0
+	star, from := -1, 0
+	for j < len(s) {
+		switch {
+		case i < len(pattern) && (pattern[i] == '?' || pattern[i] == s[j]):
+			i, j = i+1, j+1
+		case i < len(pattern) && pattern[i] == '*':
+			star, from = i, j
+			i++
+		case star >= 0:
+			from++
+			i, j = star+1, from
+		default:
+			return false
+		}
+	}
+	for i < len(pattern) && pattern[i] == '*' {
+		i++
+	}
+	return i == len(pattern)
+}
+
+// scanLines returns the @cert-authority lines of files and their folded
+// lines, read as knownhosts reads them: lines split at \n, blanks around
+// them ignored, the marker the first word. The files parsed in knownhosts
+// already; a line that does not parse here is left to it.
+func scanLines(files []string) (map[fileLine]bool, []foldedLine, error) {
 	ca := make(map[fileLine]bool)
+	var folded []foldedLine
 	for _, name := range files {
 		b, err := os.ReadFile(name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for n := 1; sc.Scan(); n++ {
 			line := bytes.Trim(sc.Bytes(), " \t")
-			if i := bytes.IndexAny(line, " \t"); i >= 0 && string(line[:i]) == "@cert-authority" {
+			first, _, _ := bytes.Cut(line, []byte(" "))
+			first, _, _ = bytes.Cut(first, []byte("\t"))
+			switch {
+			case string(first) == "@cert-authority":
 				ca[fileLine{name, n}] = true
+			case len(first) == 0 || first[0] == '@' || first[0] == '#' || first[0] == '|':
+			case bytes.ContainsFunc(first, func(r rune) bool { return 'A' <= r && r <= 'Z' }):
+				if f, ok := parseFolded(line, fileLine{name, n}); ok {
+					folded = append(folded, f)
+				}
 			}
 		}
 		if err := sc.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return ca, nil
+	return ca, folded, nil
+}
+
+// parseFolded reads a host key line whose patterns have capitals.
+func parseFolded(line []byte, at fileLine) (foldedLine, bool) {
+	marker, hosts, key, _, _, err := ssh.ParseKnownHosts(line)
+	if err != nil || marker != "" {
+		return foldedLine{}, false
+	}
+	f := foldedLine{at: at, key: key}
+	for _, h := range hosts {
+		var p hostPattern
+		h, p.negate = strings.CutPrefix(lowerASCII(h), "!")
+		if h == "" {
+			return foldedLine{}, false
+		}
+		if p.host, p.port, err = net.SplitHostPort(h); err != nil {
+			if h[0] == '[' {
+				return foldedLine{}, false
+			}
+			p.host, p.port = h, "22"
+		}
+		f.patterns = append(f.patterns, p)
+	}
+	return f, len(f.patterns) > 0
 }
 
 // plainHost reports whether host, a name as knownhosts.Normalize returns
@@ -108,6 +220,18 @@ func plainHost(host string) bool {
 	}
 	const nameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
 	return host != "" && strings.Trim(host, nameChars) == ""
+}
+
+// lowerASCII lowercases the ASCII letters of s, byte by byte as ssh(1)
+// lowercases host names; every other byte, invalid UTF-8 too, stays.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // probeKey matches no known key, so checking it lists the keys on record.

@@ -270,3 +270,79 @@ func TestHostKeysRecordNames(t *testing.T) {
 		})
 	}
 }
+
+// TestHostKeysCase: host names match known_hosts patterns regardless of
+// case, as in ssh(1), which lowercases the name and the patterns;
+// x/crypto's knownhosts alone matches them exactly.
+func TestHostKeysCase(t *testing.T) {
+	a := tunneltest.NewSigner(t, "ed25519").PublicKey()
+	b := tunneltest.NewSigner(t, "ed25519").PublicKey()
+	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 22}
+	line := func(pattern string, k ssh.PublicKey) string {
+		return pattern + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) + "\n"
+	}
+	content := line("Bastion.Example.com", a) +
+		line("[Bastion.Example.com]:2222", b) +
+		line("!Other.Example.NET,*.Example.NET", b) +
+		line("!DENIED.test,*.test", a) +
+		line(knownhosts.HashHostname("hashed.example"), a) +
+		line("lower.example", a)
+	file := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hk := &tunnel.HostKeys{Files: []string{file}, UID: -1, GID: -1}
+	for _, tt := range []struct {
+		addr string
+		key  ssh.PublicKey
+		want string // "" accepted, "changed" (with the lines on record), "unknown"
+		on   []int  // the lines a changed key names
+	}{
+		{addr: "bastion.example.com:22", key: a},
+		{addr: "BASTION.example.com:22", key: a},
+		{addr: "bastion.example.com:22", key: b, want: "changed", on: []int{1}},
+		{addr: "bastion.example.com:2222", key: b},
+		{addr: "bastion.example.com:2222", key: a, want: "changed", on: []int{2}},
+		{addr: "www.example.net:22", key: b},
+		{addr: "Other.example.net:22", key: b, want: "unknown"}, // negated
+		{addr: "denied.test:22", key: a, want: "unknown"},       // negated, though '*' matches exactly
+		{addr: "x.test:22", key: a},
+		{addr: "Hashed.Example:22", key: a},
+		{addr: "LOWER.example:22", key: a},
+		{addr: "lower.example:22", key: b, want: "changed", on: []int{6}},
+	} {
+		err := hk.Callback()(tt.addr, remote, tt.key)
+		var hke *tunnel.HostKeyError
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", tt.addr, err)
+		case tt.want == "":
+		case !errors.As(err, &hke):
+			t.Errorf("%s: %v, want %s", tt.addr, err, tt.want)
+		case tt.want == "unknown" && len(hke.Known) != 0:
+			t.Errorf("%s: %v, want unknown", tt.addr, err)
+		case tt.want == "changed":
+			var on []int
+			for _, k := range hke.Known {
+				on = append(on, k.Line)
+			}
+			slices.Sort(on)
+			if !slices.Equal(on, tt.on) {
+				t.Errorf("%s: changed, on record at lines %v, want %v", tt.addr, on, tt.on)
+			}
+		}
+	}
+	if got, want := hk.Algorithms("Bastion.example.com:2222"), []string{ssh.KeyAlgoED25519}; !slices.Equal(got, want) {
+		t.Errorf("Algorithms: %v, want %v", got, want)
+	}
+
+	// A new key is recorded under the lowercased name.
+	rec := filepath.Join(t.TempDir(), "known_hosts")
+	hk = &tunnel.HostKeys{Files: []string{rec}, WriteFile: rec, AcceptNew: true, UID: -1, GID: -1}
+	if err := hk.Callback()("New.Example:22", remote, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(rec); string(got) != line("new.example", a) {
+		t.Errorf("recorded %q, want the name lowercased", got)
+	}
+}
