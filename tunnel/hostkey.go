@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -154,15 +155,41 @@ func (h *HostKeys) load() (*knownHosts, error) {
 		_, err := os.Stat(f)
 		return errors.Is(err, fs.ErrNotExist)
 	})
-	check, err := knownhosts.New(files...)
-	if err != nil {
-		return nil, fmt.Errorf("tunnel: read known hosts: %w", err)
+	// knownhosts reads the files itself, and scanLines' corrections go by
+	// line number: both must have read the same content, not a file that
+	// ssh-keygen -R rewrote in between.
+	for range 3 {
+		before, err := readFiles(files)
+		if err != nil {
+			return nil, fmt.Errorf("tunnel: read known hosts: %w", err)
+		}
+		check, err := knownhosts.New(files...)
+		if err != nil {
+			return nil, fmt.Errorf("tunnel: read known hosts: %w", err)
+		}
+		after, err := readFiles(files)
+		if err != nil {
+			return nil, fmt.Errorf("tunnel: read known hosts: %w", err)
+		}
+		if slices.EqualFunc(before, after, bytes.Equal) {
+			ca, folded := scanLines(files, after)
+			return &knownHosts{check: check, ca: ca, folded: folded}, nil
+		}
 	}
-	ca, folded, err := scanLines(files)
-	if err != nil {
-		return nil, fmt.Errorf("tunnel: read known hosts: %w", err)
+	return nil, fmt.Errorf("tunnel: read known hosts: %s keep changing while read", strings.Join(files, ", "))
+}
+
+// readFiles returns the content of each file.
+func readFiles(files []string) ([][]byte, error) {
+	contents := make([][]byte, len(files))
+	for i, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		contents[i] = b
 	}
-	return &knownHosts{check: check, ca: ca, folded: folded}, nil
+	return contents, nil
 }
 
 // unknown decides about a key not on record. h.mu must be held.

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 
@@ -123,11 +122,11 @@ func wildcardMatch(pattern, s string) bool {
 	star, from := -1, 0
 	for j < len(s) {
 		switch {
-		case i < len(pattern) && (pattern[i] == '?' || pattern[i] == s[j]):
-			i, j = i+1, j+1
 		case i < len(pattern) && pattern[i] == '*':
 			star, from = i, j
 			i++
+		case i < len(pattern) && (pattern[i] == '?' || pattern[i] == s[j]):
+			i, j = i+1, j+1
 		case star >= 0:
 			from++
 			i, j = star+1, from
@@ -141,19 +140,15 @@ func wildcardMatch(pattern, s string) bool {
 	return i == len(pattern)
 }
 
-// scanLines returns the @cert-authority lines of files and their folded
-// lines, read as knownhosts reads them: lines split at \n, blanks around
-// them ignored, the marker the first word. The files parsed in knownhosts
-// already; a line that does not parse here is left to it.
-func scanLines(files []string) (map[fileLine]bool, []foldedLine, error) {
+// scanLines returns the @cert-authority lines and the folded lines of
+// files, whose contents knownhosts parsed already, read as knownhosts reads
+// them: lines split at \n, blanks around them ignored, the marker the first
+// word.
+func scanLines(files []string, contents [][]byte) (map[fileLine]bool, []foldedLine) {
 	ca := make(map[fileLine]bool)
 	var folded []foldedLine
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			return nil, nil, err
-		}
-		sc := bufio.NewScanner(bytes.NewReader(b))
+	for i, name := range files {
+		sc := bufio.NewScanner(bytes.NewReader(contents[i]))
 		for n := 1; sc.Scan(); n++ {
 			line := bytes.Trim(sc.Bytes(), " \t")
 			first, _, _ := bytes.Cut(line, []byte(" "))
@@ -163,19 +158,23 @@ func scanLines(files []string) (map[fileLine]bool, []foldedLine, error) {
 				ca[fileLine{name, n}] = true
 			case len(first) == 0 || first[0] == '@' || first[0] == '#' || first[0] == '|':
 			case bytes.ContainsFunc(first, func(r rune) bool { return 'A' <= r && r <= 'Z' }):
-				if f, ok := parseFolded(line, fileLine{name, n}); ok {
-					folded = append(folded, f)
+				f, ok := parseFolded(line, fileLine{name, n})
+				if !ok {
+					// Read otherwise than knownhosts read it: the line
+					// matches no host rather than knownhosts' verdict.
+					f = foldedLine{at: fileLine{name, n}}
 				}
+				folded = append(folded, f)
 			}
 		}
-		if err := sc.Err(); err != nil {
-			return nil, nil, err
-		}
+		// knownhosts scanned the same bytes with the same limits, and
+		// loaded them: no scanner error here.
 	}
-	return ca, folded, nil
+	return ca, folded
 }
 
-// parseFolded reads a host key line whose patterns have capitals.
+// parseFolded reads a host key line whose patterns have capitals; false
+// when it reads otherwise than knownhosts does.
 func parseFolded(line []byte, at fileLine) (foldedLine, bool) {
 	marker, hosts, key, _, _, err := ssh.ParseKnownHosts(line)
 	if err != nil || marker != "" {
@@ -183,6 +182,9 @@ func parseFolded(line []byte, at fileLine) (foldedLine, bool) {
 	}
 	f := foldedLine{at: at, key: key}
 	for _, h := range hosts {
+		if h == "" {
+			continue // "a,,b": knownhosts skips it too
+		}
 		var p hostPattern
 		h, p.negate = strings.CutPrefix(lowerASCII(h), "!")
 		if h == "" {
@@ -196,7 +198,7 @@ func parseFolded(line []byte, at fileLine) (foldedLine, bool) {
 		}
 		f.patterns = append(f.patterns, p)
 	}
-	return f, len(f.patterns) > 0
+	return f, true
 }
 
 // plainHost reports whether host, a name as knownhosts.Normalize returns

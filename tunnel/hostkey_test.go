@@ -286,7 +286,8 @@ func TestHostKeysCase(t *testing.T) {
 		line("!Other.Example.NET,*.Example.NET", b) +
 		line("!DENIED.test,*.test", a) +
 		line(knownhosts.HashHostname("hashed.example"), a) +
-		line("lower.example", a)
+		line("lower.example", a) +
+		line("!OLD.corp.example,*.corp.example,", b) // an empty pattern, skipped
 	file := filepath.Join(t.TempDir(), "known_hosts")
 	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
@@ -310,6 +311,8 @@ func TestHostKeysCase(t *testing.T) {
 		{addr: "Hashed.Example:22", key: a},
 		{addr: "LOWER.example:22", key: a},
 		{addr: "lower.example:22", key: b, want: "changed", on: []int{6}},
+		{addr: "new.corp.example:22", key: b},
+		{addr: "old.corp.example:22", key: b, want: "unknown"},
 	} {
 		err := hk.Callback()(tt.addr, remote, tt.key)
 		var hke *tunnel.HostKeyError
