@@ -482,6 +482,11 @@ func TestStopOnDeadSSMPath(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("vpcvpn still running 15 s after down:\n%s", in.Stderr())
 	}
+	// The TerminateSession flag is never acknowledged: the goodbye waits
+	// for it (ssm.DefaultCloseTimeout, 2 s) before the process may exit.
+	if exited := time.Since(began); exited-took < time.Second {
+		t.Errorf("vpcvpn exited %v after down returned: it did not wait for the session's goodbye", exited-took)
+	}
 	if res := in.Result(); res.ExitCode != 0 {
 		t.Errorf("vpcvpn up exited %d after down:\n%s", res.ExitCode, res.Stderr)
 	}
@@ -489,4 +494,27 @@ func TestStopOnDeadSSMPath(t *testing.T) {
 		t.Errorf("vpcvpn up did not say why it still ran after the host was restored:\n%s", in.Stderr())
 	}
 	t.Logf("down returned after %v; the process exited %v after down began", took.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+
+	// Ctrl-C during the goodbye ends the wait.
+	if err := l.SetBastionLink(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	in = startVPCVPN(t, v, v.UpArgsSSM(ifName)...)
+	if err := l.SetBastionLink(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	in.Signal(syscall.SIGTERM)
+	if err := in.WaitStderr(ctx, "Ctrl-C skips it"); err != nil {
+		t.Fatal(err)
+	}
+	assertNoTunnel(t, l)
+	in.Signal(syscall.SIGINT)
+	select {
+	case <-in.Done():
+	case <-time.After(time.Second):
+		t.Fatalf("vpcvpn still saying goodbye 1 s after a second signal:\n%s", in.Stderr())
+	}
+	if res := in.Result(); res.ExitCode != 0 || !strings.Contains(res.Stderr, "stopped without ending the session") {
+		t.Errorf("second signal: exit %d:\n%s", res.ExitCode, res.Stderr)
+	}
 }

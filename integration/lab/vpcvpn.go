@@ -94,15 +94,16 @@ type Instance struct {
 	done chan struct{} // closed after the process is reaped and stderr read
 	res  Result
 
-	mu     sync.Mutex // guards stderr
+	mu     sync.Mutex // guards following
 	stderr strings.Builder
+	grew   chan struct{} // closed and replaced when stderr grows
 }
 
 // Start starts `vpcvpn args...` and returns once it printed
 // ConnectedPrefix. If it exits first, or ctx ends, the error holds its
 // stderr. The lab kills the instance at Close if it is still running.
 func (v *VPCVPN) Start(ctx context.Context, args ...string) (*Instance, error) {
-	in := &Instance{cmd: v.command(context.Background(), args...), done: make(chan struct{})}
+	in := &Instance{cmd: v.command(context.Background(), args...), done: make(chan struct{}), grew: make(chan struct{})}
 	pipe, err := in.cmd.StderrPipe()
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
@@ -133,6 +134,8 @@ func (in *Instance) wait(stderr io.Reader, connected chan<- struct{}) {
 		line := sc.Text()
 		in.mu.Lock()
 		in.stderr.WriteString(line + "\n")
+		close(in.grew)
+		in.grew = make(chan struct{})
 		in.mu.Unlock()
 		if !signalled && strings.HasPrefix(line, ConnectedPrefix) {
 			close(connected)
@@ -150,6 +153,29 @@ func (in *Instance) Stderr() string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.stderr.String()
+}
+
+// WaitStderr waits until the instance has written s to stderr; an error
+// if it exits first or ctx ends.
+func (in *Instance) WaitStderr(ctx context.Context, s string) error {
+	for {
+		in.mu.Lock()
+		has, grew := strings.Contains(in.stderr.String(), s), in.grew
+		in.mu.Unlock()
+		if has {
+			return nil
+		}
+		select {
+		case <-grew:
+		case <-in.done:
+			if strings.Contains(in.Stderr(), s) {
+				return nil
+			}
+			return fmt.Errorf("lab: vpcvpn exited with code %d before writing %q: %s", in.res.ExitCode, s, tail(in.Stderr(), 1500))
+		case <-ctx.Done():
+			return fmt.Errorf("lab: waiting for %q from vpcvpn: %w: %s", s, ctx.Err(), tail(in.Stderr(), 1500))
+		}
+	}
 }
 
 // Done is closed when the instance has exited.

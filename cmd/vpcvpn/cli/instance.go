@@ -13,10 +13,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vpcvpn/vpcvpn/dnsproxy"
@@ -226,11 +228,12 @@ func (in *instance) disconnect() {
 	in.stack.ResetFlows()
 }
 
-// awaitLink runs last, once the host is restored: it waits for the close
-// of the connection that disconnect began (or begins it, on an early
-// return). Over SSM on a dead path that is a goodbye to AWS of a few
-// seconds, so the control socket goes first: `vpcvpn down` returns as
-// soon as nothing of the tunnel is left on the host.
+// awaitLink runs last, once the host is restored: it waits for the closes
+// of the connections that disconnect and reconnects began (or begins one,
+// on an early return). Over SSM on a dead path that is a goodbye to AWS of
+// a few seconds, so the control socket goes first (`vpcvpn down` returns as
+// soon as nothing of the tunnel is left on the host), and Ctrl-C ends the
+// wait.
 func (in *instance) awaitLink(ctl *controlServer) {
 	done := in.link.close()
 	select {
@@ -238,6 +241,9 @@ func (in *instance) awaitLink(ctl *controlServer) {
 		return
 	default:
 	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
 	ctl.close()
 	slow := time.NewTimer(250 * time.Millisecond)
 	defer slow.Stop()
@@ -246,8 +252,12 @@ func (in *instance) awaitLink(ctl *controlServer) {
 		return
 	case <-slow.C:
 	}
-	in.progress("host restored; ending the session with %s (a few seconds at most)", in.bastion())
-	<-done
+	in.progress("host restored; ending the session with %s (a few seconds at most, Ctrl-C skips it)", in.bastion())
+	select {
+	case <-done:
+	case <-sig:
+		in.progress("stopped without ending the session: AWS ends it when its idle timeout runs out")
+	}
 }
 
 // dialFirst is the first dial, which `vpcvpn down` cancels as Ctrl-C
@@ -304,7 +314,7 @@ func (in *instance) wait(ctx context.Context) error {
 		lost := c.Err()
 		in.link.set(nil)
 		in.lastErr.Store(lost.Error())
-		go c.Close() // tearing down a dead path's transport can take seconds
+		in.link.retire(c) // its transport's goodbye can take seconds
 		// A connection that lasted is redialed at once; one that died
 		// young waits, so that a bastion that drops every connection
 		// is not hammered.

@@ -36,7 +36,9 @@ type link struct {
 	mu      sync.Mutex     // guards following
 	client  *tunnel.Client // nil while reconnecting
 	changed chan struct{}  // closed when client is replaced
-	closed  chan struct{}  // made by close, closed when its Close returned
+	closed  chan struct{}  // made by close, closed when every close is done
+
+	closing sync.WaitGroup // connections being closed (retire)
 }
 
 func newLink(c *tunnel.Client) *link {
@@ -106,28 +108,33 @@ func (l *link) DialContext(ctx context.Context, network, addr string) (net.Conn,
 	}
 }
 
-// close starts closing the current connection, if any, and returns a
-// channel that is closed when that is done; every call returns the same
-// one. The connection ends at once (its flows' reads and writes fail), but
-// the transport's goodbye can take seconds on a dead path (an SSM session
-// waits for the agent's acks, then calls TerminateSession, each bounded):
-// the instance restores the host meanwhile and waits only at the end.
+// retire closes c, a connection the link no longer holds, in the
+// background: the transport's goodbye can take seconds on a dead path (an
+// SSM session waits for the agent's acks, then calls TerminateSession,
+// each bounded). close waits for it.
+func (l *link) retire(c *tunnel.Client) {
+	l.closing.Go(func() { c.Close() })
+}
+
+// close retires the current connection, if any, and returns a channel
+// that is closed when every retired connection is closed; every call
+// returns the same one. The connections end at once (their flows' reads
+// and writes fail); the instance restores the host meanwhile and waits
+// for the goodbyes only at the end. No connection is set after close.
 func (l *link) close() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed != nil {
 		return l.closed
 	}
+	if c := l.setLocked(nil); c != nil {
+		l.retire(c)
+	}
 	done := make(chan struct{})
 	l.closed = done
-	c := l.setLocked(nil)
-	if c == nil {
-		close(done)
-		return done
-	}
 	go func() {
-		defer close(done)
-		c.Close()
+		l.closing.Wait()
+		close(done)
 	}()
 	return done
 }
