@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration_test
 
 // Staying up through real life (issue 5): the SSM session terminated by the

@@ -1,3 +1,5 @@
+//go:build linux
+
 package lab
 
 // The emulated AWS side (package awsemu, command ./integration/cmd/awsemu):

@@ -1,3 +1,5 @@
+//go:build linux
+
 package lab
 
 // The emulator's log as events, for tests that assert what the AWS side

@@ -1,3 +1,5 @@
+//go:build linux
+
 package lab
 
 // DNS in the lab (Options.DNS): two real dnsmasq servers.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package lab
 
 // Load clients, for the load test and the benchmark: many Echo flows from

@@ -1,3 +1,5 @@
+//go:build linux
+
 package lab
 
 // What a process holds and may hold: resident memory, descriptors and

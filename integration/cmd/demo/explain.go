@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The demo's account of the SSM connection, from what the emulator and

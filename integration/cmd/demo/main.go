@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command demo shows vpcvpn at work in a lab of network namespaces: it
 // builds a laptop, a bastion that plays an EC2 instance (OpenSSH sshd, and
 // an AWS emulator serving SSM and EC2 Instance Connect whose agent relays

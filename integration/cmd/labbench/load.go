@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The load path: many flows through vpcvpn and through OpenSSH's ssh -L,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command labbench measures vpcvpn against the tools it replaces, in
 // labs of network namespaces (package lab), and prints Markdown tables:
 //

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Relay of the sshfwd forwarder: accepted conn ⇄ direct-tcpip channel, two

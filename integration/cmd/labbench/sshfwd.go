@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // `labbench sshfwd` is the bare port forwarder the benchmark compares

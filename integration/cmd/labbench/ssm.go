@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The ssm path: `vpcvpn up --target` through the emulated SSM agent

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command labhold brings the lab up with vpcvpn connected and an ssh -L to
 // PostgreSQL beside it, prints how to reach it, and holds it until
 // interrupted: a workbench for profiling and manual experiments.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command labnet is the lab's small network tool, run inside its namespaces:
 //
 //	labnet pipe [-log FILE] HOST PORT   connect and copy stdin/stdout (a ProxyCommand)

@@ -1,0 +1,15 @@
+//go:build !linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// main says why there is nothing to run: the lab is made of Linux network
+// namespaces.
+func main() {
+	fmt.Fprintln(os.Stderr, "labnet: needs Linux: the lab is made of network namespaces")
+	os.Exit(1)
+}
