@@ -4,7 +4,8 @@
 set -eu
 # gcc and libc6-dev: go test -race needs cgo.
 pkgs="openssh-server openssh-client postgresql postgresql-client iperf3 sshuttle
-dnsmasq-base iproute2 iptables netcat-openbsd procps ca-certificates make gcc libc6-dev"
+dnsmasq-base iproute2 iptables netcat-openbsd procps ca-certificates make gcc libc6-dev
+awscli"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -52,6 +52,15 @@ func (l *Lab) StartSSHForward(ctx context.Context, name, local, remote string, s
 // routing decision, so the laptop gets a route for each CIDR to the bastion
 // (which does not forward: nothing leaks) until the Process stops.
 func (l *Lab) StartSSHuttle(ctx context.Context, cidrs ...string) (*Process, error) {
+	sshCmd := "ssh " + strings.Join(l.SSH.ClientArgs(), " ")
+	return l.startSSHuttle(ctx, func(argv []string) (*Process, error) {
+		return l.Start(l.Laptop, "sshuttle", 0, argv...)
+	}, sshCmd, l.SSH.Target(), cidrs)
+}
+
+// startSSHuttle routes cidrs to the bastion, then starts `sshuttle -e
+// sshCmd -r target cidrs` with start and waits for "Connected".
+func (l *Lab) startSSHuttle(ctx context.Context, start func(argv []string) (*Process, error), sshCmd, target string, cidrs []string) (*Process, error) {
 	if _, err := exec.LookPath("sshuttle"); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
@@ -60,10 +69,12 @@ func (l *Lab) StartSSHuttle(ctx context.Context, cidrs ...string) (*Process, err
 			return nil, err
 		}
 	}
-	sshCmd := "ssh " + strings.Join(l.SSH.ClientArgs(), " ")
-	argv := append([]string{"sshuttle", "--method", "nat", "-e", sshCmd, "-r", l.SSH.Target()}, cidrs...)
-	p, err := l.Start(l.Laptop, "sshuttle", 0, argv...)
+	argv := append([]string{"sshuttle", "--method", "nat", "-e", sshCmd, "-r", target}, cidrs...)
+	p, err := start(argv)
 	if err != nil {
+		for _, c := range cidrs {
+			runIP(context.Background(), "-n", l.Laptop, "route", "del", c, "via", BastionAddr)
+		}
 		return nil, err
 	}
 	p.afterStop = func() {

@@ -55,6 +55,12 @@ func (l *Lab) Exec(ctx context.Context, ns string, argv ...string) (string, erro
 // Start starts argv in ns as a lab-owned daemon named name, logging to
 // <Dir>/<name>.log. stopSig is the signal Stop sends first (0: SIGTERM).
 func (l *Lab) Start(ns, name string, stopSig syscall.Signal, argv ...string) (*Process, error) {
+	return l.startCmd(name, stopSig, l.Command(ns, argv...))
+}
+
+// startCmd starts cmd, which runs in a process group of its own, as a
+// lab-owned daemon named name, logging to <Dir>/<name>.log.
+func (l *Lab) startCmd(name string, stopSig syscall.Signal, cmd *exec.Cmd) (*Process, error) {
 	logPath := l.Path(name + ".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -64,7 +70,7 @@ func (l *Lab) Start(ns, name string, stopSig syscall.Signal, argv ...string) (*P
 	if stopSig == 0 {
 		stopSig = syscall.SIGTERM
 	}
-	p := &Process{Name: name, LogPath: logPath, cmd: l.Command(ns, argv...), stopSig: stopSig, done: make(chan struct{})}
+	p := &Process{Name: name, LogPath: logPath, cmd: cmd, stopSig: stopSig, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -79,7 +85,7 @@ func (l *Lab) Start(ns, name string, stopSig syscall.Signal, argv ...string) (*P
 		close(p.done)
 	}()
 	l.procs = append(l.procs, p)
-	l.log.Debug("started", "name", name, "ns", ns, "pid", p.cmd.Process.Pid)
+	l.log.Debug("started", "name", name, "argv", strings.Join(p.cmd.Args, " "), "pid", p.cmd.Process.Pid)
 	return p, nil
 }
 
