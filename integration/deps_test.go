@@ -16,8 +16,8 @@ import (
 const module = "github.com/vpcvpn/vpcvpn"
 
 // allowedDeps lists, for each product package, the vpcvpn packages it may
-// import. Helper packages named <pkg>test may import only <pkg>; integration
-// may import anything and nothing imports it.
+// import. Helper packages named <pkg>test may import only <pkg> and
+// vpctest; integration may import anything and nothing imports it.
 var allowedDeps = map[string][]string{
 	"cmd/vpcvpn":     {"cmd/vpcvpn/cli"},
 	"cmd/vpcvpn/cli": {"netstack", "tunnel", "tunnel/ssm", "tunnel/eic", "dnsproxy", "routing", "platform"},
@@ -28,7 +28,12 @@ var allowedDeps = map[string][]string{
 	"tunnel/eic":     {},
 	"dnsproxy":       {},
 	"platform":       {},
+	vpctest:          {},
 }
+
+// vpctest holds the test helpers all packages share: a leaf, imported only
+// by tests and <pkg>test helpers, never by product code.
+const vpctest = "internal/vpctest"
 
 // confined lists third-party module prefixes and the only packages that may
 // import them directly.
@@ -76,7 +81,7 @@ func importAllowed(pkg, dep string) bool {
 	}
 	base := filepath.Base(pkg)
 	if parent, ok := strings.CutSuffix(pkg, "/"+base); ok && base == filepath.Base(parent)+"test" {
-		return dep == parent
+		return dep == parent || dep == vpctest
 	}
 	return slices.Contains(allowedDeps[pkg], dep)
 }
