@@ -41,8 +41,11 @@ crossbuild:
 	done
 
 # The lab benchmark: vpcvpn against ssh -L, sshuttle and a bare x/crypto/ssh
-# forwarder on the same sshd, and vpcvpn over the emulated SSM (labbench
-# builds awsemu itself), medians of BENCH_RUNS runs, printed as tables.
+# forwarder on the same sshd, vpcvpn over the emulated SSM (labbench
+# builds awsemu itself), and vpcvpn beside the Wego chain (sshuttle over ssh
+# through AWS's aws CLI and session-manager-plugin) over the same emulated
+# service; medians of BENCH_RUNS runs (the Wego chain's at most 3), printed
+# as tables.
 BENCH_RUNS ?= 5
 bench: build
 	$(GO) run ./integration/cmd/labbench -vpcvpn $(CURDIR)/bin/vpcvpn -runs $(BENCH_RUNS)

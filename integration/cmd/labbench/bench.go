@@ -68,7 +68,7 @@ func run(ctx context.Context, cfg config) (err error) {
 // setUp gets the emulator if the ssm path is measured, and builds the
 // main table's lab if one of its paths is.
 func (b *bench) setUp(ctx context.Context) error {
-	if slices.Contains(b.cfg.paths, ssmID) {
+	if slices.Contains(b.cfg.paths, ssmID) || slices.Contains(b.cfg.paths, wegoID) {
 		if err := b.getAWSEmu(ctx); err != nil {
 			return err
 		}
@@ -183,7 +183,13 @@ func (b *bench) measurePaths(ctx context.Context, ps []path) []*pathResult {
 			o.res.BusyBefore = opened[0].res.BusyBefore
 		}
 	}
-	for run := 1; run <= b.cfg.runs && ctx.Err() == nil; run++ {
+	runs := b.cfg.runs
+	for _, p := range ps {
+		if m := p.maxRuns(); m > 0 {
+			runs = min(runs, m)
+		}
+	}
+	for run := 1; run <= runs && ctx.Err() == nil; run++ {
 		for _, o := range opened {
 			for _, m := range o.res.path.metrics() {
 				v, err := b.measureOnce(ctx, o.ep, m)
@@ -191,7 +197,7 @@ func (b *bench) measurePaths(ctx context.Context, ps []path) []*pathResult {
 					break
 				}
 				o.res.add(m, v, err)
-				progress("%s run %d/%d: %s", o.res.ID, run, b.cfg.runs, m.show(v, err))
+				progress("%s run %d/%d: %s", o.res.ID, run, runs, m.show(v, err))
 			}
 		}
 	}

@@ -95,7 +95,7 @@ func checkMachine(cfg *config) error {
 	if err := checkTools(cfg); err != nil {
 		return err
 	}
-	if slices.ContainsFunc(cfg.paths, func(id string) bool { return id == "vpcvpn" || id == ssmID || id == loadID }) {
+	if slices.ContainsFunc(cfg.paths, func(id string) bool { return id == "vpcvpn" || id == ssmID || id == loadID || id == wegoID }) {
 		if err := absFile(&cfg.bin, "vpcvpn binary", "build it with make build, or pass -vpcvpn"); err != nil {
 			return err
 		}
@@ -115,6 +115,9 @@ func checkTools(cfg *config) error {
 	}
 	if slices.Contains(cfg.paths, "sshuttle") {
 		tools = append(tools, "sshuttle", "iptables")
+	}
+	if slices.Contains(cfg.paths, wegoID) {
+		tools = append(tools, "sshuttle", "iptables", "pgbench")
 	}
 	var absent []string
 	for _, t := range tools {

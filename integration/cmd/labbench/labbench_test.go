@@ -91,7 +91,7 @@ func TestParseOnly(t *testing.T) {
 		{"table order", "vpcvpn, SSH-L", "ssh-l,vpcvpn"},
 		{"ssm alone", "ssm", "ssm"},
 		{"ssm last", "ssm,direct", "direct,ssm"},
-		{"default", "", "direct,ssh-l,sshuttle,sshfwd,vpcvpn,ssm,load"},
+		{"default", "", "direct,ssh-l,sshuttle,sshfwd,vpcvpn,ssm,load,wego"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,7 @@
 // labs of network namespaces (package lab), and prints Markdown tables:
 //
 //	sudo make bench
-//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn,ssm,load] [-json out.json] [-awsemu BIN]
+//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn,ssm,load,wego] [-json out.json] [-awsemu BIN]
 //
 // Each path of the main table carries the same clients from the laptop
 // namespace to the VPC host: iperf3 up and down (-R) for bulk TCP, and
@@ -38,6 +38,16 @@
 //	          short connections one after another per second, the time
 //	          until a burst of 500 simultaneous connects all echoed, and
 //	          vpcvpn's time to recover when the bastion's sshd restarts
+//
+// The wego path, too, has a lab and a table of its own (wego_linux.go):
+// vpcvpn and the Wego chain over the same emulated service and agent, the
+// sides taking turns, at most three runs:
+//
+//	wego      vpcvpn up --target beside sshuttle over ssh through `aws ssm
+//	          start-session` (AWS's aws CLI and session-manager-plugin)
+//	          with a key pushed by `aws ec2-instance-connect
+//	          send-ssh-public-key`: time to the first query, psql select 1
+//	          idle and during a download, download MB/s, pgbench -S tps
 //
 // Every figure is the median of -runs runs. The labs are removed at the
 // end, also on Ctrl-C or SIGTERM; a killed run's leftovers are removed by

@@ -21,6 +21,7 @@ type endpoint struct {
 	pgAddr    string     // host:port of PostgreSQL, or a forward to it
 	ssm       *ssmTunnel // the ssm path's vpcvpn and lab; nil on the others
 	load      *loadLab   // the load path's lab and tools; nil on the others
+	wego      *wegoLab   // the wego path's lab and sides; nil on the others
 }
 
 // path is one way from the laptop to the VPC host.
@@ -42,6 +43,7 @@ const (
 	tcpTable  tableKind = iota // the main table, tcpMetrics
 	ssmTable                   // over SSM, ssmMetrics
 	loadTable                  // many flows, loadMetrics
+	wegoTable                  // vpcvpn and the Wego chain, wegoMetrics
 )
 
 // metrics returns what p measures, in column order.
@@ -51,6 +53,8 @@ func (p path) metrics() []metric {
 		return ssmMetrics
 	case loadTable:
 		return loadMetrics
+	case wegoTable:
+		return wegoMetrics
 	}
 	return tcpMetrics
 }
@@ -75,6 +79,16 @@ var paths = []path{
 	{"vpcvpn", "vpcvpn", openVPCVPN, tcpTable},
 	{ssmID, "vpcvpn over SSM (emulated agent, real pacing)", openSSM, ssmTable},
 	{loadID, "load: vpcvpn and ssh -L", openLoad, loadTable},
+	{wegoID, "vpcvpn and the Wego chain over SSM (emulated agent, real pacing)", openWego, wegoTable},
+}
+
+// maxRuns caps the runs of p (0: -runs): the wego path's take most of a
+// minute each.
+func (p path) maxRuns() int {
+	if p.table == wegoTable {
+		return wegoMaxRuns
+	}
+	return 0
 }
 
 func pathIDs() []string {

@@ -23,6 +23,9 @@ func printReport(w io.Writer, r *report) {
 	for _, p := range r.pathsIn(loadTable) {
 		printLoadTable(w, r, p)
 	}
+	for _, p := range r.pathsIn(wegoTable) {
+		printWegoTable(w, r, p)
+	}
 	fmt.Fprintf(w, "\nWhole benchmark: %v.\n", time.Duration(r.ElapsedSeconds)*time.Second)
 	fmt.Fprintf(w, "\nTargets (DESIGN.md, \"Numbers to beat\"):\n\n")
 	for _, t := range r.Targets {
