@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // TestCache: answers are served from the cache with aged TTLs until the
@@ -42,7 +44,7 @@ func TestCache(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkLeaks(t)
+			vpctest.LeakCheck(t)
 			up := startServer(t, "tcp", testZone(t))
 			h := startProxy(t, Config{Upstream: up.addr, MaxTTL: time.Minute})
 			for i, s := range tt.steps {
@@ -71,7 +73,7 @@ func firstTTL(m *dns.Msg) uint32 {
 // TestCacheKey: the key ignores the name's case, but not the query bits
 // that change an answer.
 func TestCacheKey(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	up := startServer(t, "tcp", testZone(t))
 	h := startProxy(t, Config{Upstream: up.addr})
 	ask(t, "udp", h.udp, "db-1.abc.rds.amazonaws.com.", dns.TypeA, 0, false)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // fallbackServer is a nameserver of the host's on loopback, over UDP and
@@ -60,7 +62,7 @@ func TestFallback(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkLeaks(t)
+			vpctest.LeakCheck(t)
 			fb := startFallback(t)
 			h := startProxy(t, Config{
 				Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -100,7 +102,7 @@ func TestFallback(t *testing.T) {
 // TestFallbackNextServer: when the first nameserver is down, the second
 // answers.
 func TestFallbackNextServer(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	fb := startFallback(t)
 	dead, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -118,7 +120,7 @@ func TestFallbackNextServer(t *testing.T) {
 // TestRefused: without a fallback, names outside the split domains are
 // answered REFUSED, and nothing is dialed.
 func TestRefused(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	h := startProxy(t, Config{})
 	for _, network := range []string{"udp", "tcp"} {
 		m := ask(t, network, h.udpOrTCP(network), "www.example.com.", dns.TypeA, 1232, false)
@@ -140,7 +142,7 @@ func TestRefused(t *testing.T) {
 // TestSetFallback: nameservers given after New take over other names, and
 // none refuses them again.
 func TestSetFallback(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	fb := startFallback(t)
 	h := startProxy(t, Config{FallbackDial: fb.dial})
 	if m := ask(t, "udp", h.udpOrTCP("udp"), "www.example.com.", dns.TypeA, 1232, false); m.Rcode != dns.RcodeRefused {

@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // TestAnswers: answers pass through unchanged, over UDP and TCP, whatever
 // they hold: CNAME chains, AAAA, NXDOMAIN, no data.
 func TestAnswers(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	up := startServer(t, "tcp", testZone(t))
 	h := startProxy(t, Config{Upstream: up.addr, CacheSize: -1})
 	tests := []struct {
@@ -76,7 +78,7 @@ func rdata(rrs []dns.RR) []string {
 // EDNS0 size (512 without EDNS0) with TC set; over TCP the same question
 // gets the whole answer. EDNS0 passes through.
 func TestTruncation(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	up := startServer(t, "tcp", testZone(t))
 	h := startProxy(t, Config{Upstream: up.addr})
 	tests := []struct {
@@ -133,7 +135,7 @@ func TestTruncation(t *testing.T) {
 // TestTCPClientPipelining: a TCP client may send several queries before
 // reading; each answer comes back with its ID.
 func TestTCPClientPipelining(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	up := startServer(t, "tcp", testZone(t))
 	h := startProxy(t, Config{Upstream: up.addr})
 	c, err := net.Dial("tcp", h.tcp)
@@ -173,7 +175,7 @@ func TestTCPClientPipelining(t *testing.T) {
 // TestMalformed: bad queries are dropped or answered FORMERR or NOTIMP,
 // never forwarded.
 func TestMalformed(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	p, err := New(Config{Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		t.Error("a malformed query reached the upstream")
 		return nil, net.ErrClosed
@@ -236,7 +238,7 @@ func TestMalformed(t *testing.T) {
 
 // TestMalformedThenGood: a UDP server that got garbage goes on answering.
 func TestMalformedThenGood(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	up := startServer(t, "tcp", testZone(t))
 	h := startProxy(t, Config{Upstream: up.addr})
 	c, err := net.Dial("udp", h.udp)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // padded returns q packed to exactly size bytes (at least q's own length
@@ -64,7 +66,7 @@ func junk(n int) []byte {
 // with FORMERR, never forwarded; with EDNS0 it is answered; a datagram of
 // 64 KiB of junk gets a bare FORMERR; and the server goes on answering.
 func TestOversizedUDP(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	up := startServer(t, "tcp", testZone(t))
 	h := startProxy(t, Config{Upstream: up.addr})
 	const name = "db-1.abc.rds.amazonaws.com."
@@ -117,7 +119,7 @@ func TestOversizedUDP(t *testing.T) {
 // connection goes on. A client that announces a 64 KiB query and stalls,
 // or closes halfway, holds up nobody else.
 func TestOversizedTCP(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	up := startServer(t, "tcp", testZone(t))
 	h := startProxy(t, Config{Upstream: up.addr})
 	const name = "db-1.abc.rds.amazonaws.com."
@@ -190,7 +192,7 @@ func TestOversizedTCP(t *testing.T) {
 // the timeout, and the next query dials afresh.
 func TestOversizedAnswer(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	addr := rawServer(t, func(i int, c net.Conn) {
 		for {
 			q, err := readMsg(c)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 func TestNewErrors(t *testing.T) {
@@ -50,7 +52,7 @@ func TestUpstreamAddress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(cmp.Or(tt.upstream, "default"), func(t *testing.T) {
-			checkLeaks(t)
+			vpctest.LeakCheck(t)
 			dialed := make(chan string, 1)
 			p, err := New(Config{
 				Upstream: tt.upstream,
@@ -84,7 +86,7 @@ func rcodeOf(t *testing.T, ans []byte) int {
 }
 
 func TestClose(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	// An upstream that reads queries and never answers: the query below
 	// is in flight when Close comes.
 	got := make(chan struct{})
@@ -93,7 +95,7 @@ func TestClose(t *testing.T) {
 		close(got)
 		readMsg(c) // until the proxy closes the connection
 	})
-	p, err := New(Config{Dial: new(net.Dialer).DialContext, Upstream: addr, Timeout: time.Hour, Logger: testLogger(t)})
+	p, err := New(Config{Dial: new(net.Dialer).DialContext, Upstream: addr, Timeout: time.Hour, Logger: vpctest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +164,7 @@ func TestClose(t *testing.T) {
 // TestServeError: a listener that fails returns its error, not
 // net.ErrClosed, and the proxy goes on serving others.
 func TestServeError(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	p, err := New(Config{Dial: new(net.Dialer).DialContext})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +183,7 @@ func (l failListener) Close() error              { return nil }
 func (l failListener) Addr() net.Addr            { return &net.TCPAddr{} }
 
 func TestStats(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	up := startServer(t, "tcp", testZone(t))
 	h := startProxy(t, Config{Upstream: up.addr})
 	ask(t, "udp", h.udp, "db-1.abc.rds.amazonaws.com.", dns.TypeA, 0, false) // forwarded

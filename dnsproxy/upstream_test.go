@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // TestPipelining: many concurrent queries share few upstream connections,
 // and each gets its own answer.
 func TestPipelining(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	up := startServer(t, "tcp", testZone(t))
 	h := startProxy(t, Config{Upstream: up.addr, MaxConns: 2})
 	const n = 100
@@ -44,7 +46,7 @@ func TestPipelining(t *testing.T) {
 // connection at once, the answers come back in another order and are
 // matched by ID, and clients that chose the same ID do not collide.
 func TestPipelinedOutOfOrder(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	const n = 8
 	z := testZone(t)
 	ids := make(chan []uint16, 1)
@@ -98,7 +100,7 @@ func TestPipelinedOutOfOrder(t *testing.T) {
 // so the next query dials afresh.
 func TestStalledUpstream(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	closed := make(chan int, 2)
 	addr := rawServer(t, func(i int, c net.Conn) {
 		for { // read queries, answer none
@@ -148,7 +150,7 @@ func TestDialFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkLeaks(t)
+			vpctest.LeakCheck(t)
 			h := startProxy(t, Config{Dial: tt.dial, Timeout: timeout})
 			start := time.Now()
 			m := ask(t, "tcp", h.tcp, "db.rds.amazonaws.com.", dns.TypeA, 0, false)
@@ -165,7 +167,7 @@ func TestDialFailure(t *testing.T) {
 // TestReconnect: after the upstream drops its connection, the next query
 // dials a new one.
 func TestReconnect(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	up := startServer(t, "tcp", testZone(t))
 	h := startProxy(t, Config{Upstream: up.addr, CacheSize: -1})
 	for i := range 3 {
@@ -182,7 +184,7 @@ func TestReconnect(t *testing.T) {
 // TestReconnectInFlight: a query whose connection drops before its answer
 // is tried again on a new connection.
 func TestReconnectInFlight(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	z := testZone(t)
 	addr := rawServer(t, func(i int, c net.Conn) {
 		if i == 0 {
@@ -203,7 +205,7 @@ func TestReconnectInFlight(t *testing.T) {
 
 // TestMismatchedAnswer: an answer to another question is not passed on.
 func TestMismatchedAnswer(t *testing.T) {
-	checkLeaks(t)
+	vpctest.LeakCheck(t)
 	z := testZone(t)
 	addr := rawServer(t, func(_ int, c net.Conn) {
 		for {

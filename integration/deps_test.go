@@ -28,12 +28,12 @@ var allowedDeps = map[string][]string{
 	"tunnel/eic":     {},
 	"dnsproxy":       {},
 	"platform":       {},
-	vpctest:          {},
+	vpctestPkg:       {},
 }
 
-// vpctest holds the test helpers all packages share: a leaf, imported only
+// vpctestPkg holds the test helpers all packages share: a leaf, imported only
 // by tests and <pkg>test helpers, never by product code.
-const vpctest = "internal/vpctest"
+const vpctestPkg = "internal/vpctest"
 
 // confined lists third-party module prefixes and the only packages that may
 // import them directly.
@@ -81,7 +81,7 @@ func importAllowed(pkg, dep string) bool {
 	}
 	base := filepath.Base(pkg)
 	if parent, ok := strings.CutSuffix(pkg, "/"+base); ok && base == filepath.Base(parent)+"test" {
-		return dep == parent || dep == vpctest
+		return dep == parent || dep == vpctestPkg
 	}
 	return slices.Contains(allowedDeps[pkg], dep)
 }

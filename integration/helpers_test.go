@@ -4,11 +4,11 @@ package integration_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/vpcvpn/vpcvpn/integration/lab"
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // newLab builds a lab for t, or skips t when the machine cannot (not root,
@@ -24,7 +24,7 @@ func newLab(t *testing.T, opts lab.Options) *lab.Lab {
 	if err := lab.CleanupStale(lab.DefaultPrefix); err != nil {
 		t.Logf("cleanup of stale labs: %v", err)
 	}
-	opts.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Logger = vpctest.Logger(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	l, err := lab.New(ctx, opts)
@@ -37,14 +37,6 @@ func newLab(t *testing.T, opts lab.Options) *lab.Lab {
 		}
 	})
 	return l
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
-	return len(p), nil
 }
 
 // testContext returns a context that ends a little before the test's

@@ -10,6 +10,9 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
+	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
 
 // outSegment returns an outbound TCP segment from vpcTarget to hostAddr's
@@ -216,7 +219,7 @@ func TestAckHoldClose(t *testing.T) {
 // not one pure ACK reaches the app while they go back and forth. (gVisor
 // alone sends one per request.)
 func TestAckHoldRequestResponse(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	var counting atomic.Bool
 	var pureACKs, segments atomic.Int64
 	tap := func(pkt []byte) {
@@ -230,7 +233,7 @@ func TestAckHoldRequestResponse(t *testing.T) {
 			pureACKs.Add(1)
 		}
 	}
-	h := newHarness(t, harnessOpts{ackHold: time.Hour, tapOut: tap, cfg: Config{Dial: dialTo(serve(t, echo))}})
+	h := newHarness(t, harnessOpts{ackHold: time.Hour, tapOut: tap, cfg: Config{Dial: dialTo(tunneltest.Echo(t))}})
 	c, err := h.dialApp(t.Context(), vpcTarget)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
 
 // testActivity returns an activity whose timer never fires by itself (the
@@ -70,7 +72,7 @@ func TestActiveChangedReported(t *testing.T) {
 	seen := make(chan bool, 16)
 	changed := func() { seen <- stackP.Load().Stats().Active }
 	h := newHarness(t, harnessOpts{cfg: Config{
-		Dial:          dialTo(serve(t, echo)),
+		Dial:          dialTo(tunneltest.Echo(t)),
 		ActiveChanged: changed,
 		IdleAfter:     100 * time.Millisecond,
 	}})

@@ -15,6 +15,8 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // rawHarness is a Stack whose TUN peer is driven by hand-built packets.
@@ -67,7 +69,7 @@ func wantUnreachable(t *testing.T, pkt, orig []byte, code uint8) {
 }
 
 func TestPingUnreachable(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	h := rawHarness(t)
 	echo := buildEcho(hostAddr, vpcTarget.Addr(), 7, 1)
 	h.send(t, echo)
@@ -75,7 +77,7 @@ func TestPingUnreachable(t *testing.T) {
 }
 
 func TestUDPUnreachable(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	h := rawHarness(t)
 	udp := buildUDP(netip.AddrPortFrom(hostAddr, 40000), netip.MustParseAddrPort("10.0.0.2:53"), []byte("query"))
 	h.send(t, udp)
@@ -83,7 +85,7 @@ func TestUDPUnreachable(t *testing.T) {
 }
 
 func TestDropped(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	h := rawHarness(t)
 	foreign := netip.MustParseAddrPort("192.168.77.7:40000")
 	local := netip.AddrPortFrom(hostAddr, 40000)

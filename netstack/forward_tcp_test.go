@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
+	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
 
 // roundTrip writes size random bytes on c, half-closes it, reads everything
@@ -54,8 +57,8 @@ func TestRelayExact(t *testing.T) {
 		{"batch64", 64, 8 << 20},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			goroutineLeakCheck(t)
-			h := newHarness(t, harnessOpts{batch: tt.batch, cfg: Config{Dial: dialTo(serve(t, echo))}})
+			vpctest.LeakCheck(t)
+			h := newHarness(t, harnessOpts{batch: tt.batch, cfg: Config{Dial: dialTo(tunneltest.Echo(t))}})
 			c, err := h.dialApp(t.Context(), vpcTarget)
 			if err != nil {
 				t.Fatal(err)
@@ -76,7 +79,7 @@ func TestRelayExact(t *testing.T) {
 }
 
 func TestHalfClose(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	// The server reads until EOF, then answers: the reply must arrive after
 	// the client's CloseWrite.
 	addr := serve(t, func(c net.Conn) {
@@ -105,7 +108,7 @@ func TestHalfClose(t *testing.T) {
 }
 
 func TestRefused(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +147,7 @@ func (c *lateConn) Close() error {
 }
 
 func TestConnectTimeout(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	release := make(chan struct{})
 	late := &lateConn{closed: make(chan struct{})}
 	// The dial ignores its ctx, the worst case, and returns a conn only when
@@ -177,8 +180,8 @@ func TestConnectTimeout(t *testing.T) {
 }
 
 func TestManyFlows(t *testing.T) {
-	goroutineLeakCheck(t)
-	h := newHarness(t, harnessOpts{batch: 32, cfg: Config{Dial: dialTo(serve(t, echo))}})
+	vpctest.LeakCheck(t)
+	h := newHarness(t, harnessOpts{batch: 32, cfg: Config{Dial: dialTo(tunneltest.Echo(t))}})
 	const flows = 200
 	var g errgroup.Group
 	for i := range flows {
@@ -203,7 +206,7 @@ func TestManyFlows(t *testing.T) {
 }
 
 func TestCloseUnblocks(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	// One flow relaying to a server that never answers, and one dial that
 	// hangs until its ctx ends: Close must end both and return.
 	silent := serve(t, func(c net.Conn) { io.Copy(io.Discard, c) })
@@ -260,8 +263,8 @@ func TestCloseUnblocks(t *testing.T) {
 // TestResetFlows: the apps of open flows get a reset at once, and the
 // Stack goes on serving new flows.
 func TestResetFlows(t *testing.T) {
-	goroutineLeakCheck(t)
-	addr := serve(t, echo)
+	vpctest.LeakCheck(t)
+	addr := tunneltest.Echo(t)
 	h := newHarness(t, harnessOpts{cfg: Config{Dial: dialTo(addr)}})
 	c, err := h.dialApp(t.Context(), vpcTarget)
 	if err != nil {

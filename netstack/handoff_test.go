@@ -6,6 +6,8 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // tcpPacket returns a TCP packet buffer with sequence number seq and flags,
@@ -27,7 +29,7 @@ func tcpPacket(t *testing.T, seq uint32, flags header.TCPFlags) *stack.PacketBuf
 // write, which a goroutine of the queue's makes; any other push writes
 // inline. wait waits for the handed-off write.
 func TestOutQueueHandsOffSYN(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	tests := []struct {
 		name    string
 		flags   header.TCPFlags
@@ -77,7 +79,7 @@ func TestOutQueueHandsOffSYN(t *testing.T) {
 // TestOutQueueHandoffKeepsOrder: packets queued while a SYN-ACK's writer
 // runs are written by it, after the SYN-ACK.
 func TestOutQueueHandoffKeepsOrder(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	var q outQueue
 	w := &seqWriter{gate: make(chan struct{}), entered: make(chan struct{}, 8)}
 	q.start(w, func(err error) { t.Error(err) })

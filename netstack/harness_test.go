@@ -1,14 +1,9 @@
 package netstack
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +11,8 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 	wgnetstack "golang.zx2c4.com/wireguard/tun/netstack"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 var (
@@ -66,7 +63,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	cfg.Routes = []netip.Prefix{vpcRoute}
 	cfg.IsLocal = func(a netip.Addr) bool { return a == hostAddr }
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = vpctest.Logger(t)
 	}
 	dial := cfg.Dial
 	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -152,18 +149,6 @@ func (h *harness) dialApp(ctx context.Context, dst netip.AddrPort) (net.Conn, er
 	return h.host.DialContextTCPAddrPort(ctx, dst)
 }
 
-// testLogger logs through t at Debug.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
-}
-
 // dialTo returns a DialFunc that dials addr whatever it is asked for.
 func dialTo(addr string) DialFunc {
 	var d net.Dialer
@@ -202,41 +187,6 @@ func serve(t testing.TB, handle func(net.Conn)) string {
 		wg.Wait()
 	})
 	return ln.Addr().String()
-}
-
-// echo copies c to itself, then half-closes it.
-func echo(c net.Conn) {
-	io.Copy(c, c)
-	c.(*net.TCPConn).CloseWrite()
-}
-
-// goroutineLeakCheck fails t if goroutines started during the test are still
-// running at its end, after giving them a few seconds to exit. Modelled on
-// wireguard-go's device_test.go. Register it before anything that starts
-// goroutines, so its cleanup runs last.
-func goroutineLeakCheck(t *testing.T) {
-	goroutines := func() (int, []byte) {
-		p := pprof.Lookup("goroutine")
-		var b bytes.Buffer
-		p.WriteTo(&b, 1)
-		return p.Count(), b.Bytes()
-	}
-	start, _ := goroutines()
-	t.Cleanup(func() {
-		if t.Failed() {
-			return
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			if runtime.NumGoroutine() <= start {
-				return
-			}
-			time.Sleep(5 * time.Millisecond) // polling for exit, not ordering
-		}
-		end, stacks := goroutines()
-		t.Logf("goroutines:\n%s", stacks)
-		t.Fatalf("expected %d goroutines, got %d: leak?", start, end)
-	})
 }
 
 // isRefused reports whether err is a refused connection as seen by the

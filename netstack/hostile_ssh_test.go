@@ -1,113 +1,57 @@
 package netstack
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"io"
+	"context"
+	"errors"
 	"net"
 	"net/netip"
-	"strconv"
-	"sync"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
+	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
 
-// sshForwarder starts an SSH server on loopback that forwards direct-tcpip
-// channels to the echo at echoAddr, but refuses those to refuse with
-// "connect failed", as sshd does when the destination refuses, and returns
-// a client connected to it. Both end with the test.
-func sshForwarder(t *testing.T, echoAddr, refuse string) *ssh.Client {
+// sshClient starts tunneltest's SSH server with cfg and returns a client
+// connected to it. Both end with the test.
+func sshClient(t *testing.T, cfg tunneltest.ServerConfig) *ssh.Client {
 	t.Helper()
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := ssh.NewSignerFromSigner(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &ssh.ServerConfig{NoClientAuth: true}
-	cfg.AddHostKey(signer)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, chans, reqs, err := ssh.NewServerConn(c, cfg)
-		if err != nil {
-			return
-		}
-		wg.Go(func() { ssh.DiscardRequests(reqs) })
-		for nc := range chans {
-			wg.Go(func() { forward(nc, echoAddr, refuse) })
-		}
-	})
-	client, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{
+	key := tunneltest.NewSigner(t, "ed25519")
+	cfg.AuthorizedKeys = []ssh.PublicKey{key.PublicKey()}
+	srv := tunneltest.NewServer(t, cfg)
+	client, err := ssh.Dial("tcp", srv.Addr, &ssh.ClientConfig{
 		User:            "ec2-user",
-		HostKeyCallback: ssh.FixedHostKey(signer.PublicKey()),
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
+		HostKeyCallback: ssh.FixedHostKey(srv.HostKey()),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		client.Close()
-		ln.Close()
-		wg.Wait()
-	})
+	t.Cleanup(func() { client.Close() })
 	return client
-}
-
-// forward serves one direct-tcpip open.
-func forward(nc ssh.NewChannel, echoAddr, refuse string) {
-	var msg struct {
-		Host     string
-		Port     uint32
-		OrigHost string
-		OrigPort uint32
-	}
-	if err := ssh.Unmarshal(nc.ExtraData(), &msg); err != nil {
-		nc.Reject(ssh.ConnectionFailed, "bad payload")
-		return
-	}
-	if net.JoinHostPort(msg.Host, strconv.Itoa(int(msg.Port))) == refuse {
-		nc.Reject(ssh.ConnectionFailed, "connect failed: Connection refused")
-		return
-	}
-	tc, err := net.Dial("tcp", echoAddr)
-	if err != nil {
-		nc.Reject(ssh.ConnectionFailed, err.Error())
-		return
-	}
-	defer tc.Close()
-	ch, reqs, err := nc.Accept()
-	if err != nil {
-		return
-	}
-	defer ch.Close()
-	go ssh.DiscardRequests(reqs) // ends when the channel closes
-	done := make(chan struct{})
-	go func() { // waited for below
-		io.Copy(tc, ch)
-		tc.(*net.TCPConn).CloseWrite()
-		close(done)
-	}()
-	io.Copy(ch, tc)
-	ch.CloseWrite()
-	<-done
 }
 
 // TestSSHOpenFailureIsolated relays flows over one SSH connection: while a
 // flow relays, the server refuses channels to another destination. Those
 // apps get a RST at once, and the relaying flow, and a new one, carry on.
 func TestSSHOpenFailureIsolated(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	refused := netip.MustParseAddrPort("10.0.0.6:5432")
-	client := sshForwarder(t, serve(t, echo), refused.String())
-	h := newHarness(t, harnessOpts{cfg: Config{Dial: client.DialContext}})
+	echo := tunneltest.Echo(t)
+	client := sshClient(t, tunneltest.ServerConfig{OnOpen: func(dst string) error {
+		if dst == refused.String() {
+			return errors.New("connect failed: Connection refused")
+		}
+		return nil
+	}})
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == vpcTarget.String() {
+			addr = echo // the VPC host the server reaches
+		}
+		return client.DialContext(ctx, network, addr)
+	}
+	h := newHarness(t, harnessOpts{cfg: Config{Dial: dial}})
 	c, err := h.dialApp(t.Context(), vpcTarget)
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
+	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
 
 // TCP flags.
@@ -315,8 +318,8 @@ func malformed() []struct {
 // a flow relays: they are dropped and never dialed, and the flow goes on,
 // as do new flows.
 func TestHostileInput(t *testing.T) {
-	goroutineLeakCheck(t)
-	h := newHarness(t, harnessOpts{cfg: Config{Dial: dialTo(serve(t, echo))}})
+	vpctest.LeakCheck(t)
+	h := newHarness(t, harnessOpts{cfg: Config{Dial: dialTo(tunneltest.Echo(t))}})
 	c, err := h.dialApp(t.Context(), vpcTarget)
 	if err != nil {
 		t.Fatal(err)
@@ -387,10 +390,10 @@ func echoChunk(c net.Conn, n int) error {
 // other flows (an SSH channel open failure) or never answers them (an open
 // left pending): those apps get a RST, and the relaying flow never notices.
 func TestDialFailureIsolated(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	refused := netip.MustParseAddrPort("10.0.0.6:5432")
 	pending := netip.MustParseAddrPort("10.0.0.7:5432")
-	echoAddr := serve(t, echo)
+	echoAddr := tunneltest.Echo(t)
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		switch addr {
 		case refused.String():

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // seqWriter is an outWriter that records the TCP sequence number of each
@@ -59,7 +61,7 @@ func pushOne(q *outQueue, seq uint32) int {
 // TestOutQueueOrder pushes from many goroutines at once: every packet is
 // written exactly once, and each goroutine's packets in the order pushed.
 func TestOutQueueOrder(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	const producers, each = 8, 400 // below outboundQueueLen: nothing drops
 	var q outQueue
 	w := &seqWriter{}
@@ -92,7 +94,7 @@ func TestOutQueueOrder(t *testing.T) {
 // return at once, and the first writer writes their packets as one batch
 // before it lets go.
 func TestOutQueueCombines(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	var q outQueue
 	w := &seqWriter{gate: make(chan struct{}), entered: make(chan struct{}, 8)}
 	q.start(w, func(err error) { t.Error(err) })
@@ -149,7 +151,7 @@ func TestOutQueueBeforeStart(t *testing.T) {
 // with packets queued behind it: the writer stops after its batch, the
 // queued packets are released, and later pushes are refused.
 func TestOutQueueCloseUnblocks(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	var q outQueue
 	w := &seqWriter{gate: make(chan struct{}), entered: make(chan struct{}, 8)}
 	q.start(w, func(err error) { t.Error(err) })

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // failingConn delivers its data once start is closed, then fails reads
@@ -41,7 +43,7 @@ func TestFarFailureResets(t *testing.T) {
 		{"eof", io.EOF, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			goroutineLeakCheck(t)
+			vpctest.LeakCheck(t)
 			// The far side fails only once the app is connected: a reset
 			// sent earlier can overtake the app's connect.
 			start := make(chan struct{})

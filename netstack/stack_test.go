@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 func TestNewConfig(t *testing.T) {
@@ -26,7 +28,7 @@ func TestNewConfig(t *testing.T) {
 		{"tiny MTU", func(d *memTUN) Config { return Config{Device: d, IsLocal: isLocal, Dial: dial, MTU: 100} }, "MTU"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			goroutineLeakCheck(t)
+			vpctest.LeakCheck(t)
 			_, dev := newMemTUNPair(testMTU, 1, 1)
 			s, err := New(tt.cfg(dev))
 			if tt.wantErr != "" {

@@ -6,13 +6,15 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // TestReconnectSamePort: after a flow whose far side ended first, the app
 // can connect again from the same port at once. gVisor would otherwise hold
 // the old connection in TIME_WAIT and drop the new SYN (tcpOptions).
 func TestReconnectSamePort(t *testing.T) {
-	goroutineLeakCheck(t)
+	vpctest.LeakCheck(t)
 	h := newHarness(t, harnessOpts{noHost: true, cfg: Config{
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, far := net.Pipe()

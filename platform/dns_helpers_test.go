@@ -2,7 +2,6 @@ package platform
 
 import (
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // The processes of the tests' world: this one, and another vpcvpn
@@ -38,7 +39,7 @@ func newTestEnv(t *testing.T, run *fakeRunner) *dnsEnv {
 		ResolverDir:  filepath.Join(dir, "etc", "resolver"),
 		StateDir:     filepath.Join(dir, "run", "vpcvpn"),
 		PollInterval: time.Hour,
-		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:       vpctest.Logger(t),
 	}
 	if run != nil {
 		cfg.Run = run.run
@@ -54,14 +55,6 @@ func newTestEnv(t *testing.T, run *fakeRunner) *dnsEnv {
 	}
 	env.lookPath = func(string) (string, error) { return "", errors.New("not found") }
 	return env
-}
-
-// testWriter logs through t.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
 }
 
 // fakeRunner records the commands it is given, one line each, and fails

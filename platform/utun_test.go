@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // fakeMac is the macOS a utunHost sees in tests: a routing table that
@@ -69,7 +70,7 @@ func ip(s string) netip.Addr    { return netip.MustParseAddr(s) }
 // host returns a utunHost on m.
 func (m *fakeMac) host() *utunHost {
 	h := &utunHost{
-		log:        slog.New(slog.NewTextHandler(testWriter{m.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		log:        vpctest.Logger(m.t),
 		run:        m.run,
 		create:     m.create,
 		interfaces: func() ([]net.Interface, error) { return slices.Clone(m.ifaces), nil },

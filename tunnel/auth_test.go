@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel"
 	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
@@ -55,7 +56,7 @@ func TestKeyFile(t *testing.T) {
 }
 
 func TestNewAuth(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	home := t.TempDir()
 	os.Mkdir(filepath.Join(home, ".ssh"), 0o700)
 	edKey := tunneltest.NewKey(t, "ed25519")

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel"
 	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
@@ -51,7 +52,7 @@ func (e *env) config(t *testing.T) tunnel.Config {
 		HostKeyCallback:   hk.Callback(),
 		HostKeyAlgorithms: hk.Algorithms(e.srv.Addr),
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(e.key)},
-		Logger:            tunneltest.Logger(t),
+		Logger:            vpctest.Logger(t),
 	}
 }
 
@@ -68,7 +69,7 @@ func dial(t *testing.T, cfg tunnel.Config) *tunnel.Client {
 type closeWriter interface{ CloseWrite() error }
 
 func TestDialContextRelaysAndHalfCloses(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	e := newEnv(t, tunneltest.ServerConfig{})
 	c := dial(t, e.config(t))
 	if v := c.RemoteVersion(); !strings.HasPrefix(v, "SSH-2.0-") {
@@ -97,7 +98,7 @@ func TestDialContextRelaysAndHalfCloses(t *testing.T) {
 }
 
 func TestDialContextRefused(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	e := newEnv(t, tunneltest.ServerConfig{})
 	c := dial(t, e.config(t))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -148,7 +149,7 @@ func (g *gate) onOpen(string) error {
 }
 
 func TestMaxPendingOpens(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	const limit, flows = 2, 8
 	g := newGate()
 	e := newEnv(t, tunneltest.ServerConfig{OnOpen: g.onOpen})
@@ -188,7 +189,7 @@ func TestMaxPendingOpens(t *testing.T) {
 }
 
 func TestDialContextCancel(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	g := newGate()
 	e := newEnv(t, tunneltest.ServerConfig{OnOpen: g.onOpen})
 	cfg := e.config(t)
@@ -232,7 +233,7 @@ func TestDialContextCancel(t *testing.T) {
 }
 
 func TestCloseUnblocksDial(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	g := newGate()
 	e := newEnv(t, tunneltest.ServerConfig{OnOpen: g.onOpen})
 	cfg := e.config(t)
@@ -269,7 +270,7 @@ func TestCloseUnblocksDial(t *testing.T) {
 }
 
 func TestServerGoneEndsClient(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	e := newEnv(t, tunneltest.ServerConfig{})
 	c := dial(t, e.config(t))
 	e.srv.Close()
@@ -302,7 +303,7 @@ func pipeTransport(srv *tunneltest.Server, ends chan<- *tunneltest.Conn) tunnel.
 }
 
 func TestKeepaliveDetectsDeadPeer(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	e := newEnv(t, tunneltest.ServerConfig{})
 	cfg, ends := e.pipeConfig(t)
 	cfg.KeepAliveInterval = 10 * time.Millisecond
@@ -324,7 +325,7 @@ func TestKeepaliveDetectsDeadPeer(t *testing.T) {
 // keepalive and does not hold the server's silence against it; once it says
 // yes, the same silence ends the connection.
 func TestKeepaliveIdle(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	var requests atomic.Int32
 	e := newEnv(t, tunneltest.ServerConfig{OnRequest: func(name string) {
 		if name == "keepalive@openssh.com" {
@@ -373,7 +374,7 @@ func TestKeepaliveIdle(t *testing.T) {
 }
 
 func TestKeepaliveHealthyPeer(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	const want = 5
 	seen := make(chan struct{}, want)
 	e := newEnv(t, tunneltest.ServerConfig{OnRequest: func(name string) {
@@ -399,7 +400,7 @@ func TestKeepaliveHealthyPeer(t *testing.T) {
 }
 
 func TestDialAuthFailure(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	e := newEnv(t, tunneltest.ServerConfig{})
 	cfg := e.config(t)
 	cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(tunneltest.NewSigner(t, "ed25519"))}
@@ -416,7 +417,7 @@ func TestDialAuthFailure(t *testing.T) {
 }
 
 func TestDialHandshakeTimeout(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	ends := make(chan *tunneltest.Conn, 1)
 	cfg := tunnel.Config{
 		User:             "u",
@@ -469,7 +470,7 @@ func TestDialConfigErrors(t *testing.T) {
 // ErrConnectionLost, so that a relay resets the app's side; one the server
 // ends reports io.EOF.
 func TestChannelLostVersusEnded(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	e := newEnv(t, tunneltest.ServerConfig{})
 	cfg, ends := e.pipeConfig(t)
 	cfg.KeepAliveActive = func() bool { return false } // idle, as far as the client knows

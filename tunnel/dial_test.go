@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
 
@@ -19,7 +20,7 @@ import (
 // as requests on an open channel, wanting a reply. Each gets one, also
 // past the 16 that x/crypto/ssh queues, and the channel keeps relaying.
 func TestChannelRequestsAnswered(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	const probes = 40
 	answered := make(chan error, 1)
 	e := newEnv(t, tunneltest.ServerConfig{OnChannel: func(ch ssh.Channel) {
@@ -53,7 +54,7 @@ func TestChannelRequestsAnswered(t *testing.T) {
 // Client's, the one answering its requests, and not x/crypto/ssh's two
 // of Client.Dial; thousands of idle flows must stay cheap.
 func TestOneGoroutinePerChannel(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	const channels = 20
 	e := newEnv(t, tunneltest.ServerConfig{})
 	c := dial(t, e.config(t))

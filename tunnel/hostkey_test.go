@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel"
 	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
@@ -146,7 +147,7 @@ func TestHostKeysAlgorithms(t *testing.T) {
 // ECDSA one on record: the client must ask for that one, not the Ed25519
 // key it would prefer, and a key accepted once is known the next time.
 func TestHostKeysOverSSH(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	ed, ec := tunneltest.NewSigner(t, "ed25519"), tunneltest.NewSigner(t, "ecdsa")
 	e := newEnv(t, tunneltest.ServerConfig{HostKeys: []ssh.Signer{ed, ec}})
 	line := knownhosts.Line([]string{knownhosts.Normalize(e.srv.Addr)}, ec.PublicKey())
@@ -157,7 +158,7 @@ func TestHostKeysOverSSH(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "new", "known_hosts")
 	for i, acceptNew := range []bool{true, false} {
-		hk := &tunnel.HostKeys{WriteFile: file, AcceptNew: acceptNew, UID: -1, GID: -1, Logger: tunneltest.Logger(t)}
+		hk := &tunnel.HostKeys{WriteFile: file, AcceptNew: acceptNew, UID: -1, GID: -1, Logger: vpctest.Logger(t)}
 		cfg := e.config(t)
 		cfg.HostKeyCallback, cfg.HostKeyAlgorithms = hk.Callback(), hk.Algorithms(e.srv.Addr)
 		c, err := tunnel.Dial(context.Background(), cfg)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel"
 	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
@@ -27,7 +28,7 @@ func selfCommand(t *testing.T, mode, args string) string {
 }
 
 func TestProxyCommand(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	e := newEnv(t, tunneltest.ServerConfig{})
 	host, port, _ := net.SplitHostPort(e.srv.Addr)
 	cfg := e.config(t)
@@ -54,7 +55,7 @@ func TestProxyCommand(t *testing.T) {
 }
 
 func TestProxyCommandExitsEarly(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	var stderr syncBuffer
 	tr := tunnel.ProxyCommand(selfCommand(t, "fail", ""), "bastion", "22", "ec2-user", &stderr)
 	_, err := tunnel.Dial(context.Background(), tunnel.Config{

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel"
 	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
@@ -34,7 +35,7 @@ func TestOpenSSH(t *testing.T) {
 	if _, err := os.Stat("/run/sshd"); err != nil {
 		t.Skipf("sshd's privilege separation directory is missing (mkdir -p /run/sshd): %v", err)
 	}
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	dir := t.TempDir()
 	hostKey := tunneltest.NewKey(t, "ed25519")
 	hostKeyPath := tunneltest.WriteKey(t, dir, "host_ed25519", hostKey, "")
@@ -71,7 +72,7 @@ LogLevel ERROR
 		HostKeyCallback:   hk.Callback(),
 		HostKeyAlgorithms: hk.Algorithms("localhost:22"),
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(clientKey)},
-		Logger:            tunneltest.Logger(t),
+		Logger:            vpctest.Logger(t),
 	})
 	t.Logf("server version %s", c.RemoteVersion())
 

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/coder/websocket"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 const (
@@ -36,7 +37,7 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 // newTestServer starts an emulator whose instance dials a local echo server.
 func newTestServer(t *testing.T, opts ...func(*Config)) *Server {
 	t.Helper()
-	before := runtime.NumGoroutine()
+	vpctest.LeakCheck(t)
 	echo := startEcho(t)
 	cfg := Config{
 		Listen: "127.0.0.1:0", AccessKey: testCreds.AccessKey, SecretKey: testCreds.Secret, Region: testCreds.Region,
@@ -57,22 +58,8 @@ func newTestServer(t *testing.T, opts ...func(*Config)) *Server {
 			t.Errorf("close: %v", err)
 		}
 		<-s.Done()
-		checkGoroutines(t, before)
 	})
 	return s
-}
-
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for runtime.NumGoroutine() > before+2 { // +2: the echo listener and its cleanup
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Errorf("goroutine leak: %d > %d\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func startEcho(t *testing.T) string {

@@ -10,6 +10,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm/ssmtest"
 )
@@ -85,11 +86,11 @@ func TestSigV4Header(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ssmtest.CheckGoroutines(t)
+			vpctest.LeakCheck(t)
 			a := &ssmtest.Agent{}
 			cfg := start(t, a)
 			cfg.StreamURL = strings.Replace(cfg.StreamURL, testQuery, tt.query, 1)
-			cfg.Header = ssm.SigV4Header(tt.creds, "eu-west-1", testLogger(t))
+			cfg.Header = ssm.SigV4Header(tt.creds, "eu-west-1", vpctest.Logger(t))
 			c, err := ssm.Dial(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)

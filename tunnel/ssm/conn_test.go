@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm/ssmtest"
 )
@@ -40,7 +40,7 @@ func start(t *testing.T, a *ssmtest.Agent) ssm.Config {
 		StreamURL:    "wss://" + srv.Listener.Addr().String() + "/v1/data-channel/itsme-0625cb834d1273961?" + testQuery,
 		Token:        a.Token,
 		HTTPClient:   srv.Client(),
-		Logger:       testLogger(t),
+		Logger:       vpctest.Logger(t),
 		CloseTimeout: time.Second,
 	}
 }
@@ -54,17 +54,6 @@ func dial(t *testing.T, a *ssmtest.Agent) (*ssm.Conn, *ssmtest.Session) {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c, <-a.Sessions()
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tlog struct{ t *testing.T }
-
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }
 
 func random(n int) []byte {
@@ -129,7 +118,7 @@ func exchange(t *testing.T, c *ssm.Conn, up, down []byte, got <-chan []byte) {
 }
 
 func TestRelay(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	s := relay(t, &ssmtest.Agent{Pace: 20 * time.Microsecond}, 2<<20)
 	if st := s.Stats(); st.EarlyOutput != 0 {
 		t.Errorf("the client sent %d Output messages before HandshakeComplete", st.EarlyOutput)
@@ -192,7 +181,7 @@ func TestFaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ssmtest.CheckGoroutines(t)
+			vpctest.LeakCheck(t)
 			s := relay(t, tt.agent, tt.size)
 			if tt.check != nil {
 				tt.check(t, s.Stats())
@@ -219,7 +208,7 @@ func delayAcks(n int) func(bool, *ssm.Message) ssmtest.Verdict {
 }
 
 func TestDialRequest(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	a := &ssmtest.Agent{}
 	cfg := start(t, a)
 	cfg.ClientID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
@@ -253,7 +242,7 @@ func TestDialRequest(t *testing.T) {
 }
 
 func TestDialBadToken(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	a := &ssmtest.Agent{}
 	cfg := start(t, a)
 	cfg.Token = "stale"
@@ -266,7 +255,7 @@ func TestDialBadToken(t *testing.T) {
 }
 
 func TestKMSRefused(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	a := &ssmtest.Agent{KMS: true}
 	c, err := ssm.Dial(context.Background(), start(t, a))
 	if err == nil {
@@ -284,7 +273,7 @@ func TestKMSRefused(t *testing.T) {
 }
 
 func TestChannelClosedReason(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	const reason = "Your session has been terminated for the following reasons: idle timeout"
 	a := &ssmtest.Agent{CloseReason: reason, Serve: func(st net.Conn) { st.Write([]byte("last words")) }}
 	c, _ := dial(t, a)
@@ -309,7 +298,7 @@ func TestChannelClosedReason(t *testing.T) {
 }
 
 func TestCloseTerminates(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	got := make(chan []byte, 1)
 	a := &ssmtest.Agent{Serve: func(st net.Conn) {
 		b, _ := io.ReadAll(st)
@@ -350,7 +339,7 @@ func TestCloseTerminates(t *testing.T) {
 }
 
 func TestCloseStalledPeer(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	c, s := dial(t, &ssmtest.Agent{Serve: func(st net.Conn) { io.Copy(io.Discard, st) }})
 	s.Stall()
 	werr := make(chan error, 1)
@@ -369,7 +358,7 @@ func TestCloseStalledPeer(t *testing.T) {
 }
 
 func TestReadDeadline(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	c, _ := dial(t, &ssmtest.Agent{Serve: func(st net.Conn) { io.Copy(io.Discard, st) }})
 	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -382,7 +371,7 @@ func TestReadDeadline(t *testing.T) {
 }
 
 func TestPingTimeout(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	a := &ssmtest.Agent{Serve: func(st net.Conn) { io.Copy(io.Discard, st) }}
 	cfg := start(t, a)
 	cfg.PingInterval = 100 * time.Millisecond

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm/ssmtest"
 )
@@ -80,7 +81,7 @@ func hostileFrames(next int64) []hostileFrame {
 // WebSocket stays up (an oversized frame closed it before), and the
 // session ends only when the agent closes it.
 func TestHostileFrames(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	const chunk = 1024 // one agent message per Write
 	up, down := random(256<<10), random(64*chunk)
 	got := make(chan []byte, 1)

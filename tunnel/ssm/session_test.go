@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm/ssmtest"
 )
@@ -95,7 +96,7 @@ func startSession(t *testing.T, a *ssmtest.Agent, f *fakeAPI, opts ...ssm.Sessio
 }
 
 func TestStart(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	f := &fakeAPI{}
 	c, s := startSession(t, &ssmtest.Agent{}, f)
 	in := f.starts[0]
@@ -124,7 +125,7 @@ func TestStart(t *testing.T) {
 // TestResume breaks the WebSocket while messages in both directions are
 // unacknowledged; the transfer completes byte-exact on a resumed socket.
 func TestResume(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	const half = 128 << 10
 	up, down := random(2*half), random(2*half)
 	var cut atomic.Bool // drop the agent's acks: client messages stay unacknowledged
@@ -211,7 +212,7 @@ func checkResumed(t *testing.T, f *fakeAPI, s *ssmtest.Session, token any) {
 }
 
 func TestResumeNoToken(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	f := &fakeAPI{}
 	c, s := startSession(t, &ssmtest.Agent{}, f)
 	s.Break()
@@ -228,7 +229,7 @@ func TestResumeNoToken(t *testing.T) {
 
 // TestResumeRetry: a failed ResumeSession is retried after a backoff.
 func TestResumeRetry(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	f := &fakeAPI{}
 	c, s := startSession(t, &ssmtest.Agent{}, f)
 	var calls atomic.Int32
@@ -254,7 +255,7 @@ func TestResumeRetry(t *testing.T) {
 }
 
 func TestResumeGivesUp(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	f := &fakeAPI{}
 	c, s := startSession(t, &ssmtest.Agent{}, f, ssm.SessionOptions{ResumeAttempts: 2})
 	f.onResume(func(context.Context) (*awsssm.ResumeSessionOutput, error) {
@@ -274,7 +275,7 @@ func TestResumeGivesUp(t *testing.T) {
 // TestCloseWhileResuming: Close cancels a pending ResumeSession, returns,
 // and still terminates the session.
 func TestCloseWhileResuming(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	f := &fakeAPI{}
 	c, s := startSession(t, &ssmtest.Agent{}, f)
 	called := make(chan struct{})

@@ -2,77 +2,54 @@ package ssm_test
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
+	"errors"
 	"io"
 	"net"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm/ssmtest"
+	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
 
-// sshServe runs an SSH server on the agent's stream, as sshd behind
-// AWS-StartSSHSession: it echoes every "echo" channel.
-func sshServe(t *testing.T, signer ssh.Signer) func(net.Conn) {
-	return func(st net.Conn) {
-		cfg := &ssh.ServerConfig{NoClientAuth: true}
-		cfg.AddHostKey(signer)
-		sc, chans, reqs, err := ssh.NewServerConn(st, cfg)
-		if err != nil {
-			t.Errorf("server handshake: %v", err)
-			return
-		}
-		defer sc.Close()
-		go ssh.DiscardRequests(reqs)
-		for nc := range chans {
-			ch, creqs, err := nc.Accept()
-			if err != nil {
-				return
-			}
-			go ssh.DiscardRequests(creqs)
-			go func() {
-				io.Copy(ch, ch)
-				ch.CloseWrite()
-				ch.Close()
-			}()
-		}
-	}
-}
-
 // TestSSHOverConn proves the Conn carries an SSH connection, as a
-// tunnel.Transport stream does.
+// tunnel.Transport stream does: an SSH server runs on the agent's stream,
+// as sshd behind AWS-StartSSHSession, and a direct-tcpip channel through
+// it relays to an echo server and back.
 func TestSSHOverConn(t *testing.T) {
-	ssmtest.CheckGoroutines(t)
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := ssh.NewSignerFromKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := dial(t, &ssmtest.Agent{Serve: sshServe(t, signer)})
+	vpctest.LeakCheck(t)
+	key := tunneltest.NewSigner(t, "ed25519")
+	srv := tunneltest.NewServer(t, tunneltest.ServerConfig{AuthorizedKeys: []ssh.PublicKey{key.PublicKey()}})
+	echo := tunneltest.Echo(t)
+	c, _ := dial(t, &ssmtest.Agent{Serve: func(st net.Conn) { <-srv.Serve(st) }})
 	sc, chans, reqs, err := ssh.NewClientConn(c, c.RemoteAddr().String(), &ssh.ClientConfig{
 		User:            "ec2-user",
-		HostKeyCallback: ssh.FixedHostKey(signer.PublicKey()),
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
+		HostKeyCallback: ssh.FixedHostKey(srv.HostKey()),
 	})
 	if err != nil {
 		t.Fatalf("ssh handshake over the data channel: %v", err)
 	}
 	client := ssh.NewClient(sc, chans, reqs)
 	defer client.Close()
-	ch, creqs, err := client.OpenChannel("echo", nil)
+	conn, err := client.Dial("tcp", echo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go ssh.DiscardRequests(creqs)
+	defer conn.Close()
 	data := random(256 << 10)
+	wrote := make(chan error, 1)
 	go func() {
-		ch.Write(data)
-		ch.CloseWrite()
+		_, err := conn.Write(data)
+		wrote <- errors.Join(err, conn.(interface{ CloseWrite() error }).CloseWrite())
 	}()
-	got, err := io.ReadAll(ch)
+	got, err := io.ReadAll(conn)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Errorf("echo through ssh: %d bytes, %v", len(got), err)
 	}
-	ch.Close()
+	if err := <-wrote; err != nil {
+		t.Errorf("write through ssh: %v", err)
+	}
 }

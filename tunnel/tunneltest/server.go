@@ -77,13 +77,20 @@ func NewServer(t testing.TB, cfg ServerConfig) *Server {
 func (s *Server) HostKey() ssh.PublicKey { return s.cfg.HostKeys[0].PublicKey() }
 
 // Serve serves one SSH connection over c, such as an end of a Pipe, in a
-// goroutine the server owns.
-func (s *Server) Serve(c net.Conn) {
+// goroutine the server owns, and returns a channel closed once that
+// connection has ended.
+func (s *Server) Serve(c net.Conn) <-chan struct{} {
+	done := make(chan struct{})
 	if !s.track(c) {
-		return
+		close(done)
+		return done
 	}
 	s.wg.Add(1)
-	go s.handle(c)
+	go func() {
+		defer close(done)
+		s.handle(c)
+	}()
+	return done
 }
 
 // Close stops the server, closes every connection it has, and waits for

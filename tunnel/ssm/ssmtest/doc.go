@@ -3,5 +3,5 @@
 // agent together (OpenDataChannel check, handshake, acknowledgements,
 // retransmission), with fault injection (Agent.Filter, Stream.Inject),
 // resumable sessions (Session.Break drops the WebSocket, Session.NewToken
-// is the token a fake ResumeSession returns) and a goroutine-leak check.
+// is the token a fake ResumeSession returns).
 package ssmtest
