@@ -13,10 +13,17 @@ import (
 
 // Emulator-private fault injection, POST adminPath<action>:
 //
-//	drop?session=ID            break the session's WebSocket (session kept)
-//	bye?session=ID             close it with 1000 "Bye" like the hourly recycle
+//	drop?session=ID[&side=agent]
+//	                           break the session's WebSocket (session kept): the
+//	                           client's, or with a real agent the agent's
+//	bye?session=ID[&side=agent] close it with 1000 "Bye" like the hourly recycle
+//	delay?[session=ID&]d=D     relay every frame of a real agent's session D
+//	                           late, both ways (d=0: none); without a session, all
 //	fault?target=i-…&error=E   E = AccessDenied | TargetNotConnected | "" (clear)
-//	disconnect?target=i-…      mark the instance's agent offline (connect: online)
+//	disconnect?target=i-…      mark the instance's agent offline (connect: online);
+//	                           a real agent's control channel is closed and
+//	                           refused until connect, so PingStatus turns
+//	                           ConnectionLost
 //	frames?[session=ID&]F      frame faults F (see ParseFrameFaults), e.g.
 //	                           drop-out=1/50&ack-delay=300ms, replacing those in
 //	                           force; none clears them. Without a session they
@@ -49,16 +56,14 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var err error
 	switch r.PathValue("action") {
-	case "drop":
-		err = s.closeWebSocket(q.Get("session"), false)
-	case "bye":
-		err = s.closeWebSocket(q.Get("session"), true)
+	case "drop", "bye":
+		err = s.closeWebSocket(q.Get("session"), q.Get("side"), r.PathValue("action") == "bye")
+	case "delay":
+		err = s.setDelay(q)
 	case "fault":
 		err = s.setFault(q.Get("target"), q.Get("error"))
 	case "disconnect", "connect":
-		s.mu.Lock()
-		s.offline[q.Get("target")] = r.PathValue("action") == "disconnect"
-		s.mu.Unlock()
+		s.setOffline(q.Get("target"), r.PathValue("action") == "disconnect")
 	case "frames":
 		err = s.setFrameFaults(q)
 	case "pause", "start":
@@ -77,6 +82,10 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case "preferences":
 		err = s.setPreferences(q)
 	case "terminate":
+		if rl := s.relay(q.Get("session")); rl != nil {
+			rl.end(q.Get("output"), true)
+			break
+		}
 		ss := s.session(q.Get("session"))
 		if ss == nil {
 			err = errNoSession
@@ -128,7 +137,21 @@ func (s *Server) setFault(target, kind string) error {
 	return nil
 }
 
-func (s *Server) closeWebSocket(sid string, bye bool) error {
+func (s *Server) closeWebSocket(sid, sideName string, bye bool) error {
+	if rl := s.relay(sid); rl != nil {
+		switch sideName {
+		case "", "client":
+			rl.dropSide(clientSide, bye)
+		case "agent":
+			rl.dropSide(agentSide, bye)
+		default:
+			return fmt.Errorf("side %q: want client or agent", sideName)
+		}
+		return nil
+	}
+	if sideName != "" && sideName != "client" {
+		return errors.New("side=agent needs a session with a real agent")
+	}
 	ss := s.session(sid)
 	if ss == nil {
 		return errNoSession
@@ -228,4 +251,48 @@ func (s *Server) targets(sid string) []*session {
 		}
 	}
 	return live
+}
+
+// setDelay is the admin action delay.
+func (s *Server) setDelay(q url.Values) error {
+	d, err := time.ParseDuration(q.Get("d"))
+	if err != nil || d < 0 {
+		return errors.New("want d=DURATION")
+	}
+	var list []*relay
+	if sid := q.Get("session"); sid != "" {
+		rl := s.relay(sid)
+		if rl == nil {
+			return errNoSession
+		}
+		list = append(list, rl)
+	} else {
+		s.mu.Lock()
+		for _, rl := range s.relays {
+			list = append(list, rl)
+		}
+		s.mu.Unlock()
+	}
+	for _, rl := range list {
+		rl.setDelay(d)
+	}
+	return nil
+}
+
+// setOffline marks target's agent offline or online again. A real
+// agent's control channel is closed and refused while offline.
+func (s *Server) setOffline(target string, offline bool) {
+	s.mu.Lock()
+	s.offline[target] = offline
+	var ctl interface{ CloseNow() error }
+	if a := s.agents[target]; a != nil {
+		a.offline = offline
+		if offline && a.ctl != nil {
+			ctl = a.ctl
+		}
+	}
+	s.mu.Unlock()
+	if ctl != nil {
+		_ = ctl.CloseNow()
+	}
 }

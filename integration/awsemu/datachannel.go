@@ -28,6 +28,10 @@ func (s *Server) serveDataChannel(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.wg.Done()
 	sid := r.PathValue("sid")
+	if rl := s.relay(sid); rl != nil && !rl.isEnded() {
+		s.serveRelayChannel(w, r, rl)
+		return
+	}
 	s.mu.Lock()
 	ss := s.sessions[sid]
 	s.mu.Unlock()
@@ -96,5 +100,5 @@ func (s *Server) checkUpgradeSignature(r *http.Request) error {
 	if r.Header.Get("Authorization") == "" {
 		return nil
 	}
-	return verifySigV4(r, nil, s.creds, "ssmmessages", s.now())
+	return s.verify(r, nil, "ssmmessages")
 }

@@ -89,7 +89,7 @@ func (s *Server) sendSSHPublicKey(body []byte) (any, error) {
 	if err != nil {
 		return nil, badRequest("InvalidArgsException", "SSHPublicKey is not a valid OpenSSH public key")
 	}
-	if _, ok := s.cfg.Instances[in.InstanceId]; !ok {
+	if !s.instanceExists(in.InstanceId) {
 		return nil, badRequest("EC2InstanceNotFoundException", "Instance %s not found", in.InstanceId)
 	}
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
@@ -106,4 +106,13 @@ func (s *Server) serveAuthorizedKeys(w http.ResponseWriter, r *http.Request) {
 	for _, k := range keys {
 		_, _ = w.Write([]byte(k + "\n"))
 	}
+}
+
+// instanceExists reports whether id is an instance of the account, with
+// the built-in agent or a real one.
+func (s *Server) instanceExists(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, builtin := s.cfg.Instances[id]
+	return builtin || s.agents[id] != nil
 }

@@ -49,7 +49,7 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, badRequest("SerializationException", "read body: %v", err))
 		return
 	}
-	if err := verifySigV4(r, body, s.creds, svc.Signing, s.now()); err != nil {
+	if err := s.verify(r, body, svc.Signing); err != nil {
 		var ae *authError
 		errors.As(err, &ae)
 		s.log.Info("call rejected", "target", target, "error", ae.Type)

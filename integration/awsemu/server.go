@@ -17,8 +17,16 @@ import (
 type Config struct {
 	// Listen is the TCP address to serve HTTPS on, e.g. "127.0.0.1:0".
 	Listen string
-	// Instances maps instance ids (i-…) to the HOST:PORT the agent dials.
+	// Instances maps instance ids (i-…) to the HOST:PORT the built-in
+	// agent dials.
 	Instances map[string]string
+	// AgentInstances are instances served by a real SSM agent that
+	// connects to the emulator's service side (control channel); their
+	// sessions are relayed to it.
+	AgentInstances []string
+	// IMDS, when set, is the address to serve EC2 instance metadata on
+	// (169.254.169.254:80 where the agent runs) for IMDSInstance.
+	IMDS, IMDSInstance string
 	// Disconnected lists instances that exist but whose agent is offline.
 	Disconnected []string
 	// AccessKey, SecretKey and Region are the only accepted credentials.
@@ -41,6 +49,18 @@ type Config struct {
 	Faults FrameFaults
 	// Logger receives one line per call; nil discards.
 	Logger *slog.Logger
+}
+
+// verify checks r's SigV4 signature for service with the credentials its
+// access key names: the account's or temporary ones the emulator issued.
+func (s *Server) verify(r *http.Request, body []byte, service string) error {
+	creds := s.creds
+	s.mu.Lock()
+	if c, ok := s.issued[accessKeyOf(r)]; ok {
+		creds = c
+	}
+	s.mu.Unlock()
+	return verifySigV4(r, body, creds, service, s.now())
 }
 
 // latency is the delay the admin action latency added to target's calls.
@@ -79,7 +99,12 @@ type Server struct {
 	delays   map[string]time.Duration // X-Amz-Target → added latency
 	faults   map[string]string        // instance → forced StartSession error type
 	frames   FrameFaults              // for sessions without frame faults of their own
-	clock    func() time.Time         // nil: time.Now; set by tests
+	relays   map[string]*relay        // sessions with a real agent
+	agents   map[string]*agentState   // instances with a real agent
+	issued   map[string]credentials   // temporary credentials by access key
+	imds     *imds                    // nil without Config.IMDS
+	started  time.Time
+	clock    func() time.Time // nil: time.Now; set by tests
 }
 
 // New validates cfg, creates the TLS identity and listens.
@@ -102,6 +127,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := newServer(cfg, ln, caPEM)
 	s.http.TLSConfig = tlsCfg
+	if err := s.startIMDS(); err != nil {
+		ln.Close()
+		s.cancel()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -124,11 +154,15 @@ func withDefaults(cfg Config) Config {
 func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg: cfg, creds: credentials{cfg.AccessKey, cfg.SecretKey, cfg.Region},
+		cfg: cfg, creds: credentials{AccessKey: cfg.AccessKey, Secret: cfg.SecretKey, Region: cfg.Region},
 		log: cfg.Logger.With("component", "awsemu"), ln: ln, caPEM: caPEM,
 		keys: newKeyStore(cfg.KeyTTL), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		sessions: map[string]*session{}, offline: map[string]bool{}, delays: map[string]time.Duration{}, faults: map[string]string{},
-		frames: cfg.Faults,
+		frames: cfg.Faults, relays: map[string]*relay{}, agents: map[string]*agentState{},
+		issued: map[string]credentials{}, started: time.Now(),
+	}
+	for _, id := range cfg.AgentInstances {
+		s.agents[id] = &agentState{ctlTokens: map[string]bool{}}
 	}
 	s.pacing.Store(cfg.Pacing)
 	if cfg.IdleTimeout == 0 {
@@ -140,12 +174,16 @@ func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 		s.offline[id] = true
 	}
 	s.services = map[string]jsonService{
-		"AmazonSSM":                    s.ssmService(),
-		"AWSEC2InstanceConnectService": s.eicService(),
+		"AmazonSSM":                        s.ssmService(),
+		"AWSEC2InstanceConnectService":     s.eicService(),
+		"EC2WindowsMessageDeliveryService": s.ec2messagesService(),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{$}", s.serveJSON)
 	mux.HandleFunc("GET /v1/data-channel/{sid}", s.serveDataChannel)
+	mux.HandleFunc("POST /v1/data-channel/{sid}", s.serveCreateDataChannel)
+	mux.HandleFunc("POST /v1/control-channel/{id}", s.serveCreateControlChannel)
+	mux.HandleFunc("GET /v1/control-channel/{id}", s.serveControlChannel)
 	mux.HandleFunc("GET "+keysPath, s.serveAuthorizedKeys)
 	mux.HandleFunc("POST "+adminPath+"{action}", s.serveAdmin)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
@@ -188,17 +226,30 @@ func (s *Server) Close() error {
 		for _, ss := range s.sessions {
 			sessions = append(sessions, ss)
 		}
+		relays := make([]*relay, 0, len(s.relays))
+		for _, r := range s.relays {
+			relays = append(relays, r)
+		}
 		s.mu.Unlock()
 		for _, ss := range sessions {
 			ss.end("The emulator is shutting down.")
 		}
+		for _, r := range relays {
+			r.end("The emulator is shutting down.", true)
+		}
 		err = s.http.Close()
+		if s.imds != nil {
+			s.imds.http.Close()
+		}
 		s.cancel()
 		for _, ss := range sessions {
 			ss.abort()
 		}
 		for _, ss := range sessions {
 			ss.wg.Wait()
+		}
+		for _, r := range relays {
+			r.wg.Wait()
 		}
 		s.wg.Wait()
 		close(s.done)

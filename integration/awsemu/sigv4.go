@@ -37,9 +37,12 @@ var (
 	errBadSig      = &authError{403, "InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
 )
 
-// credentials is the single key pair the emulator accepts.
+// credentials is a key pair the emulator accepts: the account's, or
+// temporary ones it issued through instance metadata (with a Token that
+// the request must carry as X-Amz-Security-Token).
 type credentials struct {
 	AccessKey, Secret, Region string
+	Token                     string
 }
 
 // authHeader is a parsed SigV4 Authorization header.
@@ -76,6 +79,15 @@ func parseAuth(v string) (authHeader, error) {
 	return a, nil
 }
 
+// accessKeyOf returns the access key id of r's Authorization header, or "".
+func accessKeyOf(r *http.Request) string {
+	a, err := parseAuth(r.Header.Get("Authorization"))
+	if err != nil {
+		return ""
+	}
+	return a.AccessKey
+}
+
 // verifySigV4 checks r (whose body is body) against creds for service at now.
 func verifySigV4(r *http.Request, body []byte, creds credentials, service string, now time.Time) error {
 	v := r.Header.Get("Authorization")
@@ -88,6 +100,9 @@ func verifySigV4(r *http.Request, body []byte, creds credentials, service string
 	}
 	if a.AccessKey != creds.AccessKey {
 		return errUnknownKey
+	}
+	if creds.Token != "" && r.Header.Get("X-Amz-Security-Token") != creds.Token {
+		return &authError{403, "UnrecognizedClientException", "The security token included in the request is invalid."}
 	}
 	amzDate := r.Header.Get("X-Amz-Date")
 	t, err := time.Parse(amzDateFmt, amzDate)

@@ -14,12 +14,16 @@ import (
 const sshDocument = "AWS-StartSSHSession"
 
 func (s *Server) ssmService() jsonService {
-	return jsonService{Prefix: "AmazonSSM", Signing: "ssm", Ops: map[string]operation{
+	ops := map[string]operation{
 		"StartSession":                s.startSession,
 		"ResumeSession":               s.resumeSession,
 		"TerminateSession":            s.terminateSession,
 		"DescribeInstanceInformation": s.describeInstances,
-	}}
+	}
+	for name, op := range s.agentOps() {
+		ops[name] = op
+	}
+	return jsonService{Prefix: "AmazonSSM", Signing: "ssm", Ops: ops}
 }
 
 type startSessionInput struct {
@@ -39,6 +43,15 @@ func (s *Server) startSession(body []byte) (any, error) {
 	var in startSessionInput
 	if err := decodeBody(body, &in); err != nil {
 		return nil, err
+	}
+	if isAgent, online := s.agentOnline(in.Target); isAgent {
+		if err := s.targetFault(in.Target); err != nil {
+			return nil, err
+		}
+		if !online {
+			return nil, badRequest("TargetNotConnected", "%s is not connected.", in.Target)
+		}
+		return s.startRelay(in)
 	}
 	if in.DocumentName != sshDocument {
 		return nil, badRequest("InvalidDocument", "Document %s is not supported by the emulator (only %s).", in.DocumentName, sshDocument)
@@ -62,17 +75,28 @@ func (s *Server) startSession(body []byte) (any, error) {
 	return sessionOutput{sid, ss.newToken(), streamURL}, nil
 }
 
-// checkTarget returns the instance's destination or the service's error.
-func (s *Server) checkTarget(target string) (string, error) {
+// targetFault returns the StartSession error the admin action fault set
+// for target, or nil.
+func (s *Server) targetFault(target string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.faults[target] {
 	case "AccessDenied":
-		return "", &apiError{http.StatusBadRequest, "AccessDeniedException",
+		return &apiError{http.StatusBadRequest, "AccessDeniedException",
 			"User is not authorized to perform: ssm:StartSession on resource: " + target}
 	case "TargetNotConnected":
-		return "", badRequest("TargetNotConnected", "%s is not connected.", target)
+		return badRequest("TargetNotConnected", "%s is not connected.", target)
 	}
+	return nil
+}
+
+// checkTarget returns the instance's destination or the service's error.
+func (s *Server) checkTarget(target string) (string, error) {
+	if err := s.targetFault(target); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	dest, ok := s.cfg.Instances[target]
 	if !ok || s.offline[target] {
 		return "", badRequest("TargetNotConnected", "%s is not connected.", target)
@@ -122,6 +146,13 @@ func (s *Server) resumeSession(body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r := s.relay(sid); r != nil {
+		if r.isEnded() {
+			return sessionOutput{SessionId: sid}, nil
+		}
+		r.touch() // a resume counts as activity
+		return sessionOutput{sid, r.newClientToken(), r.streamURL}, nil
+	}
 	if ss == nil {
 		return nil, badRequest("DoesNotExistException", "Session with id %s does not exist.", sid)
 	}
@@ -139,6 +170,9 @@ func (s *Server) terminateSession(body []byte) (any, error) {
 	}
 	if ss != nil {
 		ss.end("")
+	}
+	if r := s.relay(sid); r != nil {
+		r.end("", true)
 	}
 	return sessionOutput{SessionId: sid}, nil
 }
@@ -158,6 +192,15 @@ func (s *Server) describeInstances([]byte) (any, error) {
 			ping = "ConnectionLost"
 		}
 		list = append(list, instanceInfo{id, ping, s.cfg.AgentVersion, "Linux", "EC2Instance", true})
+	}
+	for id, a := range s.agents {
+		// PingStatus from the agent's own check-ins: Online while its
+		// control channel is open, ConnectionLost once it is not.
+		ping := "ConnectionLost"
+		if a.ctl != nil && !a.offline {
+			ping = "Online"
+		}
+		list = append(list, instanceInfo{id, ping, a.version, "Linux", "EC2Instance", true})
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].InstanceId < list[j].InstanceId })
 	return map[string]any{"InstanceInformationList": list}, nil

@@ -5,7 +5,9 @@
 //	       --access-key AKID --secret-key SECRET [--region R] [--pacing real|none]
 //	       [--key-ttl 60s] [--disconnected i-ID] [--agent-version V]
 //	       [--frame-faults 'drop-out=1/50&dup-in=0.01&ack-delay=300ms']
+//	       [--agent-instance i-ID] [--imds 169.254.169.254:80 --imds-instance i-ID]
 //	awsemu authorized-keys --endpoint URL --ca FILE --instance i-ID USER
+//	awsemu instance-init [--bind SRC:DST]... -- PROGRAM [ARG...]   (Linux: PID 1 of the lab's instance)
 package main
 
 import (
@@ -35,6 +37,8 @@ func run(ctx context.Context, args []string) error {
 		return runServe(ctx, args[1:])
 	case "authorized-keys":
 		return runAuthorizedKeys(ctx, args[1:])
+	case "instance-init":
+		return runInstanceInit(ctx, args[1:])
 	}
-	return fmt.Errorf("unknown subcommand %q (want serve or authorized-keys)", args[0])
+	return fmt.Errorf("unknown subcommand %q (want serve, authorized-keys or instance-init)", args[0])
 }

@@ -23,10 +23,13 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var cfg awsemu.Config
-	var instances, disconnected listFlag
+	var instances, disconnected, agents listFlag
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "HTTPS listen `address`")
 	stateDir := fs.String("state-dir", "", "`directory` for ca.pem (required)")
 	fs.Var(&instances, "instance", "emulated instance `i-ID=HOST:PORT` (repeatable)")
+	fs.Var(&agents, "agent-instance", "instance `i-ID` served by a real SSM agent that connects to the service side (repeatable)")
+	fs.StringVar(&cfg.IMDS, "imds", "", "serve EC2 instance metadata (IMDSv2) on `address`, e.g. 169.254.169.254:80")
+	fs.StringVar(&cfg.IMDSInstance, "imds-instance", "", "the instance `i-ID` the metadata describes")
 	fs.Var(&disconnected, "disconnected", "instance `i-ID` whose agent is offline (repeatable)")
 	fs.StringVar(&cfg.AccessKey, "access-key", "", "accepted access key id (required)")
 	fs.StringVar(&cfg.SecretKey, "secret-key", "", "accepted secret access key (required)")
@@ -50,6 +53,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	cfg.Faults = f
 	cfg.Disconnected = disconnected
+	cfg.AgentInstances = agents
 	m, err := parseInstances(instances)
 	if err != nil {
 		return err
@@ -97,7 +101,7 @@ func serve(ctx context.Context, cfg awsemu.Config, stateDir string) error {
 		return fmt.Errorf("serve: write ca.pem: %w", err)
 	}
 	s.Start()
-	cfg.Logger.Info("serving", "endpoint", s.URL(), "ca", filepath.Join(stateDir, "ca.pem"), "instances", len(cfg.Instances),
+	cfg.Logger.Info("serving", "endpoint", s.URL(), "ca", filepath.Join(stateDir, "ca.pem"), "instances", len(cfg.Instances), "agent_instances", len(cfg.AgentInstances), "imds", cfg.IMDS,
 		"frame_faults", cfg.Faults.String())
 	<-ctx.Done()
 	return s.Close()
