@@ -32,6 +32,12 @@ func newLab(t *testing.T, opts lab.Options) *lab.Lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() && l.AWS.Process != nil {
+			t.Logf("the emulator's log:\n%s", logTail(l.AWS.Process.Log(), 6000))
+		}
+		if t.Failed() && l.AWS.AgentProcess != nil {
+			t.Logf("the SSM agent's log:\n%s", logTail(l.AgentLog(), 6000))
+		}
 		if err := l.Close(); err != nil {
 			t.Errorf("close lab: %v", err)
 		}
@@ -45,4 +51,12 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// logTail returns the last n bytes of a log.
+func logTail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
 }

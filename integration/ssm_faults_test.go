@@ -19,7 +19,9 @@ import (
 // download must stay byte-exact and psql must work; the emulator's
 // counters then prove that the fault hit.
 func TestSSMFaults(t *testing.T) {
-	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Pacing: "none"}})
+	// Frame-level faults are the built-in agent's: the real one cannot be
+	// made to lose, repeat or reorder its frames.
+	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Pacing: "none", Agent: lab.AgentBuiltin}})
 	if err := l.StartDataServers(); err != nil {
 		t.Fatal(err)
 	}

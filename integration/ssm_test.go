@@ -42,7 +42,10 @@ const (
 func awsemuBin(t *testing.T) string { return buildBin(t, "./integration/cmd/awsemu", "awsemu") }
 
 // upSSMLab builds a lab with the emulated AWS side (opts.AWS, agent pacing
-// "real" unless it says otherwise) and a vpcvpn runner for it.
+// "real" unless it says otherwise) and a vpcvpn runner for it. The
+// instance's agent is AWS's real one whenever its sources or binaries are
+// there (see lab.SSMAgentDir), unless opts.AWS asks for the built-in one;
+// the test's log says which ran.
 func upSSMLab(t *testing.T, opts lab.Options) (*lab.Lab, *lab.VPCVPN) {
 	t.Helper()
 	o := lab.AWSOptions{}
@@ -52,8 +55,42 @@ func upSSMLab(t *testing.T, opts lab.Options) (*lab.Lab, *lab.VPCVPN) {
 	if o.Emulator == "" {
 		o.Emulator = awsemuBin(t)
 	}
+	if o.Agent != lab.AgentBuiltin && o.AgentDir == "" {
+		o.AgentDir = ssmAgentDir(t, o.Agent == lab.AgentReal)
+	}
 	opts.AWS = &o
-	return upLab(t, opts)
+	l, v := upLab(t, opts)
+	t.Logf("SSM agent: %s %s", l.AWS.Agent, l.AWS.AgentNote)
+	return l, v
+}
+
+var agentBuild struct {
+	once        sync.Once
+	dir, reason string
+	err         error
+}
+
+// ssmAgentDir returns the real agent's binaries, built once per run (a
+// minute or more on a cold cache, so not inside a lab's start-up), or ""
+// when there are no sources; then a test that needs the real agent
+// (required) skips.
+func ssmAgentDir(t *testing.T, required bool) string {
+	t.Helper()
+	agentBuild.once.Do(func() {
+		if lab.Missing() != "" {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		agentBuild.dir, agentBuild.reason, agentBuild.err = lab.SSMAgentDir(ctx)
+	})
+	if agentBuild.err != nil {
+		t.Fatal(agentBuild.err)
+	}
+	if agentBuild.dir == "" && required {
+		t.Skip("integration: needs AWS's SSM agent: " + agentBuild.reason)
+	}
+	return agentBuild.dir
 }
 
 // TestSSM runs `vpcvpn up --target i-...` through the emulated SSM and
@@ -129,8 +166,14 @@ func testEphemeralKey(t *testing.T, l *lab.Lab) {
 	if fp == fingerprintOf(t, l.SSH.KeyPath+".pub") {
 		t.Errorf("vpcvpn logged in with the lab's own key %s; want an ephemeral one", fp)
 	}
-	if from != lab.BastionAddr {
-		t.Errorf("sshd saw the login from %s; want %s, the SSM agent on the bastion", from, lab.BastionAddr)
+	// The real agent dials localhost, as on an instance; the built-in one
+	// dials the bastion's address.
+	want := []string{lab.BastionAddr}
+	if l.AWS.Agent == lab.AgentReal {
+		want = []string{"127.0.0.1", "::1"}
+	}
+	if !slices.Contains(want, from) {
+		t.Errorf("sshd saw the login from %s; want %s, the SSM agent on the bastion", from, strings.Join(want, " or "))
 	}
 	command := filepath.Join(l.AWS.Dir, "awsemu") + " authorized-keys"
 	if !strings.Contains(log, "Accepted key ED25519 "+fp+" found at "+command) {
@@ -342,8 +385,17 @@ func TestSSMRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			q, _ := url.ParseQuery(tt.query)
 			q.Set("target", lab.InstanceID)
+			connects := l.AWS.AgentConnects()
 			awsAdmin(t, l, tt.fault, q)
-			t.Cleanup(func() { awsAdmin(t, l, tt.undo, url.Values{"target": {lab.InstanceID}}) })
+			t.Cleanup(func() {
+				awsAdmin(t, l, tt.undo, url.Values{"target": {lab.InstanceID}})
+				if tt.fault == "disconnect" && l.AWS.Agent == lab.AgentReal {
+					// The agent retries its control channel 5-10 s apart, and more.
+					if err := l.WaitAgentOnline(context.Background(), connects); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
 			res := runSSMUp(t, v, l.Path("known_hosts_ssm"))
 			checkErrorLineNames(t, res, tt.want)
 			assertNoTunnel(t, l)

@@ -52,6 +52,13 @@ type AWSOptions struct {
 	Pacing string
 	// KeyTTL is how long a pushed key is accepted (default 60 s).
 	KeyTTL time.Duration
+	// Agent is the instance's SSM agent: AgentReal (AWS's amazon-ssm-agent,
+	// see SSMAgentDir), AgentBuiltin (awsemu's own, which relays to sshd
+	// itself), or "" for the real one when its sources or binaries are
+	// there and the built-in one otherwise (AWSInfo.Agent says which ran).
+	Agent string
+	// AgentDir holds the real agent's binaries; default SSMAgentDir's.
+	AgentDir string
 }
 
 // AWSInfo is how a client reaches the emulated AWS side.
@@ -61,6 +68,13 @@ type AWSInfo struct {
 	ConfigFile string // an empty AWS config and credentials file
 	Dir        string // root-owned directory of the installed emulator
 	Process    *Process
+	// Agent is the agent that serves the instance: AgentReal or
+	// AgentBuiltin; AgentNote says why the built-in one runs when the real
+	// one was not asked for.
+	Agent, AgentNote string
+	// AgentProcess is the real agent (its instance-init), nil for the
+	// built-in one.
+	AgentProcess *Process
 }
 
 // Env returns the environment of an AWS client in the lab: the endpoint,
@@ -163,9 +177,57 @@ func (l *Lab) sshdAWSConfig() string {
 		filepath.Join(l.AWS.Dir, "awsemu"), l.AWS.Endpoint, l.AWS.CABundle, InstanceID)
 }
 
+// chooseAgent decides which agent serves the instance and returns the real
+// one's binaries, or "" for the built-in one.
+func (l *Lab) chooseAgent(ctx context.Context, o *AWSOptions) (string, error) {
+	switch o.Agent {
+	case AgentBuiltin:
+		l.AWS.Agent = AgentBuiltin
+		return "", nil
+	case "", AgentReal:
+	default:
+		return "", fmt.Errorf("lab: AWSOptions.Agent %q: want %q, %q or empty", o.Agent, AgentReal, AgentBuiltin)
+	}
+	dir, reason := o.AgentDir, ""
+	if dir == "" {
+		var err error
+		if dir, reason, err = SSMAgentDir(ctx); err != nil {
+			return "", err
+		}
+	} else if err := checkAgentDir(dir); err != nil {
+		return "", fmt.Errorf("lab: AWSOptions.AgentDir: %w", err)
+	}
+	if dir == "" {
+		if o.Agent == AgentReal {
+			return "", fmt.Errorf("lab: the real SSM agent: %s", reason)
+		}
+		l.AWS.Agent, l.AWS.AgentNote = AgentBuiltin, reason
+		return "", nil
+	}
+	l.AWS.Agent = AgentReal
+	return dir, nil
+}
+
 // startAWS starts the emulator in the bastion namespace and waits until it
-// serves.
+// serves; with the real agent it also serves the instance's metadata at
+// IMDSAddr and then starts the agent.
 func (l *Lab) startAWS(ctx context.Context, o *AWSOptions) error {
+	agentDir, err := l.chooseAgent(ctx, o)
+	if err != nil {
+		return err
+	}
+	l.log.Info("ssm agent", "agent", l.AWS.Agent, "dir", agentDir, "note", l.AWS.AgentNote)
+	if err := l.startEmulator(ctx, o, agentDir != ""); err != nil {
+		return err
+	}
+	if agentDir == "" {
+		return nil
+	}
+	return l.startAgent(ctx, agentDir)
+}
+
+// startEmulator starts awsemu serve and waits until it serves.
+func (l *Lab) startEmulator(ctx context.Context, o *AWSOptions, realAgent bool) error {
 	pacing := o.Pacing
 	if pacing == "" {
 		pacing = "real"
@@ -174,11 +236,19 @@ func (l *Lab) startAWS(ctx context.Context, o *AWSOptions) error {
 	if ttl == 0 {
 		ttl = 60 * time.Second
 	}
-	p, err := l.Start(l.Bastion, "awsemu", 0, filepath.Join(l.AWS.Dir, "awsemu"), "serve",
+	argv := []string{filepath.Join(l.AWS.Dir, "awsemu"), "serve",
 		"--listen", hostPort(BastionAddr, AWSPort), "--state-dir", l.AWS.Dir,
-		"--instance", InstanceID+"="+hostPort(BastionAddr, 22),
 		"--access-key", AWSAccessKey, "--secret-key", AWSSecretKey, "--region", AWSRegion,
-		"--pacing", pacing, "--key-ttl", ttl.String())
+		"--pacing", pacing, "--key-ttl", ttl.String()}
+	if realAgent {
+		if err := runIP(ctx, "-n", l.Bastion, "addr", "add", IMDSAddr+"/32", "dev", "lo"); err != nil {
+			return err
+		}
+		argv = append(argv, "--agent-instance", InstanceID, "--imds", hostPort(IMDSAddr, 80), "--imds-instance", InstanceID)
+	} else {
+		argv = append(argv, "--instance", InstanceID+"="+hostPort(BastionAddr, 22))
+	}
+	p, err := l.Start(l.Bastion, "awsemu", 0, argv...)
 	if err != nil {
 		return err
 	}

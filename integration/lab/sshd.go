@@ -37,8 +37,12 @@ func (s SSHInfo) ClientArgs() []string {
 		"-o", "ServerAliveInterval=5", "-p", fmt.Sprint(s.Port)}
 }
 
+// sshd listens on the bastion's public address and, as on an instance, on
+// loopback, where the SSM agent's AWS-StartSSHSession connects.
 const sshdConfig = `# vpcvpn lab sshd
 ListenAddress %[2]s
+ListenAddress 127.0.0.1
+ListenAddress ::1
 Port 22
 HostKey %[1]s/ssh_host_ed25519_key
 PidFile %[1]s/sshd.pid
