@@ -22,13 +22,16 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Environment variables naming the peers' binaries.
@@ -167,6 +170,42 @@ func (c *AWSCLI) SendSSHPublicKey(ctx context.Context, pubPath string) error {
 		return fmt.Errorf("lab: send-ssh-public-key answered Success=%q", strings.TrimSpace(out))
 	}
 	return nil
+}
+
+// Session documents of port forwarding (SSM-PROTOCOL.md §1.2).
+const (
+	DocPortForwarding           = "AWS-StartPortForwardingSession"
+	DocPortForwardingRemoteHost = "AWS-StartPortForwardingSessionToRemoteHost"
+)
+
+// StartPortForward runs `aws ssm start-session --target InstanceID
+// --document-name doc --parameters params` with localPortNumber localPort
+// as a lab daemon named name, and waits until the plugin listens on
+// localPort in the laptop namespace.
+func (c *AWSCLI) StartPortForward(ctx context.Context, name, doc string, localPort int, params map[string]string) (*Process, error) {
+	ps := map[string][]string{"localPortNumber": {strconv.Itoa(localPort)}}
+	for k, v := range params {
+		ps[k] = []string{v}
+	}
+	js, err := json.Marshal(ps)
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	p, err := c.Start(name, "ssm", "start-session", "--target", InstanceID, "--document-name", doc, "--parameters", string(js))
+	if err != nil {
+		return nil, err
+	}
+	waiting := func(context.Context) error {
+		if !strings.Contains(p.Log(), "Waiting for connections") {
+			return errors.New(`no "Waiting for connections" in its output yet`)
+		}
+		return nil
+	}
+	if err := poll(ctx, 30*time.Second, name, p, waiting); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
 }
 
 // ProxyCommand is ssh's ProxyCommand through Session Manager, as AWS
