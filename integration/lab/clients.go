@@ -5,7 +5,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
 )
@@ -44,49 +43,4 @@ func (l *Lab) StartSSHForward(ctx context.Context, name, local, remote string, s
 	// Not a test connect: it would reach the server behind the forward
 	// (iperf3 takes a stray connection for a broken test).
 	return p, poll(ctx, 15*time.Second, name, p, l.listenCheck(l.Laptop, local))
-}
-
-// StartSSHuttle runs sshuttle from the laptop namespace, routing cidrs
-// through the bastion with the lab's key, and waits for "Connected".
-// sshuttle's nat method redirects in iptables' OUTPUT chain, after the
-// routing decision, so the laptop gets a route for each CIDR to the bastion
-// (which does not forward: nothing leaks) until the Process stops.
-func (l *Lab) StartSSHuttle(ctx context.Context, cidrs ...string) (*Process, error) {
-	sshCmd := "ssh " + strings.Join(l.SSH.ClientArgs(), " ")
-	return l.startSSHuttle(ctx, func(argv []string) (*Process, error) {
-		return l.Start(l.Laptop, "sshuttle", 0, argv...)
-	}, sshCmd, l.SSH.Target(), cidrs)
-}
-
-// startSSHuttle routes cidrs to the bastion, then starts `sshuttle -e
-// sshCmd -r target cidrs` with start and waits for "Connected".
-func (l *Lab) startSSHuttle(ctx context.Context, start func(argv []string) (*Process, error), sshCmd, target string, cidrs []string) (*Process, error) {
-	if _, err := exec.LookPath("sshuttle"); err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
-	}
-	for _, c := range cidrs {
-		if err := runIP(ctx, "-n", l.Laptop, "route", "add", c, "via", BastionAddr); err != nil {
-			return nil, err
-		}
-	}
-	argv := append([]string{"sshuttle", "--method", "nat", "-e", sshCmd, "-r", target}, cidrs...)
-	p, err := start(argv)
-	if err != nil {
-		for _, c := range cidrs {
-			runIP(context.Background(), "-n", l.Laptop, "route", "del", c, "via", BastionAddr)
-		}
-		return nil, err
-	}
-	p.afterStop = func() {
-		for _, c := range cidrs {
-			runIP(context.Background(), "-n", l.Laptop, "route", "del", c, "via", BastionAddr)
-		}
-	}
-	connected := func(context.Context) error {
-		if !strings.Contains(p.Log(), "Connected") {
-			return fmt.Errorf("no \"Connected\" in log yet")
-		}
-		return nil
-	}
-	return p, poll(ctx, 30*time.Second, "sshuttle", p, connected)
 }

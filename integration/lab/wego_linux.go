@@ -11,6 +11,7 @@ package lab
 
 import (
 	"context"
+	"os/exec"
 	"strings"
 )
 
@@ -34,8 +35,8 @@ func (c *AWSCLI) StartWego(ctx context.Context, name, keyPath string, cidrs ...s
 		return nil, err
 	}
 	sshCmd := "ssh " + shellJoin(c.SSHArgs(keyPath))
-	return c.lab.startSSHuttle(ctx, func(argv []string) (*Process, error) {
-		return c.lab.startCmd(name, 0, c.command(context.Background(), argv...))
+	return c.lab.startSSHuttle(ctx, name, func(argv ...string) *exec.Cmd {
+		return c.command(context.Background(), argv...)
 	}, sshCmd, SSHTarget(), cidrs)
 }
 
