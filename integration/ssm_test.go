@@ -104,8 +104,12 @@ func TestSSM(t *testing.T) {
 	}
 	in := startVPCVPN(t, v, v.UpArgsSSM(ifName)...)
 	t.Run("PsqlViaBastion", func(t *testing.T) { testPsqlViaBastion(t, l) })
-	t.Run("LargeUpload", func(t *testing.T) { testUpload(t, l, vpcAddr(lab.SinkPort), 16<<20) })
-	t.Run("LargeDownload", func(t *testing.T) { testDownload(t, l, vpcAddr(lab.SourcePort), 16<<20) })
+	t.Run("LargeUpload", func(t *testing.T) {
+		timed(t, l, "upload", 16<<20, func() { testUpload(t, l, vpcAddr(lab.SinkPort), 16<<20) })
+	})
+	t.Run("LargeDownload", func(t *testing.T) {
+		timed(t, l, "download", 16<<20, func() { testDownload(t, l, vpcAddr(lab.SourcePort), 16<<20) })
+	})
 	t.Run("StatusJSON", func(t *testing.T) { testSSMStatus(t, v) })
 	t.Run("EphemeralKey", func(t *testing.T) { testEphemeralKey(t, l) })
 	t.Run("HostKeyRecorded", func(t *testing.T) { testHostKeyRecorded(t, l) })

@@ -1,9 +1,10 @@
 //go:build linux
 
 // Command demo shows vpcvpn at work in a lab of network namespaces: it
-// builds a laptop, a bastion that plays an EC2 instance (OpenSSH sshd, and
-// an AWS emulator serving SSM and EC2 Instance Connect whose agent relays
-// to sshd) and a VPC host with PostgreSQL and the VPC's resolver. It
+// builds a laptop, a bastion that plays an EC2 instance (OpenSSH sshd,
+// AWS's real SSM agent when its sources are in ../shared/thirdparty, else
+// the emulator's built-in one, and an AWS emulator serving SSM and EC2
+// Instance Connect) and a VPC host with PostgreSQL and the VPC's resolver. It
 // connects with `vpcvpn up --target i-...` and no key, runs queries
 // through the tunnel, explains what happened, shows `vpcvpn status` and
 // tears everything down (also on Ctrl-C).
@@ -70,10 +71,20 @@ func run(ctx context.Context, bin, emu string) (err error) {
 			return fmt.Errorf("%w (or pass -awsemu)", err)
 		}
 	}
-	say("Building the lab: three network namespaces on this machine, nothing touches its own network.")
-	l, err := lab.New(ctx, lab.Options{DNS: true, AWS: &lab.AWSOptions{Emulator: emu, Pacing: "real"}})
+	say("Looking for AWS's SSM agent (its sources in ../shared/thirdparty; the first build takes a minute).")
+	agentDir, reason, err := lab.SSMAgentDir(ctx)
 	if err != nil {
 		return err
+	}
+	say("Building the lab: three network namespaces on this machine, nothing touches its own network.")
+	l, err := lab.New(ctx, lab.Options{DNS: true, AWS: &lab.AWSOptions{Emulator: emu, Pacing: "real", AgentDir: agentDir}})
+	if err != nil {
+		return err
+	}
+	if l.AWS.Agent == lab.AgentReal {
+		say("The instance runs AWS's real SSM agent (amazon-ssm-agent, built from %s).", agentDir)
+	} else {
+		say("The instance runs awsemu's built-in SSM agent: %s.", reason)
 	}
 	defer func() {
 		say("Removing the lab: stopping sshd, the AWS emulator, PostgreSQL and the resolvers,\n" +

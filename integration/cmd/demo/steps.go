@@ -38,8 +38,13 @@ func (d *demo) explainLab(ctx context.Context) error {
 	fmt.Printf("    %-22s %s, where vpcvpn runs, like your laptop\n", l.Laptop, lab.LaptopAddr)
 	fmt.Printf("    %-22s %s (public side) and %s (VPC side): the EC2 instance %s,\n", l.Bastion, lab.BastionAddr, lab.BastionVPCAddr, lab.InstanceID)
 	fmt.Printf("    %-22s with OpenSSH sshd and IP forwarding OFF. vpcvpn never connects to its port 22.\n", "")
-	fmt.Printf("    %-22s Beside it awsemu, an emulated AWS: SSM and EC2 Instance Connect at %s,\n", "", l.AWS.Endpoint)
-	fmt.Printf("    %-22s and the instance's SSM agent, which relays sessions to sshd (1 KiB, 1 ms pacing).\n", "")
+	fmt.Printf("    %-22s Beside it awsemu, an emulated AWS: SSM and EC2 Instance Connect at %s.\n", "", l.AWS.Endpoint)
+	if l.AWS.Agent == lab.AgentReal {
+		fmt.Printf("    %-22s The instance runs AWS's real SSM agent, which connects to awsemu as to AWS\n", "")
+		fmt.Printf("    %-22s and relays sessions to sshd (it paces itself: 1 KiB, then 1 ms).\n", "")
+	} else {
+		fmt.Printf("    %-22s awsemu also plays the instance's SSM agent, relaying sessions to sshd (1 KiB, 1 ms pacing).\n", "")
+	}
 	fmt.Printf("    %-22s %s in the VPC %s: PostgreSQL on port %d; the VPC resolver %s\n", l.VPC, lab.VPCHostAddr, lab.VPCCIDR, lab.PostgresPort, lab.VPCResolverAddr)
 	fmt.Printf("    %-22s knows private names such as %s.\n", "", lab.RDSName)
 	fmt.Printf("    The instance's host key is %s.\n", l.SSH.Fingerprint)

@@ -23,6 +23,7 @@ type bench struct {
 	lab    *lab.Lab     // the main table's lab; nil when only ssm is measured
 	iperf  *lab.Process // the iperf3 server; replaced if it wedges
 	awsemu string       // the emulator binary of the ssm path
+	agent  string       // the real SSM agent's binaries, or "" for awsemu's built-in agent
 	tmpDir string       // holds a built awsemu; removed at close
 }
 

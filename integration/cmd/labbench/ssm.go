@@ -2,9 +2,10 @@
 
 package main
 
-// The ssm path: `vpcvpn up --target` through the emulated SSM agent
-// (package awsemu with pacing "real": 1 KiB messages, 1 ms sleep after
-// each), in a lab of its own. The clients run in this process, in the
+// The ssm path: `vpcvpn up --target` through the emulated SSM service and
+// AWS's real SSM agent (which paces itself: 1 KiB messages, 1 ms sleep
+// after each), or awsemu's built-in agent pacing the same way where the
+// real one's sources are missing, in a lab of its own. The clients run in this process, in the
 // laptop namespace:
 //
 //	up:         Pattern → vpcvpn → SSM → agent → sshd → Sink (count and SHA-256 back)
@@ -140,7 +141,7 @@ const dnsProxyAddr = "100.77.0.53"
 func openSSM(ctx context.Context, b *bench) (endpoint, func() error, error) {
 	progress("%s: building a lab with the emulated AWS side", ssmID)
 	l, err := lab.New(ctx, lab.Options{Prefix: labPrefix, NoPostgres: true, DNS: true,
-		AWS: &lab.AWSOptions{Emulator: b.awsemu, Pacing: "real"}})
+		AWS: b.awsOptions()})
 	if err != nil {
 		return endpoint{}, nil, err
 	}
@@ -331,11 +332,11 @@ func megabytesPerSecond(n int64, d time.Duration) float64 {
 }
 
 // getAWSEmu sets b.awsemu: -awsemu, or the emulator built into a temporary
-// directory that close removes.
+// directory that close removes; and b.agent.
 func (b *bench) getAWSEmu(ctx context.Context) error {
 	if b.cfg.awsemu != "" {
 		b.awsemu = b.cfg.awsemu
-		return nil
+		return b.getAgent(ctx)
 	}
 	dir, err := os.MkdirTemp("", "labbench-awsemu-")
 	if err != nil {
@@ -346,5 +347,31 @@ func (b *bench) getAWSEmu(ctx context.Context) error {
 	if b.awsemu, err = lab.BuildEmulator(ctx, dir); err != nil {
 		return fmt.Errorf("%w (or pass -awsemu)", err)
 	}
+	return b.getAgent(ctx)
+}
+
+// getAgent sets b.agent: AWS's real SSM agent, built from its sources
+// beside the repository when they are there (see lab.SSMAgentDir).
+func (b *bench) getAgent(ctx context.Context) error {
+	progress("looking for AWS's SSM agent (built from ../shared/thirdparty; a minute the first time)")
+	dir, reason, err := lab.SSMAgentDir(ctx)
+	if err != nil {
+		return err
+	}
+	b.agent = dir
+	if dir == "" {
+		progress("the instance runs awsemu's built-in SSM agent: %s", reason)
+	} else {
+		progress("the instance runs AWS's real SSM agent from %s", dir)
+	}
 	return nil
+}
+
+// awsOptions are the emulated AWS side of the ssm and wego paths' labs.
+func (b *bench) awsOptions() *lab.AWSOptions {
+	o := &lab.AWSOptions{Emulator: b.awsemu, Pacing: "real", AgentDir: b.agent, Agent: lab.AgentReal}
+	if b.agent == "" {
+		o.Agent = lab.AgentBuiltin
+	}
+	return o
 }

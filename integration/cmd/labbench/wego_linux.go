@@ -114,7 +114,7 @@ func openWego(ctx context.Context, b *bench) (endpoint, func() error, error) {
 	}
 	progress("%s: %s, session-manager-plugin %s", wegoID, version, plugin)
 	progress("%s: building a lab with the emulated AWS side and PostgreSQL", wegoID)
-	l, err := lab.New(ctx, lab.Options{Prefix: labPrefix, AWS: &lab.AWSOptions{Emulator: b.awsemu, Pacing: "real"}})
+	l, err := lab.New(ctx, lab.Options{Prefix: labPrefix, AWS: b.awsOptions()})
 	if err != nil {
 		return endpoint{}, nil, err
 	}

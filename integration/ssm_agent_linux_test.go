@@ -1,0 +1,189 @@
+//go:build linux
+
+package integration_test
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/integration/lab"
+)
+
+// TestSSMRealAgent runs vpcvpn against AWS's real SSM agent on the
+// bastion (built from the pinned sources; skipped without them), behind
+// the emulated service, for what only the real agent shows: 100 flows at
+// once, the agent's own WebSocket breaking during a download, its core
+// process restarting under an open session, the idle timeout ending its
+// session worker and the reconnect on demand, and TerminateSession at
+// SIGTERM ending the session worker. (TestSSM, which runs against the
+// real agent too whenever it is there, covers the ephemeral key, 16 MiB
+// each way and the client's WebSocket breaking during transfers.)
+func TestSSMRealAgent(t *testing.T) {
+	began := time.Now()
+	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Agent: lab.AgentReal}})
+	if err := l.StartDataServers(); err != nil {
+		t.Fatal(err)
+	}
+	in := startVPCVPN(t, v, v.UpArgsSSM(ifName)...)
+	t.Logf("lab up and vpcvpn connected through the real agent in %v", time.Since(began).Round(time.Millisecond))
+	t.Run("ConcurrentFlows100", func(t *testing.T) { testConcurrentEcho(t, l, vpcAddr(lab.EchoPort), 100, 16<<10) })
+	t.Run("AgentDropDuringDownload", func(t *testing.T) { testAgentDropDuringDownload(t, l, in) })
+	t.Run("CoreRestart", func(t *testing.T) { testAgentCoreRestart(t, l, in) })
+	t.Run("IdleThenOnDemand", func(t *testing.T) { testIdleThenOnDemand(t, l, v, in) })
+	t.Run("TerminateEndsSessionWorker", func(t *testing.T) { testTerminateEndsWorker(t, l, in) })
+}
+
+// timed runs f, a transfer of n bytes, and logs its rate and the agent.
+func timed(t *testing.T, l *lab.Lab, what string, n int64, f func()) {
+	began := time.Now()
+	f()
+	d := time.Since(began)
+	t.Logf("%s of %d MiB through the %s SSM agent: %v, %.2f MB/s", what, n>>20, l.AWS.Agent, d.Round(time.Millisecond), float64(n)/d.Seconds()/1e6)
+}
+
+// testAgentDropDuringDownload breaks the agent's data-channel WebSocket
+// (not the client's) while 8 MiB flow down: the agent reconnects its side
+// by itself, the session and the flow survive byte-exact, and vpcvpn
+// needs no new session.
+func testAgentDropDuringDownload(t *testing.T, l *lab.Lab, in *lab.Instance) {
+	ctx := testContext(t, 2*time.Minute)
+	sid, starts := currentSession(t, l), l.AWS.Calls(opStartSession)
+	opened := countEvents(l, "agent data channel: open", sid)
+	const n = 8 << 20
+	p := &progress{at: 1 << 20, reached: make(chan struct{})}
+	done := make(chan transferResult, 1)
+	go func() { done <- downloadFrom(ctx, l, vpcAddr(lab.SourcePort), 11, n, p) }()
+	select {
+	case <-p.reached:
+	case r := <-done:
+		t.Fatalf("download ended before %d bytes: %v", p.at, r.err)
+	}
+	awsAdmin(t, l, "drop", url.Values{"session": {sid}, "side": {"agent"}})
+	if got := p.n.Load(); got >= n {
+		t.Fatalf("the download had moved all %d bytes before the drop: it proves nothing", got)
+	}
+	if r := <-done; r.err != nil || r.got != r.want {
+		t.Fatalf("download across the agent's drop: %s, %v; want %s", r.got, r.err, r.want)
+	}
+	waitAWSLog(t, l, "the agent's data channel reopened", func() bool {
+		return countEvents(l, "agent data channel: open", sid) > opened
+	})
+	if got := l.AWS.Calls(opStartSession); got != starts {
+		t.Errorf("StartSession calls %d -> %d after the agent's drop; want the session kept", starts, got)
+	}
+	assertRunning(t, in)
+}
+
+// testAgentCoreRestart kills the agent's core process (amazon-ssm-agent)
+// with a flow open; the instance's init restarts it as systemd would. The
+// session worker carries on: the open flow still echoes, the agent's
+// control channel comes back, and vpcvpn needed no new session.
+func testAgentCoreRestart(t *testing.T, l *lab.Lab, in *lab.Instance) {
+	ctx := testContext(t, 2*time.Minute)
+	flow, r := openEcho(t, ctx, l)
+	defer flow.Close()
+	starts, connects := l.AWS.Calls(opStartSession), l.AWS.AgentConnects()
+	before, err := l.AgentPIDs(ctx, "amazon-ssm-agent")
+	if err != nil || len(before) != 1 {
+		t.Fatalf("agent core processes: %v, %v; want one", before, err)
+	}
+	if n, err := l.KillAgentProgram(ctx, "amazon-ssm-agent"); err != nil || n != 1 {
+		t.Fatalf("kill the agent's core: %d killed, %v", n, err)
+	}
+	if err := l.WaitAgentOnline(ctx, connects); err != nil {
+		t.Fatal(err)
+	}
+	after, err := l.AgentPIDs(ctx, "amazon-ssm-agent")
+	if err != nil || len(after) != 1 || after[0] == before[0] {
+		t.Fatalf("agent core after the kill: %v, %v; want one new process (was %v)", after, err, before)
+	}
+	echo(t, flow, r, "the core restarted under me")
+	if _, err := l.Query(ctx, "select 1"); err != nil {
+		t.Fatalf("a new flow after the core's restart: %v", err)
+	}
+	if got := l.AWS.Calls(opStartSession); got != starts {
+		t.Errorf("StartSession calls %d -> %d across the core's restart; want the session kept", starts, got)
+	}
+	assertRunning(t, in)
+}
+
+// testIdleThenOnDemand shortens the account's idle timeout: with no flow
+// open the service ends the session (and the agent's session worker with
+// it), vpcvpn shows "idle", and the next query starts a session on demand.
+func testIdleThenOnDemand(t *testing.T, l *lab.Lab, v *lab.VPCVPN, in *lab.Instance) {
+	ctx := testContext(t, 2*time.Minute)
+	w := watchStates(t, v)
+	sid := currentSession(t, l)
+	awsAdmin(t, l, "preferences", url.Values{"idle-timeout": {"2s"}})
+	t.Cleanup(func() { awsAdmin(t, l, "preferences", url.Values{"idle-timeout": {"20m"}}) })
+	w.waitFor(t, "idle", 30*time.Second)
+	if out, ended := l.AWS.Ended(sid); !ended || !strings.Contains(out, "idle") {
+		t.Errorf("session %s: ended %v with %q; want the idle timeout", sid, ended, out)
+	}
+	waitNoSessionWorker(t, ctx, l)
+	starts := l.AWS.Calls(opStartSession)
+	began := time.Now()
+	if _, err := l.Query(ctx, "select 1"); err != nil {
+		t.Fatalf("query on the idle tunnel: %v\n%s", err, in.Stderr())
+	}
+	t.Logf("a query on the idle tunnel took %v, the new session through the real agent included", time.Since(began).Round(time.Millisecond))
+	if got := l.AWS.Calls(opStartSession); got != starts+1 {
+		t.Errorf("StartSession calls %d -> %d; want one on demand", starts, got)
+	}
+}
+
+// testTerminateEndsWorker: SIGTERM makes vpcvpn call TerminateSession;
+// the service tells the agent, whose session worker exits.
+func testTerminateEndsWorker(t *testing.T, l *lab.Lab, in *lab.Instance) {
+	ctx := testContext(t, time.Minute)
+	if pids, err := l.AgentPIDs(ctx, "ssm-session-worker"); err != nil || len(pids) == 0 {
+		t.Fatalf("session workers before SIGTERM: %v, %v; want the open session's", pids, err)
+	}
+	testTerminateSession(t, l, in)
+	waitNoSessionWorker(t, ctx, l)
+}
+
+// waitNoSessionWorker waits up to 10 s until the agent runs no session
+// worker.
+func waitNoSessionWorker(t *testing.T, ctx context.Context, l *lab.Lab) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		pids, err := l.AgentPIDs(ctx, "ssm-session-worker")
+		if err == nil && len(pids) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("session workers left after the session ended: %v (%v)\n%s", pids, err, logTail(l.AgentLog(), 3000))
+		case <-tick.C:
+		}
+	}
+}
+
+// countEvents counts the emulator's log lines msg about session sid.
+func countEvents(l *lab.Lab, msg, sid string) int {
+	n := 0
+	for _, e := range l.AWS.Events() {
+		if e["msg"] == msg && e["session"] == sid {
+			n++
+		}
+	}
+	return n
+}
+
+// assertRunning fails t if vpcvpn up has exited.
+func assertRunning(t *testing.T, in *lab.Instance) {
+	t.Helper()
+	select {
+	case <-in.Done():
+		t.Fatalf("vpcvpn up exited:\n%s", in.Stderr())
+	default:
+	}
+}
