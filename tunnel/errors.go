@@ -47,6 +47,9 @@ func (e *AuthError) Error() string {
 
 func (e *AuthError) Unwrap() error { return e.Err }
 
+// Permanent reports true: the same credentials are refused again.
+func (e *AuthError) Permanent() bool { return true }
+
 // ProxyExitError reports that a ProxyCommand exited while its stream was
 // still in use.
 type ProxyExitError struct {
@@ -95,6 +98,10 @@ func (e *HostKeyError) Error() string {
 	return fmt.Sprintf("tunnel: host key for %s is unknown (%s key fingerprint %s): "+
 		"re-run with --accept-new-host-key to trust it, or add it to %s", e.Host, kind, fp, e.File)
 }
+
+// Permanent reports true: a refused host key is refused again until the
+// user changes known_hosts.
+func (e *HostKeyError) Permanent() bool { return true }
 
 // shellQuote quotes s for a copy-pasted command line when it needs it.
 func shellQuote(s string) string {

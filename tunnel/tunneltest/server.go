@@ -31,6 +31,11 @@ type ServerConfig struct {
 	// send channel requests as OpenSSH's ClientAlive probes do.
 	OnChannel func(ssh.Channel)
 
+	// Dial, when set, connects to each destination instead of net.Dial,
+	// e.g. to reach a loopback echo server for an address inside a routed
+	// range. The conn it returns must have CloseWrite, as *net.TCPConn has.
+	Dial func(dst string) (net.Conn, error)
+
 	// OnRequest, when set, is called with the name of each global request,
 	// such as "keepalive@openssh.com". The request is answered with failure,
 	// as OpenSSH answers keepalives.
@@ -196,7 +201,11 @@ func (s *Server) forward(nc ssh.NewChannel) {
 			return
 		}
 	}
-	tc, err := net.Dial("tcp", dst)
+	dial := s.cfg.Dial
+	if dial == nil {
+		dial = func(dst string) (net.Conn, error) { return net.Dial("tcp", dst) }
+	}
+	tc, err := dial(dst)
 	if err != nil {
 		nc.Reject(ssh.ConnectionFailed, fmt.Sprintf("connect to %s: %v", dst, err))
 		return
@@ -223,11 +232,17 @@ func (s *Server) forward(nc ssh.NewChannel) {
 			s.cfg.OnChannel(ch)
 		}()
 	}
-	relay(ch, tc.(*net.TCPConn))
+	relay(ch, tc.(closeWriter))
+}
+
+// closeWriter is a conn that can half-close, as *net.TCPConn can.
+type closeWriter interface {
+	net.Conn
+	CloseWrite() error
 }
 
 // relay copies both ways and passes each EOF on as a half-close.
-func relay(ch ssh.Channel, tc *net.TCPConn) {
+func relay(ch ssh.Channel, tc closeWriter) {
 	done := make(chan struct{})
 	go func() {
 		io.Copy(tc, ch)
