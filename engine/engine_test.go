@@ -1,0 +1,157 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/engine"
+	"github.com/vpcvpn/vpcvpn/platform"
+	"github.com/vpcvpn/vpcvpn/tunnel"
+	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
+)
+
+// TestReconnect: flows work; a connection the server drops while a flow is
+// open is redialed (connected -> reconnecting -> connected), the open flow
+// is reset, and new flows work over the new connection.
+func TestReconnect(t *testing.T) {
+	tunneltest.CheckGoroutines(t)
+	h := newHarness(t, engine.Config{})
+	h.start(t)
+	if st := h.eng.Status(); st.State != engine.StateConnected || st.Interface != ifName || st.Address != tunAddr {
+		t.Fatalf("status after connecting: %+v", st)
+	}
+	flow := h.dialApp(t)
+	echo(t, flow, "hello")
+
+	h.drop()
+	lost := h.expect(t, engine.EventLost)
+	if st := h.eng.Status(); st.State != engine.StateReconnecting || st.LastError != lost.Err.Error() {
+		t.Errorf("status after the loss: %v, last error %q; want reconnecting and %q", st.State, st.LastError, lost.Err)
+	}
+	flow.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.Copy(io.Discard, flow); err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("the flow open across the loss ended with %v, want a reset", err)
+	}
+	h.expect(t, engine.EventReconnected)
+	if st := h.eng.Status(); st.State != engine.StateConnected {
+		t.Errorf("state after reconnecting: %v", st.State)
+	}
+	echo(t, h.dialApp(t), "hello again")
+	if st := h.eng.Status(); st.Traffic.FlowsTotal != 2 {
+		t.Errorf("flows total %d, want 2", st.Traffic.FlowsTotal)
+	}
+}
+
+// TestIdle: a connection that ends with no flow open leaves the engine
+// idle, and the next flow reconnects it on demand.
+func TestIdle(t *testing.T) {
+	tunneltest.CheckGoroutines(t)
+	h := newHarness(t, engine.Config{})
+	h.start(t)
+	h.drop()
+	h.expect(t, engine.EventLostIdle)
+	if st := h.eng.State(); st != engine.StateIdle {
+		t.Fatalf("state %v after a loss with no flow open, want idle", st)
+	}
+	select {
+	case ev := <-h.events:
+		t.Fatalf("event %v while idle with nothing asking for a connection", ev.Kind)
+	case <-time.After(2 * time.Second): // longer than the first reconnect's delay
+	}
+	flow := h.dialApp(t) // waits in the engine for the new connection
+	h.expect(t, engine.EventDemand)
+	h.expect(t, engine.EventReconnected)
+	echo(t, flow, "woken")
+}
+
+// TestCloseRestoresHost: Close undoes exactly what Run did to the host, in
+// reverse order, and resets the open flows first.
+func TestCloseRestoresHost(t *testing.T) {
+	tunneltest.CheckGoroutines(t)
+	h := newHarness(t, engine.Config{DNS: &engine.DNSConfig{
+		Upstream: netip.MustParseAddr("169.254.169.253"),
+		Domains:  []string{"compute.internal"},
+	}})
+	before := hostState(h.host)
+	h.start(t)
+	flow := h.dialApp(t)
+	echo(t, flow, "hello")
+	if st := h.eng.Status(); st.DNS == nil || st.DNS.Server != netip.MustParseAddr("100.77.0.53") || st.DNS.Mode != platform.DNSModeResolved {
+		t.Errorf("DNS status %+v", st.DNS)
+	}
+	h.close(t)
+	if after := hostState(h.host); after != before {
+		t.Errorf("host after Close: %s; before: %s", after, before)
+	}
+	want := []string{
+		"create-tun vpcvpn0 mtu 1500",
+		"link configure vpcvpn0 addr 100.77.0.1/32 up",
+		"route add 10.0.0.0/16 dev vpcvpn0 src 100.77.0.1",
+		"route add 100.77.0.53/32 dev vpcvpn0 src 100.77.0.1",
+		"dns set vpcvpn0 server 100.77.0.53 domains compute.internal",
+		"dns revert vpcvpn0",
+		"route del 100.77.0.53/32 dev vpcvpn0 src 100.77.0.1",
+		"route del 10.0.0.0/16 dev vpcvpn0 src 100.77.0.1",
+		"link deconfigure vpcvpn0 addr 100.77.0.1/32",
+		"tun close vpcvpn0",
+	}
+	if got := h.host.Transcript(); !slices.Equal(got, want) {
+		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	flow.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.Copy(io.Discard, flow); err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("a flow open at Close ended with %v, want a reset", err)
+	}
+	if st := h.eng.State(); st != engine.StateDown {
+		t.Errorf("state after Close: %v, want down", st)
+	}
+}
+
+// TestPermanentEndsRun: after a loss, a dial the server refuses for good
+// ends Run with why, and nothing more is dialed.
+func TestPermanentEndsRun(t *testing.T) {
+	tunneltest.CheckGoroutines(t)
+	h := newHarness(t, engine.Config{})
+	h.start(t)
+	echo(t, h.dialApp(t), "hello")
+	refused := &tunnel.AuthError{User: "ec2-user", Addr: "bastion:22"}
+	h.setDialErr(refused)
+	h.drop()
+	h.expect(t, engine.EventLost)
+	err := <-h.runErr
+	h.runErr <- nil
+	if !errors.Is(err, refused) || !strings.HasPrefix(err.Error(), "connection to ec2-user@bastion lost and cannot be restored: ") {
+		t.Errorf("Run: %v, want the refusal", err)
+	}
+	if st := h.eng.Status(); st.LastError != refused.Error() {
+		t.Errorf("last error %q, want %q", st.LastError, refused)
+	}
+}
+
+// TestStopBeforeConnecting: Run's context ending during the first dial
+// leaves the host untouched.
+func TestStopBeforeConnecting(t *testing.T) {
+	tunneltest.CheckGoroutines(t)
+	h := newHarness(t, engine.Config{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := h.eng.Run(ctx); err != nil {
+		t.Fatalf("Run stopped before connecting: %v", err)
+	}
+	if ev := <-h.events; ev.Kind != engine.EventStoppedEarly {
+		t.Errorf("event %v, want EventStoppedEarly", ev.Kind)
+	}
+	if err := h.eng.Close(); err != nil {
+		t.Error(err)
+	}
+	<-h.eng.Wait()
+	if got := h.host.Transcript(); len(got) != 0 {
+		t.Errorf("the host was changed: %q", got)
+	}
+}
