@@ -20,7 +20,8 @@ const module = "github.com/vpcvpn/vpcvpn"
 // vpctest; integration may import anything and nothing imports it.
 var allowedDeps = map[string][]string{
 	"cmd/vpcvpn":     {"cmd/vpcvpn/cli"},
-	"cmd/vpcvpn/cli": {"netstack", "tunnel", "tunnel/ssm", "tunnel/eic", "dnsproxy", "routing", "platform"},
+	"cmd/vpcvpn/cli": {"engine", "netstack", "tunnel", "tunnel/ssm", "tunnel/eic", "dnsproxy", "routing", "platform"},
+	"engine":         {"netstack", "tunnel", "tunnel/ssm", "tunnel/eic", "dnsproxy", "routing", "platform"},
 	"routing":        {"platform"},
 	"netstack":       {},
 	"tunnel":         {},
