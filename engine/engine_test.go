@@ -11,16 +11,16 @@ import (
 	"time"
 
 	"github.com/vpcvpn/vpcvpn/engine"
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/platform"
 	"github.com/vpcvpn/vpcvpn/tunnel"
-	"github.com/vpcvpn/vpcvpn/tunnel/tunneltest"
 )
 
 // TestReconnect: flows work; a connection the server drops while a flow is
 // open is redialed (connected -> reconnecting -> connected), the open flow
 // is reset, and new flows work over the new connection.
 func TestReconnect(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	h := newHarness(t, engine.Config{})
 	h.start(t)
 	if st := h.eng.Status(); st.State != engine.StateConnected || st.Interface != ifName || st.Address != tunAddr {
@@ -51,7 +51,7 @@ func TestReconnect(t *testing.T) {
 // TestIdle: a connection that ends with no flow open leaves the engine
 // idle, and the next flow reconnects it on demand.
 func TestIdle(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	h := newHarness(t, engine.Config{})
 	h.start(t)
 	h.drop()
@@ -73,7 +73,7 @@ func TestIdle(t *testing.T) {
 // TestCloseRestoresHost: Close undoes exactly what Run did to the host, in
 // reverse order, and resets the open flows first.
 func TestCloseRestoresHost(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	h := newHarness(t, engine.Config{DNS: &engine.DNSConfig{
 		Upstream: netip.MustParseAddr("169.254.169.253"),
 		Domains:  []string{"compute.internal"},
@@ -116,7 +116,7 @@ func TestCloseRestoresHost(t *testing.T) {
 // TestPermanentEndsRun: after a loss, a dial the server refuses for good
 // ends Run with why, and nothing more is dialed.
 func TestPermanentEndsRun(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	h := newHarness(t, engine.Config{})
 	h.start(t)
 	echo(t, h.dialApp(t), "hello")
@@ -137,7 +137,7 @@ func TestPermanentEndsRun(t *testing.T) {
 // TestStopBeforeConnecting: Run's context ending during the first dial
 // leaves the host untouched.
 func TestStopBeforeConnecting(t *testing.T) {
-	tunneltest.CheckGoroutines(t)
+	vpctest.LeakCheck(t)
 	h := newHarness(t, engine.Config{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()

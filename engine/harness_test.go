@@ -14,6 +14,7 @@ import (
 	wgnetstack "golang.zx2c4.com/wireguard/tun/netstack"
 
 	"github.com/vpcvpn/vpcvpn/engine"
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/platform"
 	"github.com/vpcvpn/vpcvpn/platform/platformtest"
 	"github.com/vpcvpn/vpcvpn/routing"
@@ -43,7 +44,7 @@ type harness struct {
 	runErr   chan error
 	stopApps func() // disconnects the apps from the TUN; nil before startApps
 
-	mu      sync.Mutex // guards following
+	mu      sync.Mutex         // guards following
 	far     []*tunneltest.Conn // the server's end of each connection dialed
 	dialErr error              // if set, what the next dials fail with
 }
@@ -73,7 +74,7 @@ func newHarness(t *testing.T, cfg engine.Config) *harness {
 	cfg.Dial = h.dial
 	cfg.Bastion = "ec2-user@bastion"
 	cfg.Events = func(ev engine.Event) { h.events <- ev }
-	cfg.Logger = tunneltest.Logger(t)
+	cfg.Logger = vpctest.Logger(t)
 	eng, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
