@@ -191,3 +191,12 @@ func (m *imds) credentialsDoc(c credentials) string {
 		"Expiration": now.Add(credentialTTL).Format(time.RFC3339)}, "", "  ")
 	return string(b)
 }
+
+// IMDSAddr returns the address the instance metadata is served on, or ""
+// without Config.IMDS.
+func (s *Server) IMDSAddr() string {
+	if s.imds == nil {
+		return ""
+	}
+	return s.imds.ln.Addr().String()
+}

@@ -61,7 +61,7 @@ func run(ctx context.Context, bin, emu string) (err error) {
 	}
 	lab.CleanupStale(lab.DefaultPrefix)
 	if emu == "" {
-		say("Building awsemu, the AWS emulator (SSM, its agent, and EC2 Instance Connect).")
+		say("Building awsemu, the emulated AWS (SSM, Session Manager, instance metadata, EC2 Instance Connect).")
 		dir, err := os.MkdirTemp("", "vpcvpn-demo-")
 		if err != nil {
 			return err
