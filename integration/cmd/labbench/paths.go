@@ -79,7 +79,7 @@ var paths = []path{
 	{"vpcvpn", "vpcvpn", openVPCVPN, tcpTable},
 	{ssmID, "vpcvpn over SSM (emulated agent, real pacing)", openSSM, ssmTable},
 	{loadID, "load: vpcvpn and ssh -L", openLoad, loadTable},
-	{wegoID, "vpcvpn and the Wego chain over SSM (emulated agent, real pacing)", openWego, wegoTable},
+	{wegoID, "vpcvpn and the Wego chain over SSM", openWego, wegoTable},
 }
 
 // maxRuns caps the runs of p (0: -runs): the wego path's take most of a

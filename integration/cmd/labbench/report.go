@@ -124,6 +124,7 @@ type report struct {
 	Runs           int           `json:"runs"`
 	Seconds        int           `json:"seconds_per_run"`
 	Bin            string        `json:"vpcvpn"`
+	SSMAgent       string        `json:"ssm_agent,omitempty"` // the instance's, in the labs with the emulated AWS side
 	Paths          []*pathResult `json:"paths"`
 	Targets        []target      `json:"targets"`
 }

@@ -24,6 +24,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -297,6 +299,19 @@ func (w *wegoLab) download(ctx context.Context, n int64, flowing chan<- struct{}
 	return megabytesPerSecond(n, elapsed), nil
 }
 
+// agentName names the SSM agent of the labs with the emulated AWS side,
+// for the report; "" when no such lab is built.
+func (b *bench) agentName() string {
+	switch {
+	case b.awsemu == "":
+		return ""
+	case b.agent == "":
+		return "awsemu's built-in SSM agent (with the real one's pacing)"
+	}
+	out, _ := exec.Command(filepath.Join(b.agent, "amazon-ssm-agent"), "--version").Output()
+	return "AWS's real SSM agent " + strings.TrimPrefix(strings.TrimSpace(string(out)), "SSM Agent version: ")
+}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // wegoAdvantage is how many times better vpcvpn's median of m is than the
@@ -315,7 +330,7 @@ func (r *report) wegoAdvantage(p *pathResult, m wegoMeasure) (float64, bool) {
 // printWegoTable writes the wego path's table: a row per side, then
 // vpcvpn's advantage per column.
 func printWegoTable(w io.Writer, r *report, p *pathResult) {
-	fmt.Fprintf(w, "\n### Over SSM: vpcvpn and the Wego chain, the same service and agent\n")
+	fmt.Fprintf(w, "\n### Over SSM: vpcvpn and the Wego chain, the same service and %s\n", r.SSMAgent)
 	header := []string{"path"}
 	for _, m := range wegoMeasures {
 		header = append(header, m.title)
