@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +23,7 @@ const (
 	DefaultHandshakeTimeout = 30 * time.Second
 	DefaultPingInterval     = 30 * time.Second
 	DefaultCloseTimeout     = 2 * time.Second
+	DefaultStallTimeout     = 3 * time.Second
 )
 
 // Config configures Dial.
@@ -65,6 +67,24 @@ type Config struct {
 	// means DefaultPingInterval; negative disables pings.
 	PingInterval time.Duration
 
+	// ServerSpeaksFirst makes the first Write wait until the destination's
+	// first bytes have arrived, for at most HandshakeTimeout after the
+	// handshake. The agent marks its handshake complete only after it has
+	// sent HandshakeComplete, and acknowledges and discards what arrives in
+	// between, so that a client writing at once loses its first bytes now
+	// and then; it connects to the destination and relays its output only
+	// after, so the destination's first bytes prove it ready. An SSH
+	// server speaks first (RFC 4253 §4.2; sshd sends its version line on
+	// accept), so Start sets it; with a server that waits for the client,
+	// Write would fail.
+	ServerSpeaksFirst bool
+
+	// StallTimeout is how long messages may stay unacknowledged while
+	// nothing at all arrives from the agent before the WebSocket is taken
+	// for broken (and the session resumed). Zero means
+	// DefaultStallTimeout; negative disables it.
+	StallTimeout time.Duration
+
 	// CloseTimeout bounds how long Close waits for the agent to
 	// acknowledge what was sent and the WebSocket close handshake; zero
 	// means DefaultCloseTimeout.
@@ -103,6 +123,7 @@ func (cfg *Config) setDefaults() error {
 	cfg.HandshakeTimeout = cmp(cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	cfg.PingInterval = cmp(cfg.PingInterval, DefaultPingInterval)
 	cfg.CloseTimeout = cmp(cfg.CloseTimeout, DefaultCloseTimeout)
+	cfg.StallTimeout = cmp(cfg.StallTimeout, DefaultStallTimeout)
 	if cfg.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = cfg.TLSConfig
@@ -140,6 +161,10 @@ type Conn struct {
 
 	handshook chan struct{} // closed at HandshakeComplete
 	refused   chan error    // the handshake refusal, if any (capacity 1)
+	greeted   chan struct{} // closed at the first Output from the agent
+	greetBy   time.Time     // when the first Write stops waiting for it
+	recovered chan struct{} // signalled after a resend or a resume (capacity 1)
+	heard     atomic.Int64  // when a frame last came from the agent, in Unix nanoseconds
 
 	mu    sync.Mutex // guards following
 	sock  *socket    // the current WebSocket
@@ -178,6 +203,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		<-c.done
 		return nil, err
 	}
+	c.greetBy = time.Now().Add(cfg.HandshakeTimeout)
 	return c, nil
 }
 
@@ -194,6 +220,8 @@ func newConn(cfg Config) *Conn {
 		wake:      make(chan struct{}, 1),
 		handshook: make(chan struct{}),
 		refused:   make(chan error, 1),
+		greeted:   make(chan struct{}),
+		recovered: make(chan struct{}, 1),
 	}
 	c.rdl.init()
 	c.wdl.init()
@@ -255,6 +283,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.cfg.ServerSpeaksFirst {
+		if err := c.awaitGreeting(); err != nil {
+			return 0, err
+		}
+	}
 	n := 0
 	for n < len(p) {
 		chunk := p[n:min(len(p), n+chunkSize)]
@@ -264,6 +297,30 @@ func (c *Conn) Write(p []byte) (int, error) {
 		n += len(chunk)
 	}
 	return n, nil
+}
+
+// awaitGreeting waits for the destination's first bytes (see
+// Config.ServerSpeaksFirst), the write deadline, or the end.
+func (c *Conn) awaitGreeting() error {
+	select {
+	case <-c.greeted:
+		return nil
+	default:
+	}
+	t := time.NewTimer(time.Until(c.greetBy))
+	defer t.Stop()
+	select {
+	case <-c.greeted:
+		return nil
+	case <-c.ctx.Done():
+		return c.Err()
+	case <-c.wdl.wait():
+		return os.ErrDeadlineExceeded
+	case <-t.C:
+		return fmt.Errorf("%w within %s of the handshake: vpcvpn sends only after the server's greeting, "+
+			"as the agent drops data that comes too early; is an SSH server listening on the target's port?",
+			ErrNoGreeting, c.cfg.HandshakeTimeout)
+	}
 }
 
 // push queues one sequenced message, waiting for room in the window.
@@ -324,6 +381,26 @@ func (c *Conn) Err() error {
 	defer c.mu.Unlock()
 	return c.err
 }
+
+// Recovered returns a channel that receives a value after the Conn had to
+// resend a message or resume the session. The stream may have been
+// damaged then: the agent may write a message to the destination, fail to
+// acknowledge it as its own WebSocket breaks, and write it again when it
+// is resent (seen with agent 3.3.987.0). A reader of the stream can check
+// it at once, as tunnel.Client does with an SSH keepalive.
+func (c *Conn) Recovered() <-chan struct{} { return c.recovered }
+
+// LastHeard returns when a message last came from the agent (an
+// acknowledgement, Output or any other), the zero time before the first.
+func (c *Conn) LastHeard() time.Time {
+	if n := c.heard.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// Carrier names what relays the stream, for messages about damage to it.
+func (c *Conn) Carrier() string { return "the instance's SSM agent" }
 
 // LocalAddr returns a placeholder address.
 func (c *Conn) LocalAddr() net.Addr { return addr("ssm-client") }

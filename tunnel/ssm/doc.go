@@ -13,8 +13,11 @@
 //
 // Dial opens the WebSocket, sends OpenDataChannel with the session's token
 // and answers the agent's handshake; no data flows before the agent's
-// HandshakeComplete. Close sends the TerminateSession flag, waits briefly
-// for the agent's acknowledgements and closes the WebSocket. When the
+// HandshakeComplete; with Config.ServerSpeaksFirst (set by Start) the
+// first Write waits for the destination's first bytes, as the agent
+// discards data that arrives just after its HandshakeComplete. Close
+// sends the TerminateSession flag, waits briefly for the agent's
+// acknowledgements and closes the WebSocket. When the
 // service ends the session with channel_closed, Read returns a
 // *ChannelClosedError carrying its reason.
 //
@@ -30,7 +33,10 @@
 // in the Conn. When the WebSocket of a Conn made by Start breaks, the
 // Conn calls ResumeSession, dials the original StreamUrl with the new
 // token, re-sends OpenDataChannel and attaches the new socket; unacknowledged
-// messages are resent and Reads and Writes only pause (resume.go). The
+// messages are resent and Reads and Writes only pause (resume.go). A
+// socket on which messages wait for StallTimeout with nothing at all from
+// the agent is taken for broken too. Recovered tells the reader of the
+// stream when it had to be repaired, so that it can check it. The
 // attempts are bounded, with capped, jittered exponential backoff. A
 // ResumeSession without a token ends the Conn with a *SessionEndedError,
 // channel_closed with a *ChannelClosedError. A Conn from Dial alone ends

@@ -23,6 +23,14 @@ var (
 	// acknowledging what the client sends.
 	ErrResendTimeout = errors.New("ssm: the agent stopped acknowledging data")
 
+	// ErrNoGreeting is a Write that gave up waiting for the destination's
+	// first bytes (Config.ServerSpeaksFirst).
+	ErrNoGreeting = errors.New("ssm: the destination sent nothing")
+
+	// ErrStalled is the cause given to Resuming when the agent went silent
+	// while messages were unacknowledged (Config.StallTimeout).
+	ErrStalled = errors.New("ssm: the data channel stalled")
+
 	errEmptyType = errors.New("ssm: message without a type")
 )
 

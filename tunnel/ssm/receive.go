@@ -131,6 +131,9 @@ func (c *Conn) readLoop(s *socket) {
 			s.fail(fmt.Errorf("read: %w", err))
 			return
 		}
+		now := time.Now()
+		s.heard.Store(now.UnixNano())
+		c.heard.Store(now.UnixNano())
 		if err := c.handleFrame(frame); err != nil {
 			return
 		}
@@ -244,7 +247,11 @@ func (c *Conn) onStreamData(m *Message) error {
 func (c *Conn) process(m *Message, force bool) (bool, error) {
 	switch m.PayloadType {
 	case PayloadOutput:
-		return c.in.deliver(m.Payload, force), nil
+		if !c.in.deliver(m.Payload, force) {
+			return false, nil
+		}
+		c.greet()
+		return true, nil
 	case PayloadHandshakeRequest:
 		return true, c.onHandshakeRequest(m)
 	case PayloadHandshakeComplete:
@@ -328,6 +335,16 @@ func (c *Conn) onHandshakeComplete(m *Message) {
 	case <-c.handshook:
 	default:
 		close(c.handshook)
+	}
+}
+
+// greet lets Write send: output from the destination arrived, so the agent
+// has marked its handshake complete (see Config.ServerSpeaksFirst).
+func (c *Conn) greet() {
+	select {
+	case <-c.greeted:
+	default:
+		close(c.greeted)
 	}
 }
 

@@ -50,6 +50,7 @@ func (c *Conn) reconnect(old *socket, cause error) {
 	for attempt := 1; attempt <= c.cfg.resumeAttempts; attempt++ {
 		if err = c.resumeOnce(); err == nil {
 			c.log.Info("session resumed", "session", id, "attempt", attempt)
+			c.signalRecovered()
 			if c.cfg.Resumed != nil {
 				c.cfg.Resumed()
 			}

@@ -63,6 +63,7 @@ type outMsg struct {
 	frame    []byte
 	first    time.Time // first sent
 	last     time.Time // last sent
+	sockSent time.Time // first sent on the current socket
 	resends  int
 	flagSent bool // first was set
 }
@@ -129,7 +130,7 @@ func (w *sendWindow) nextToSend(now time.Time) []byte {
 	if !m.flagSent {
 		m.first, m.flagSent = now, true
 	}
-	m.last = now
+	m.last, m.sockSent = now, now
 	return m.frame
 }
 
@@ -153,6 +154,18 @@ func (w *sendWindow) due(now time.Time) ([]byte, error) {
 	m.last = now
 	m.resends++
 	return m.frame, nil
+}
+
+// waiting returns when the head of the window was first sent on the
+// current socket and how many messages are unacknowledged; zero when
+// nothing sent on it waits, or while publication is paused.
+func (w *sendWindow) waiting(now time.Time) (time.Time, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.msgs) == 0 || w.unsent == 0 || now.Before(w.pausedUntil) {
+		return time.Time{}, 0
+	}
+	return w.msgs[0].sockSent, len(w.msgs)
 }
 
 // ack removes the message with sequence number seq, wherever it is, and
@@ -288,8 +301,40 @@ func (c *Conn) writeLoop(s *socket) {
 					s.fail(err)
 					return
 				}
+				c.signalRecovered()
+			}
+			if err := c.checkStall(s, now); err != nil {
+				s.fail(err)
+				return
 			}
 		}
+	}
+}
+
+// checkStall fails when a message sent on s has waited StallTimeout for
+// its acknowledgement and nothing at all came from the agent meanwhile:
+// the service or the agent lost the socket without closing it (the
+// WebSocket's pings reach only the service). Resuming costs little when
+// the agent was merely slow.
+func (c *Conn) checkStall(s *socket, now time.Time) error {
+	if c.cfg.StallTimeout <= 0 {
+		return nil
+	}
+	sent, n := c.out.waiting(now)
+	heard := time.Unix(0, s.heard.Load())
+	if sent.IsZero() || now.Sub(sent) < c.cfg.StallTimeout || now.Sub(heard) < c.cfg.StallTimeout {
+		return nil
+	}
+	return fmt.Errorf("%w: nothing from the agent for %s with %d messages unacknowledged",
+		ErrStalled, now.Sub(heard).Round(time.Millisecond), n)
+}
+
+// signalRecovered tells Recovered's reader that the stream had to be
+// repaired.
+func (c *Conn) signalRecovered() {
+	select {
+	case c.recovered <- struct{}{}:
+	default:
 	}
 }
 

@@ -88,6 +88,7 @@ func Start(ctx context.Context, api API, target string, opts SessionOptions) (*C
 	cfg := opts.Config
 	cfg.StreamURL, cfg.Token, cfg.sessionID = aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue), s.id
 	cfg.terminate = s.terminate
+	cfg.ServerSpeaksFirst = true // sshd sends its version line first
 	if opts.ResumeAttempts >= 0 {
 		cfg.resume = s.resume
 		cfg.resumeAttempts = opts.ResumeAttempts

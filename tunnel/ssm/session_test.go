@@ -21,6 +21,19 @@ import (
 
 const testSessionID = "itsme-0625cb834d1273961"
 
+// greeting is what the agents of Start's tests send first, as sshd does:
+// Start waits for it before it writes (Config.ServerSpeaksFirst).
+var greeting = []byte("SSH-2.0-ssmtest\r\n")
+
+// readGreeting reads greeting from c.
+func readGreeting(t *testing.T, c io.Reader) {
+	t.Helper()
+	got := make([]byte, len(greeting))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, greeting) {
+		t.Fatalf("greeting: %q, %v", got, err)
+	}
+}
+
 // fakeAPI plays StartSession, ResumeSession and TerminateSession.
 type fakeAPI struct {
 	streamURL, token string
@@ -86,6 +99,9 @@ func startSession(t *testing.T, a *ssmtest.Agent, f *fakeAPI, opts ...ssm.Sessio
 		o = opts[0]
 	}
 	cfg.Resuming, cfg.Resumed = o.Config.Resuming, o.Config.Resumed
+	if o.Config.StallTimeout != 0 {
+		cfg.StallTimeout = o.Config.StallTimeout
+	}
 	o.Config = cfg
 	c, err := ssm.Start(context.Background(), f, "i-0123456789abcdef0", o)
 	if err != nil {
@@ -98,7 +114,8 @@ func startSession(t *testing.T, a *ssmtest.Agent, f *fakeAPI, opts ...ssm.Sessio
 func TestStart(t *testing.T) {
 	vpctest.LeakCheck(t)
 	f := &fakeAPI{}
-	c, s := startSession(t, &ssmtest.Agent{}, f)
+	c, s := startSession(t, &ssmtest.Agent{Greeting: greeting}, f)
+	readGreeting(t, c)
 	in := f.starts[0]
 	if aws.ToString(in.Target) != "i-0123456789abcdef0" || aws.ToString(in.DocumentName) != "AWS-StartSSHSession" ||
 		len(in.Parameters["portNumber"]) != 1 || in.Parameters["portNumber"][0] != "22" {
@@ -231,7 +248,8 @@ func TestResumeNoToken(t *testing.T) {
 func TestResumeRetry(t *testing.T) {
 	vpctest.LeakCheck(t)
 	f := &fakeAPI{}
-	c, s := startSession(t, &ssmtest.Agent{}, f)
+	c, s := startSession(t, &ssmtest.Agent{Greeting: greeting}, f)
+	readGreeting(t, c)
 	var calls atomic.Int32
 	f.onResume(func(context.Context) (*awsssm.ResumeSessionOutput, error) {
 		if calls.Add(1) == 1 {

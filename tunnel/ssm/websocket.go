@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -26,6 +27,7 @@ type socket struct {
 	conn   *Conn
 	once   sync.Once
 	wg     sync.WaitGroup // the socket's goroutines, awaited before a resume attaches
+	heard  atomic.Int64   // when a frame last came from the agent, in Unix nanoseconds
 }
 
 // openSocket dials the stream URL and sends OpenDataChannel with token.
@@ -84,6 +86,7 @@ func redact(streamURL string) string {
 func (c *Conn) attach(ws *websocket.Conn) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	s := &socket{ws: ws, ctx: ctx, cancel: cancel, conn: c}
+	s.heard.Store(time.Now().UnixNano())
 	c.mu.Lock()
 	c.sock = s
 	c.mu.Unlock()

@@ -46,6 +46,21 @@ type Agent struct {
 	Delay        time.Duration  // for Delay verdicts; zero means 300 ms
 	CloseReason  string         // channel_closed Output when Serve returns
 
+	// LateComplete makes the agent mark its handshake complete as late as
+	// the real one may: after HandshakeComplete was sent, just before its
+	// first Output. Client Output before then is acknowledged and
+	// discarded (Stats.EarlyOutput); Serve should write first, as sshd does.
+	LateComplete bool
+
+	// KeepOnDrop keeps a session whose WebSocket the client dropped without
+	// a close handshake, waiting for a resume, as the service does; without
+	// it such a drop ends the session.
+	KeepOnDrop bool
+
+	// Greeting, if set, is written to the client before Serve runs, as
+	// sshd writes its version line first.
+	Greeting []byte
+
 	// Filter, if set, decides the fate of each frame the agent sends
 	// (toClient) or receives. It is called from several goroutines.
 	Filter func(toClient bool, m *ssm.Message) Verdict
@@ -250,9 +265,10 @@ func (s *Session) run() {
 		return
 	}
 	// The real agent sets its flag just after sending HandshakeComplete,
-	// a window that the service's round trip hides; here it is set first.
+	// a window that the service's round trip hides; here it is set first,
+	// unless LateComplete, when it is set at the first Output (Stream.Write).
 	s.mu.Lock()
-	s.completed = true
+	s.completed = !s.a.LateComplete
 	s.mu.Unlock()
 	s.push(ssm.PayloadHandshakeComplete, []byte(`{"HandshakeTimeToComplete":1500000000,"CustomerMessage":""}`))
 	s.wg.Add(1)
@@ -263,6 +279,9 @@ func (s *Session) run() {
 func (s *Session) serve() {
 	defer s.wg.Done()
 	st := &Stream{s: s}
+	if len(s.a.Greeting) > 0 {
+		st.Write(s.a.Greeting)
+	}
 	if s.a.Serve != nil {
 		s.a.Serve(st)
 	} else {

@@ -39,10 +39,14 @@ func (s *Session) Upgrades() []Upgrade {
 	return append([]Upgrade(nil), s.upgrades...)
 }
 
-// socketEnded ends the session when ws ended other than by Break.
-func (s *Session) socketEnded(ws *websocket.Conn) {
+// socketEnded ends the session when ws ended other than by Break or,
+// with Agent.KeepOnDrop, a drop by the client.
+func (s *Session) socketEnded(ws *websocket.Conn, err error) {
 	s.mu.Lock()
-	broken := s.broken == ws
+	broken := s.broken == ws || s.a.KeepOnDrop && websocket.CloseStatus(err) == -1 && s.ctx.Err() == nil
+	if broken {
+		s.broken = ws
+	}
 	s.mu.Unlock()
 	if !broken {
 		s.cancel()

@@ -21,7 +21,8 @@ const (
 // readLoop reads the client's frames from ws until it ends, which ends
 // the session unless Break dropped ws.
 func (s *Session) readLoop(ws *websocket.Conn) {
-	defer s.socketEnded(ws)
+	var err error
+	defer func() { s.socketEnded(ws, err) }()
 	for {
 		s.mu.Lock()
 		stalled := s.stalled
@@ -30,8 +31,8 @@ func (s *Session) readLoop(ws *websocket.Conn) {
 			<-s.ctx.Done()
 			return
 		}
-		_, b, err := ws.Read(s.ctx)
-		if err != nil {
+		var b []byte
+		if _, b, err = ws.Read(s.ctx); err != nil {
 			return
 		}
 		m, err := ssm.ParseMessage(b)
@@ -289,6 +290,9 @@ func (st *Stream) Read(p []byte) (int, error) {
 
 // Write sends p to the client in 1 KiB Output messages, paced.
 func (st *Stream) Write(p []byte) (int, error) {
+	st.s.mu.Lock()
+	st.s.completed = true // LateComplete: just before the first Output
+	st.s.mu.Unlock()
 	n := 0
 	for n < len(p) {
 		k := min(len(p)-n, 1024)

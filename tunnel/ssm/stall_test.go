@@ -1,0 +1,91 @@
+package ssm_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
+	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
+	"github.com/vpcvpn/vpcvpn/tunnel/ssm/ssmtest"
+)
+
+// TestStallResumes: when the service stops relaying in both directions
+// without closing the WebSocket (its pings still answered), the Conn
+// notices after StallTimeout, resumes, and the stream completes.
+func TestStallResumes(t *testing.T) {
+	vpctest.LeakCheck(t)
+	var cut atomic.Bool
+	a := &ssmtest.Agent{Greeting: greeting, KeepOnDrop: true,
+		Filter: func(bool, *ssm.Message) ssmtest.Verdict {
+			if cut.Load() {
+				return ssmtest.Drop
+			}
+			return ssmtest.Pass
+		}}
+	f := &fakeAPI{}
+	causes := make(chan error, 1)
+	var o ssm.SessionOptions
+	o.Config.StallTimeout = 300 * time.Millisecond
+	o.Config.Resuming = func(cause error) { causes <- cause }
+	c, s := startSession(t, a, f, o)
+	readGreeting(t, c)
+	f.onResume(func(context.Context) (*awsssm.ResumeSessionOutput, error) {
+		cut.Store(false)
+		return &awsssm.ResumeSessionOutput{SessionId: aws.String(testSessionID), TokenValue: aws.String(s.NewToken())}, nil
+	})
+	cut.Store(true)
+	want := random(20_000)
+	go c.Write(want)
+	if cause := <-causes; !errors.Is(cause, ssm.ErrStalled) {
+		t.Errorf("resumed because of %v, want ErrStalled", cause)
+	}
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("echo after the stall: %v, equal %v", err, bytes.Equal(got, want))
+	}
+}
+
+// TestRecovered: a message the agent never received is resent, and
+// Recovered says so; a clean exchange does not signal.
+func TestRecovered(t *testing.T) {
+	vpctest.LeakCheck(t)
+	var drop atomic.Int32
+	a := &ssmtest.Agent{Filter: func(toClient bool, m *ssm.Message) ssmtest.Verdict {
+		if !toClient && m.PayloadType == ssm.PayloadOutput && drop.Add(-1) >= 0 {
+			return ssmtest.Drop
+		}
+		return ssmtest.Pass
+	}}
+	c, _ := dial(t, a)
+	echo(t, c, random(5000))
+	select {
+	case <-c.Recovered():
+		t.Fatal("Recovered signalled without a loss")
+	default:
+	}
+	drop.Store(1)
+	echo(t, c, random(5000))
+	<-c.Recovered()
+	if c.LastHeard().IsZero() {
+		t.Error("LastHeard is zero after an exchange")
+	}
+}
+
+// echo writes b to c and reads it back.
+func echo(t *testing.T, c net.Conn, b []byte) {
+	t.Helper()
+	go c.Write(b)
+	got := make([]byte, len(b))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("echo: %v, equal %v", err, bytes.Equal(got, b))
+	}
+}
