@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/vpcvpn/vpcvpn/integration/lab"
 )
 
@@ -51,13 +53,17 @@ func upPeersLab(t *testing.T, opts lab.Options) (*lab.Lab, *lab.AWSCLI) {
 }
 
 // TestPeers runs AWS's own clients against the emulated service: ssh
-// through `aws ssm start-session` as its ProxyCommand, a key pushed with
+// through `aws ssm start-session` as its ProxyCommand (AWS-StartSSHSession:
+// the agent's basic port mode, the plugin's standard streams; a port
+// forwarding document gets the multiplexed mode from every agent since
+// 3.0.196.0, see TestPeersPortForwarding), a key pushed with
 // `aws ec2-instance-connect send-ssh-public-key`, the plugin's resume
 // after its WebSocket breaks, and the Wego chain (sshuttle over that ssh)
 // to the VPC host's PostgreSQL.
 func TestPeers(t *testing.T) {
 	l, cli := upPeersLab(t, lab.Options{AWS: &lab.AWSOptions{Pacing: "none"}})
 	t.Run("SSHLogin", func(t *testing.T) { testPeersSSHLogin(t, l, cli) })
+	t.Run("SessionsAtOnce", func(t *testing.T) { testPeersSessionsAtOnce(t, l, cli, 4) })
 	t.Run("Upload16MiB", func(t *testing.T) { testPeersUpload(t, l, cli, 16<<20) })
 	t.Run("Download16MiB", func(t *testing.T) { testPeersDownload(t, l, cli, 16<<20) })
 	t.Run("ResumeAfterDrop", func(t *testing.T) { testPeersResume(t, l, cli) })
@@ -88,6 +94,35 @@ func testPeersSSHLogin(t *testing.T, l *lab.Lab, cli *lab.AWSCLI) {
 	}
 	if from := m[len(m)-1][1]; from == lab.LaptopAddr {
 		t.Errorf("sshd saw the login from the laptop (%s); want it from the SSM agent on the bastion", from)
+	}
+}
+
+// testPeersSessionsAtOnce runs n ssh logins at once, each its own session
+// in the agent's basic port mode, each sending its own 1 MiB through.
+func testPeersSessionsAtOnce(t *testing.T, l *lab.Lab, cli *lab.AWSCLI, n int) {
+	ctx := testContext(t, 2*time.Minute)
+	starts := l.AWS.Calls(opStartSession)
+	g := new(errgroup.Group)
+	for i := range n {
+		g.Go(func() error {
+			seed, size := uint64(30+i), int64(1<<20)
+			cmd := cli.SSHCommand(ctx, l.SSH.KeyPath, "sha256sum")
+			cmd.Stdin = io.LimitReader(lab.Pattern(seed), size)
+			out, err := cmd.Output()
+			if err != nil {
+				return fmt.Errorf("session %d: %w", i, err)
+			}
+			if got, _, _ := strings.Cut(string(out), " "); got != patternSHA(seed, size) {
+				return fmt.Errorf("session %d: the bastion received bytes with SHA-256 %s; want %s", i, got, patternSHA(seed, size))
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.AWS.Calls(opStartSession); got != starts+n {
+		t.Errorf("StartSession calls %d -> %d; want %d sessions", starts, got, n)
 	}
 }
 
