@@ -26,12 +26,7 @@ func upPeersLab(t *testing.T, opts lab.Options) (*lab.Lab, *lab.AWSCLI) {
 	if reason := lab.Missing(); reason != "" {
 		t.Skip("integration: " + reason)
 	}
-	ctx := testContext(t, 5*time.Minute)
-	bin, _, err := lab.FindAWSCLI(ctx)
-	if err != nil {
-		t.Skipf("integration: %v", err)
-	}
-	plugin, err := lab.FindPlugin(ctx)
+	peers, err := lab.FindPeers(testContext(t, 5*time.Minute))
 	if err != nil {
 		t.Skipf("integration: %v", err)
 	}
@@ -44,11 +39,11 @@ func upPeersLab(t *testing.T, opts lab.Options) (*lab.Lab, *lab.AWSCLI) {
 	}
 	opts.AWS = &o
 	l := newLab(t, opts)
-	cli, err := l.AWSCLI(ctx, bin, plugin)
+	cli, err := l.AWSCLI(peers)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("peers: %s, %s", cli.Version, plugin)
+	t.Logf("peers: %s, %s; the %s SSM agent", peers.AWSVersion, peers.Plugin, l.AWS.Agent)
 	return l, cli
 }
 

@@ -46,54 +46,60 @@ const (
 // debianAWSCLI is where Debian's awscli package installs the CLI.
 const debianAWSCLI = "/usr/bin/aws"
 
-// AWSCLI runs the aws CLI and the session-manager-plugin in the laptop
-// namespace against the lab's emulated AWS side.
-type AWSCLI struct {
-	Bin     string // the aws CLI, version 2
-	Plugin  string // session-manager-plugin
-	Version string // `aws --version`, e.g. "aws-cli/2.9.19 Python/3.11.2 ..."
-	binDir  string // holds aws and session-manager-plugin, first on PATH
-	lab     *Lab
+// Peers are AWS's client programs the lab runs on the laptop.
+type Peers struct {
+	AWS        string // the aws CLI, version 2
+	AWSVersion string // `aws --version`, e.g. "aws-cli/2.9.19 Python/3.11.2 ..."
+	Plugin     string // session-manager-plugin
 }
 
-// FindAWSCLI returns the aws CLI to use: $VPCVPN_AWS_CLI, or Debian's
-// /usr/bin/aws, or the first aws on PATH; it must be version 2.
-func FindAWSCLI(ctx context.Context) (bin, version string, err error) {
-	bin = os.Getenv(AWSCLIEnv)
+// FindPeers returns the aws CLI ($VPCVPN_AWS_CLI, or Debian's
+// /usr/bin/aws, or the first aws on PATH; it must be version 2) and the
+// session-manager-plugin (FindPlugin). Tests skip with the error's reason.
+func FindPeers(ctx context.Context) (Peers, error) {
+	bin := os.Getenv(AWSCLIEnv)
 	if bin == "" {
 		bin = debianAWSCLI
 		if _, err := os.Stat(bin); err != nil {
 			if bin, err = exec.LookPath("aws"); err != nil {
-				return "", "", errors.New("lab: no aws CLI (apt install awscli, or set " + AWSCLIEnv + ")")
+				return Peers{}, errors.New("lab: no aws CLI (apt install awscli, or set " + AWSCLIEnv + ")")
 			}
 		}
 	}
 	out, err := exec.CommandContext(ctx, bin, "--version").CombinedOutput()
-	version = strings.TrimSpace(string(out))
+	version := strings.TrimSpace(string(out))
 	if err != nil {
-		return "", "", fmt.Errorf("lab: %s --version: %w: %s", bin, err, version)
+		return Peers{}, fmt.Errorf("lab: %s --version: %w: %s", bin, err, version)
 	}
 	if !strings.HasPrefix(version, "aws-cli/2.") {
-		return "", "", fmt.Errorf("lab: %s is %q; the lab needs aws CLI version 2 (apt install awscli, or set %s)", bin, version, AWSCLIEnv)
+		return Peers{}, fmt.Errorf("lab: %s is %q; the lab needs aws CLI version 2 (apt install awscli, or set %s)", bin, version, AWSCLIEnv)
 	}
-	return bin, version, nil
+	plugin, err := FindPlugin(ctx)
+	if err != nil {
+		return Peers{}, err
+	}
+	return Peers{AWS: bin, AWSVersion: version, Plugin: plugin}, nil
 }
 
-// AWSCLI returns a runner of the aws CLI bin with the session-manager-plugin
-// plugin, for a lab with the emulated AWS side (Options.AWS).
-func (l *Lab) AWSCLI(ctx context.Context, bin, plugin string) (*AWSCLI, error) {
+// AWSCLI runs the aws CLI and the session-manager-plugin in the laptop
+// namespace against the lab's emulated AWS side.
+type AWSCLI struct {
+	Peers
+	binDir string // holds aws and session-manager-plugin, first on PATH
+	lab    *Lab
+}
+
+// AWSCLI returns a runner of p for a lab with the emulated AWS side
+// (Options.AWS).
+func (l *Lab) AWSCLI(p Peers) (*AWSCLI, error) {
 	if l.AWS.Endpoint == "" {
 		return nil, errors.New("lab: the aws CLI needs the emulated AWS side (Options.AWS)")
-	}
-	version, err := exec.CommandContext(ctx, bin, "--version").CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("lab: %s --version: %w: %s", bin, err, version)
 	}
 	dir := l.Path("peers-bin")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
-	for name, target := range map[string]string{"aws": bin, "session-manager-plugin": plugin} {
+	for name, target := range map[string]string{"aws": p.AWS, "session-manager-plugin": p.Plugin} {
 		abs, err := filepath.Abs(target)
 		if err != nil {
 			return nil, fmt.Errorf("lab: %w", err)
@@ -105,7 +111,7 @@ func (l *Lab) AWSCLI(ctx context.Context, bin, plugin string) (*AWSCLI, error) {
 	if err := l.writeInstanceKnownHosts(); err != nil {
 		return nil, err
 	}
-	return &AWSCLI{Bin: bin, Plugin: plugin, Version: strings.TrimSpace(string(version)), binDir: dir, lab: l}, nil
+	return &AWSCLI{Peers: p, binDir: dir, lab: l}, nil
 }
 
 // Env returns the environment of the CLI and the plugin: the lab's AWS

@@ -106,15 +106,11 @@ type wegoLab struct {
 // servers, the emulated AWS side) and the aws CLI's runner; no side runs
 // yet.
 func openWego(ctx context.Context, b *bench) (endpoint, func() error, error) {
-	bin, version, err := lab.FindAWSCLI(ctx)
+	peers, err := lab.FindPeers(ctx)
 	if err != nil {
 		return endpoint{}, nil, err
 	}
-	plugin, err := lab.FindPlugin(ctx)
-	if err != nil {
-		return endpoint{}, nil, err
-	}
-	progress("%s: %s, session-manager-plugin %s", wegoID, version, plugin)
+	progress("%s: %s, session-manager-plugin %s", wegoID, peers.AWSVersion, peers.Plugin)
 	progress("%s: building a lab with the emulated AWS side and PostgreSQL", wegoID)
 	l, err := lab.New(ctx, lab.Options{Prefix: labPrefix, AWS: b.awsOptions()})
 	if err != nil {
@@ -125,15 +121,15 @@ func openWego(ctx context.Context, b *bench) (endpoint, func() error, error) {
 		progress("%s: removing its lab", wegoID)
 		return errors.Join(w.stop(), l.Close())
 	}
-	if err := w.prepare(ctx, b, bin, plugin); err != nil {
+	if err := w.prepare(ctx, b, peers); err != nil {
 		return endpoint{}, nil, errors.Join(err, closeAll())
 	}
 	return endpoint{ns: l.Laptop, wego: w}, closeAll, nil
 }
 
-func (w *wegoLab) prepare(ctx context.Context, b *bench, bin, plugin string) error {
+func (w *wegoLab) prepare(ctx context.Context, b *bench, peers lab.Peers) error {
 	var err error
-	if w.cli, err = w.lab.AWSCLI(ctx, bin, plugin); err != nil {
+	if w.cli, err = w.lab.AWSCLI(peers); err != nil {
 		return err
 	}
 	if w.vpn, err = w.lab.VPCVPN(b.cfg.bin); err != nil {
