@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -92,11 +91,12 @@ type Config struct {
 // channels. It is safe for concurrent use. Dial creates and starts it;
 // Close ends it.
 type Client struct {
-	cfg  Config
-	log  *slog.Logger
-	conn *meteredConn
-	sc   *ssh.Client
-	sem  chan struct{} // one token per channel open in progress
+	cfg   Config
+	log   *slog.Logger
+	conn  *meteredConn
+	sc    *ssh.Client
+	sem   chan struct{} // one token per channel open in progress
+	relay Relay         // the transport's conn, when it is one
 
 	ctx    context.Context // lifetime until the connection ends
 	cancel context.CancelFunc
@@ -108,6 +108,7 @@ type Client struct {
 	lostOnce  sync.Once
 	isLost    atomic.Bool // set by markLost
 	idleAtEnd atomic.Bool // KeepAliveActive said no when the connection was lost
+	checking  atomic.Bool // a check after a repair of the stream is pending (checkRelay)
 
 	mu  sync.Mutex // guards err, and c.wg.Add against watch's Wait
 	err error      // why the connection ended; nil while it is up
@@ -126,6 +127,7 @@ func newClient(cfg Config, log *slog.Logger, conn *meteredConn, sc *ssh.Client) 
 		ended:  make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	c.relay, _ = conn.Conn.(Relay)
 	markLost := c.markLost
 	c.conn.onFail.Store(&markLost)
 	return c
@@ -137,6 +139,10 @@ func (c *Client) start() {
 		c.wg.Add(1)
 		go c.keepalive()
 	}
+	if c.relay != nil {
+		c.wg.Add(1)
+		go c.checkRelay()
+	}
 	go c.watch()
 }
 
@@ -144,10 +150,7 @@ func (c *Client) start() {
 // the other goroutines, before closing done.
 func (c *Client) watch() {
 	err := c.sc.Wait()
-	if errors.Is(err, io.EOF) {
-		err = errors.New("closed by the server")
-	}
-	c.end(fmt.Errorf("tunnel: ssh connection to %s lost: %w", c.cfg.Addr, err))
+	c.end(fmt.Errorf("tunnel: ssh connection to %s lost: %w", c.cfg.Addr, c.why(err)))
 	c.wg.Wait()
 	close(c.done)
 }
@@ -198,8 +201,9 @@ func (c *Client) Close() error {
 func (c *Client) Done() <-chan struct{} { return c.ended }
 
 // Err returns why the connection ended: net.ErrClosed after Close, an error
-// matching ErrKeepaliveTimeout when the server stopped answering, or the
-// transport's error. It returns nil while the connection is up.
+// matching ErrKeepaliveTimeout when the server stopped answering, one
+// matching ErrCorrupted (a *CorruptError) when the stream was damaged in
+// transit, or the transport's error. It returns nil while the connection is up.
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -235,9 +239,10 @@ const transportReadSize = 64 << 10
 // it; the keepalive takes bytes read as a sign of life.
 type meteredConn struct {
 	net.Conn
-	br     *bufio.Reader
-	rx, tx atomic.Uint64
-	onFail atomic.Pointer[func()] // called at a failed Read: the connection is over
+	br         *bufio.Reader
+	rx, tx     atomic.Uint64
+	readFailed atomic.Bool            // a Read returned an error
+	onFail     atomic.Pointer[func()] // called at a failed Read: the connection is over
 }
 
 func newMeteredConn(c net.Conn) *meteredConn {
@@ -248,6 +253,7 @@ func (c *meteredConn) Read(p []byte) (int, error) {
 	n, err := c.br.Read(p)
 	c.rx.Add(uint64(n))
 	if err != nil {
+		c.readFailed.Store(true)
 		if f := c.onFail.Load(); f != nil {
 			(*f)()
 		}

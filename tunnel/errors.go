@@ -14,6 +14,37 @@ import (
 // stopped answering keepalive requests.
 var ErrKeepaliveTimeout = errors.New("tunnel: ssh server stopped answering keepalives")
 
+// ErrCorrupted is matched by the error of a connection that ended because
+// its stream was damaged in transit (a *CorruptError).
+var ErrCorrupted = errors.New("tunnel: the ssh stream was corrupted in transit")
+
+// CorruptError reports an SSH connection that ended because the bytes
+// between client and server were damaged on the way: the SSH layer found
+// a bad MAC or a malformed packet, the server disconnected for the same
+// reason, or (Inferred) the server fell silent or went away right after
+// the relay had to repair the stream (Relay).
+type CorruptError struct {
+	By       string // what relays the stream, e.g. "the instance's SSM agent"; empty when unknown
+	Inferred bool   // concluded from the timing, not from the data
+	Err      error  // what showed it
+}
+
+func (e *CorruptError) Error() string {
+	by := e.By
+	if by == "" {
+		by = "the transport"
+	}
+	if e.Inferred {
+		return fmt.Sprintf("%s likely delivered corrupted data: the server stopped answering right after the stream was repaired (%v)", by, e.Err)
+	}
+	return fmt.Sprintf("%s delivered corrupted data (%v)", by, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Is makes a CorruptError match ErrCorrupted.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupted }
+
 // errNoSuchFile is a missing file, reported as "no such file" rather than
 // fs.ErrNotExist's "file does not exist", and still matching fs.ErrNotExist.
 var errNoSuchFile = noSuchFileError{}

@@ -1,0 +1,141 @@
+package tunnel
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Relay may be implemented by a Transport's conn when something between
+// client and server acknowledges the bytes and may damage them, as an SSM
+// agent does (*ssm.Conn implements it). After each repair of the stream
+// (a resend, a reconnect) the Client checks the server at once with a
+// keepalive, and names the relay when the connection breaks.
+type Relay interface {
+	// Recovered receives a value after the relay had to resend or
+	// reconnect.
+	Recovered() <-chan struct{}
+	// LastHeard returns when the relay last sent anything, its
+	// acknowledgements included.
+	LastHeard() time.Time
+	// Carrier names the relay for messages, e.g. "the instance's SSM agent".
+	Carrier() string
+}
+
+// After a repair, the server may stay silent for checkSilence while the
+// relay is heard from (so that the silence is the server's) before the
+// connection is declared broken. OpenSSH, on a bad MAC with an AEAD
+// cipher, drops the connection without a word, and the SSM agent may have
+// written a message to sshd twice (seen with agent 3.3.987.0): the SSH
+// keepalive would take its 20 to 30 seconds to notice. A reply queued
+// behind a download is no false alarm: its bytes arrive meanwhile.
+const (
+	checkSilence = 1500 * time.Millisecond
+	checkTick    = 250 * time.Millisecond
+)
+
+// checkRelay runs while the connection is up: after each repair of the
+// stream it sends a keepalive and ends the connection when the server
+// stays silent for checkSilence though the relay is heard from after the
+// keepalive. While a check is pending, an end of the stream is blamed on
+// the relay (why).
+func (c *Client) checkRelay() {
+	defer c.wg.Done()
+	replies := make(chan error, 1)
+	var (
+		tick     *time.Ticker
+		ticks    <-chan time.Time
+		sent     time.Time // when the keepalive went out
+		quiet    time.Time // since when nothing came from the server
+		lastRx   uint64
+		inflight bool
+		again    bool // a repair came while a keepalive was out
+	)
+	probe := func() {
+		inflight = true
+		sent, quiet, lastRx = time.Now(), time.Now(), c.conn.rx.Load()
+		c.wg.Add(1)
+		go c.ping(replies)
+		tick = time.NewTicker(checkTick)
+		ticks = tick.C
+	}
+	defer func() {
+		if tick != nil {
+			tick.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.relay.Recovered():
+			c.checking.Store(true)
+			if inflight {
+				again = true
+				continue
+			}
+			c.log.Debug("stream repaired by the relay; checking the server")
+			probe()
+		case err := <-replies:
+			inflight = false
+			tick.Stop()
+			tick, ticks = nil, nil
+			if err != nil {
+				return // the connection is ending; watch says why
+			}
+			if again { // once more, after the latest repair
+				again = false
+				probe()
+				continue
+			}
+			c.checking.Store(false)
+		case now := <-ticks:
+			if rx := c.conn.rx.Load(); rx != lastRx {
+				lastRx, quiet = rx, now
+				continue
+			}
+			heard := c.relay.LastHeard()
+			if now.Sub(quiet) >= checkSilence && heard.After(sent) && heard.After(quiet) {
+				c.end(fmt.Errorf("tunnel: ssh connection to %s lost: %w", c.cfg.Addr, &CorruptError{
+					By: c.relay.Carrier(), Inferred: true,
+					Err: fmt.Errorf("no reply to a keepalive within %v while %s was answering",
+						now.Sub(quiet).Round(time.Millisecond), c.relay.Carrier()),
+				}))
+				return
+			}
+		}
+	}
+}
+
+// why explains err, which ended the SSH connection: the transport's error,
+// a disconnect by the server, or damage the SSH layer found.
+func (c *Client) why(err error) error {
+	if c.conn.readFailed.Load() {
+		if errors.Is(err, io.EOF) {
+			err = errors.New("closed by the server")
+		}
+		if c.checking.Load() {
+			return &CorruptError{By: c.carrier(), Inferred: true, Err: err}
+		}
+		return err
+	}
+	if isDisconnect(err) && !strings.Contains(err.Error(), "reason 2:") && !strings.Contains(err.Error(), "reason 5:") {
+		return err // not a protocol or MAC error
+	}
+	return &CorruptError{By: c.carrier(), Err: err}
+}
+
+// isDisconnect reports whether err is the server's SSH_MSG_DISCONNECT;
+// x/crypto/ssh has no error type for it, as of v0.58.0.
+func isDisconnect(err error) bool {
+	return strings.HasPrefix(err.Error(), "ssh: disconnect, reason ")
+}
+
+func (c *Client) carrier() string {
+	if c.relay != nil {
+		return c.relay.Carrier()
+	}
+	return ""
+}
