@@ -47,7 +47,7 @@
 //	          start-session` (AWS's aws CLI and session-manager-plugin)
 //	          with a key pushed by `aws ec2-instance-connect
 //	          send-ssh-public-key`: time to the first query, psql select 1
-//	          idle and during a download, download MB/s, pgbench -S tps
+//	          idle and during a download, MB/s down and up, pgbench -S tps
 //
 // Every figure is the median of -runs runs. The labs are removed at the
 // end, also on Ctrl-C or SIGTERM; a killed run's leftovers are removed by

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -65,6 +66,12 @@ var wegoMeasures = []wegoMeasure{
 	}},
 	{"down_mbps", "down MB/s", "MB/s", false, func(ctx context.Context, w *wegoLab, b *bench) (float64, error) {
 		return w.download(ctx, ssmBytes(int(b.cfg.duration/time.Second)), nil)
+	}},
+	{"up_mbps", "up MB/s", "MB/s", false, func(ctx context.Context, w *wegoLab, b *bench) (float64, error) {
+		t := &ssmTunnel{dialVPC: func(ctx context.Context, port int) (net.Conn, error) {
+			return w.lab.DialContext(ctx, w.lab.Laptop, "tcp", vpcAddr(port))
+		}}
+		return t.upload(ctx, ssmBytes(int(b.cfg.duration/time.Second)))
 	}},
 	{"pgbench_tps", "pgbench -S tps", "tps", false, func(ctx context.Context, w *wegoLab, b *bench) (float64, error) {
 		return b.pgbench(ctx, vpcEndpoint(w.lab.Laptop), 1, 1)
@@ -351,8 +358,8 @@ func printWegoTable(w io.Writer, r *report, p *pathResult) {
 	fmt.Fprintf(w, "\nMedians of %d run(s), the sides taking turns. first query: from starting the side (for the\n"+
 		"Wego chain: ssh-keygen, send-ssh-public-key, sshuttle) to the first answered `psql -c 'select 1'`;\n"+
 		"psql select 1: a whole psql run, idle (median of %d) and during a %.1f MB download through the same\n"+
-		"tunnel (one run after another until it ends); down: %.1f MB from the Source server; pgbench -S: one\n"+
-		"client for %d s. vpcvpn's advantage: the Wego chain's time over vpcvpn's, vpcvpn's rate over the\n"+
+		"tunnel (one run after another until it ends); down, up: %.1f MB from the Source server, to the Sink\n"+
+		"server; pgbench -S: one client for %d s. vpcvpn's advantage: the Wego chain's time over vpcvpn's, vpcvpn's rate over the\n"+
 		"Wego chain's (above 1: vpcvpn is better).\n",
 		min(r.Runs, wegoMaxRuns), idleQueries, float64(ssmBytes(r.Seconds))/1e6, float64(ssmBytes(r.Seconds))/1e6, r.Seconds)
 }

@@ -14,8 +14,8 @@ func TestReportWego(t *testing.T) {
 	r := &report{Runs: 5, Seconds: 5}
 	p := newPathResult(pathByID(wegoID))
 	runs := map[string][]float64{ // per side, per wegoMeasures
-		"vpcvpn": {2000, 60, 9000, 0.80, 300},
-		"wego":   {4000, 120, 300, 0.40, 150},
+		"vpcvpn": {2000, 60, 9000, 0.80, 24, 300},
+		"wego":   {4000, 120, 300, 0.40, 0.8, 150},
 	}
 	for _, m := range wegoMetrics {
 		side, measure, _ := strings.Cut(m.key, "_")
@@ -32,10 +32,10 @@ func TestReportWego(t *testing.T) {
 	printReport(&buf, r)
 	out := buf.String()
 	for _, s := range []string{
-		"| path | first query ms | psql select 1 ms | during a download ms | down MB/s | pgbench -S tps |",
-		"| vpcvpn up --target | 2000 | 60.0 | 9000 | 0.800 | 300 |",
-		"| Wego chain: sshuttle over ssh over aws ssm start-session | 4000 | 120 | 300 | 0.400 | 150* |",
-		"| vpcvpn's advantage | 2.00x | 2.00x | 0.03x | 2.00x | 2.00x |",
+		"| path | first query ms | psql select 1 ms | during a download ms | down MB/s | up MB/s | pgbench -S tps |",
+		"| vpcvpn up --target | 2000 | 60.0 | 9000 | 0.800 | 24.0 | 300 |",
+		"| Wego chain: sshuttle over ssh over aws ssm start-session | 4000 | 120 | 300 | 0.400 | 0.800 | 150* |",
+		"| vpcvpn's advantage | 2.00x | 2.00x | 0.03x | 2.00x | 30x | 2.00x |",
 		"Medians of 3 run(s)",
 	} {
 		if !strings.Contains(out, s) {
