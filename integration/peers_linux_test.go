@@ -59,8 +59,10 @@ func TestPeers(t *testing.T) {
 	l, cli := upPeersLab(t, lab.Options{AWS: &lab.AWSOptions{Pacing: "none"}})
 	t.Run("SSHLogin", func(t *testing.T) { testPeersSSHLogin(t, l, cli) })
 	t.Run("SessionsAtOnce", func(t *testing.T) { testPeersSessionsAtOnce(t, l, cli, 4) })
-	t.Run("Upload16MiB", func(t *testing.T) { testPeersUpload(t, l, cli, 16<<20) })
-	t.Run("Download16MiB", func(t *testing.T) { testPeersDownload(t, l, cli, 16<<20) })
+	t.Run("16MiB", func(t *testing.T) { // each way at once: the plugin and the agent each pace one
+		t.Run("Upload", func(t *testing.T) { t.Parallel(); testPeersUpload(t, l, cli, 16<<20) })
+		t.Run("Download", func(t *testing.T) { t.Parallel(); testPeersDownload(t, l, cli, 16<<20) })
+	})
 	t.Run("ResumeAfterDrop", func(t *testing.T) { testPeersResume(t, l, cli) })
 	t.Run("PushedKey", func(t *testing.T) { testPeersPushedKey(t, l, cli) })
 	t.Run("Wego", func(t *testing.T) { testWego(t, l, cli) })
