@@ -1,6 +1,7 @@
-// Package cli implements the vpcvpn command line. It is the only place that
-// wires vpcvpn's packages together: platform and routing change the host,
-// tunnel carries flows over SSH, netstack terminates them from the TUN.
+// Package cli implements the vpcvpn command line: the flags, the AWS
+// configuration, the control socket, the progress lines and background
+// mode. `vpcvpn up` builds an engine (package engine) from the flags, with a
+// dialer for the chosen transport, runs it and prints its events.
 package cli
 
 import (

@@ -10,6 +10,9 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
+	"github.com/vpcvpn/vpcvpn/engine"
 	"github.com/vpcvpn/vpcvpn/tunnel"
 )
 
@@ -67,68 +70,101 @@ func bastionAddrs(ctx context.Context, o *upOptions, protect []netip.Addr, log *
 	return addrs
 }
 
-// connHooks let the instance follow the connection it dials. Nil fields
-// are not called.
-type connHooks struct {
-	keepAlive func() bool       // tunnel.Config.KeepAliveActive
-	resuming  func(cause error) // ssm.Config.Resuming
-	resumed   func()            // ssm.Config.Resumed
+// dialer makes the engine's connections to the bastion from the flags:
+// one tunnel.Config for every transport, with the stream, credentials and
+// host keys each way of reaching the bastion brings (peer).
+type dialer struct {
+	opts    *upOptions
+	inv     invoker
+	log     *slog.Logger
+	protect []netip.Addr // the bastion's addresses at start; empty with a proxy command or SSM
+	keys    tunnel.Keys  // identity files read, for redials: one passphrase prompt
 }
 
-// dialSSH connects to the bastion and authenticates. protect holds the
-// resolved bastion addresses (empty with a proxy command); keys keeps the
-// identity files read for the instance's next dials.
-func dialSSH(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, protect []netip.Addr, hooks connHooks, log *slog.Logger) (*tunnel.Client, error) {
+// peer is how one dial reaches the bastion and proves who it is.
+type peer struct {
+	transport tunnel.Transport
+	auth      []ssh.AuthMethod
+	sources   []string // where auth's keys come from, for errors
+	hostKeys  *tunnel.HostKeys
+	close     func() // releases what auth holds (an agent connection)
+}
+
+// dial is the engine's DialFunc: it connects to the bastion and
+// authenticates.
+func (d *dialer) dial(ctx context.Context, hooks engine.ConnHooks) (*tunnel.Client, error) {
+	o := d.opts
+	var p *peer
+	var err error
 	if o.via == "ssm" {
-		return dialSSM(ctx, o, inv, keys, hooks, log)
+		p, err = d.ssmPeer(ctx, hooks)
+	} else {
+		p, err = d.sshPeer(ctx)
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	addr := joinHostPort(o.host, o.port)
+	c, err := tunnel.Dial(ctx, tunnel.Config{
+		User:              o.user,
+		Addr:              addr,
+		Transport:         p.transport,
+		HostKeyCallback:   p.hostKeys.Callback(),
+		HostKeyAlgorithms: p.hostKeys.Algorithms(addr),
+		Auth:              p.auth,
+		AuthSources:       p.sources,
+		KeepAliveInterval: o.keepAliveEvery,
+		KeepAliveActive:   hooks.KeepAliveActive,
+		Logger:            d.log,
+	})
+	if o.via == "ssm" {
+		err = renewable(sudoHint(ssmHint(err), o, d.inv))
+	}
+	return c, err
+}
+
+// sshPeer reaches an SSH bastion over TCP or a proxy command, with the
+// agent's keys, -i or the default keys, and known_hosts.
+func (d *dialer) sshPeer(ctx context.Context) (*peer, error) {
+	o, inv := d.opts, d.inv
 	auth, err := tunnel.NewAuth(tunnel.AuthConfig{
 		KeyFile:    o.identity,
 		AgentSock:  os.Getenv("SSH_AUTH_SOCK"),
 		Home:       inv.Home,
 		Passphrase: tunnel.PassphrasePrompt(ctx),
-		Logger:     log,
-		Keys:       keys,
+		Logger:     d.log,
+		Keys:       &d.keys,
 	})
 	if err != nil {
 		return nil, err
 	}
-	defer auth.Close()
-	hk := &tunnel.HostKeys{
+	p := &peer{auth: auth.Methods, sources: auth.Sources, close: func() { auth.Close() }}
+	p.hostKeys = &tunnel.HostKeys{
 		Files:     []string{o.knownHosts, "/etc/ssh/ssh_known_hosts"},
 		WriteFile: o.knownHosts,
 		AcceptNew: o.acceptNew,
 		UID:       inv.UID,
 		GID:       inv.GID,
-		Logger:    log,
+		Logger:    d.log,
 	}
 	if !o.acceptNew {
-		hk.Prompt = tunnel.TermPrompt(ctx)
-	}
-	cfg := tunnel.Config{
-		User:              o.user,
-		Addr:              joinHostPort(o.host, o.port),
-		HostKeyCallback:   hk.Callback(),
-		HostKeyAlgorithms: hk.Algorithms(joinHostPort(o.host, o.port)),
-		Auth:              auth.Methods,
-		AuthSources:       auth.Sources,
-		KeepAliveInterval: o.keepAliveEvery,
-		KeepAliveActive:   hooks.keepAlive,
-		Logger:            log,
+		p.hostKeys.Prompt = tunnel.TermPrompt(ctx)
 	}
 	switch {
 	case o.proxyCommand != "":
-		cfg.Transport = tunnel.ProxyCommand(o.proxyCommand, o.host, o.port, o.user, os.Stderr)
-	case len(protect) > 0:
+		p.transport = tunnel.ProxyCommand(o.proxyCommand, o.host, o.port, o.user, os.Stderr)
+	case len(d.protect) > 0:
 		var addrs []string
-		for _, a := range bastionAddrs(ctx, o, protect, log) {
+		for _, a := range bastionAddrs(ctx, o, d.protect, d.log) {
 			addrs = append(addrs, joinHostPort(a.String(), o.port))
 		}
-		cfg.Transport = tunnel.TCPTransport(addrs...)
+		p.transport = tunnel.TCPTransport(addrs...)
 	default:
+		p.close()
 		return nil, fmt.Errorf("the bastion %s has no IPv4 address", o.host)
 	}
-	return tunnel.Dial(ctx, cfg)
+	return p, nil
 }
 
 func joinHostPort(host, port string) string { return net.JoinHostPort(host, port) }

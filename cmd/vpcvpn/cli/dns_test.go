@@ -57,20 +57,3 @@ func TestParseDNS(t *testing.T) {
 		}
 	}
 }
-
-func TestPickDNSAddr(t *testing.T) {
-	none := func(netip.Addr) bool { return false }
-	tun := netip.MustParseAddr("100.77.0.1")
-	a, err := pickDNSAddr([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/16")}, tun, none)
-	if err != nil || a != dnsAddrCandidates[0] {
-		t.Errorf("pickDNSAddr = %v, %v; want %v", a, err, dnsAddrCandidates[0])
-	}
-	a, err = pickDNSAddr([]netip.Prefix{netip.MustParsePrefix("100.64.0.0/10")}, tun, func(a netip.Addr) bool { return a == netip.MustParseAddr("198.19.255.53") })
-	if err == nil {
-		t.Errorf("pickDNSAddr with every candidate routed or local = %v, want an error", a)
-	}
-	a, err = pickDNSAddr([]netip.Prefix{netip.MustParsePrefix("100.77.0.0/16")}, tun, none)
-	if err != nil || a != dnsAddrCandidates[1] {
-		t.Errorf("pickDNSAddr beside a routed 100.77.0.0/16 = %v, %v; want %v", a, err, dnsAddrCandidates[1])
-	}
-}

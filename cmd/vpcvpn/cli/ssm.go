@@ -6,13 +6,10 @@ package cli
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -30,9 +27,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/ssocreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2instanceconnect"
 	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/smithy-go"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/vpcvpn/vpcvpn/engine"
 	"github.com/vpcvpn/vpcvpn/tunnel"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
 )
@@ -257,58 +254,11 @@ func caBundleTLS() (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool}, nil
 }
 
-// newEphemeralKey makes an in-memory Ed25519 key and its authorized_keys
-// line (without a trailing newline). The private key is never written out.
-func newEphemeralKey() (ssh.Signer, string, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, "", err
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return nil, "", err
-	}
-	return s, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))), nil
-}
-
-// awsErrorLine shortens an SDK error to the service's code and message.
-func awsErrorLine(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode() + ": " + ae.ErrorMessage()
-	}
-	return err.Error()
-}
-
-// pushError is a failed EC2 Instance Connect push: the message for the
-// person, and the SDK's error for permanent.
-type pushError struct {
-	msg string
-	err error
-}
-
-func (e *pushError) Error() string { return e.msg }
-func (e *pushError) Unwrap() error { return e.err }
-
-// permanent reports whether pushing again cannot succeed without the user
-// changing something: access denied, no such instance, or one EC2 Instance
-// Connect does not serve. A stopped or busy instance, throttling and
-// expired credentials may pass.
-func (e *pushError) permanent() bool {
-	var ae smithy.APIError
-	if !errors.As(e.err, &ae) {
-		return false
-	}
-	switch ae.ErrorCode() {
-	case "AuthException", "AccessDeniedException", "AccessDenied", "UnauthorizedOperation",
-		"EC2InstanceNotFoundException", "EC2InstanceTypeInvalidException", "InvalidArgsException":
-		return true
-	}
-	return false
-}
-
-// dialSSM connects to the instance over SSM and authenticates.
-func dialSSM(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, hooks connHooks, log *slog.Logger) (*tunnel.Client, error) {
+// ssmPeer reaches the instance over an SSM AWS-StartSSHSession stream,
+// authenticated by -i or by an ephemeral key pushed with EC2 Instance
+// Connect before each session.
+func (d *dialer) ssmPeer(ctx context.Context, hooks engine.ConnHooks) (*peer, error) {
+	o, inv := d.opts, d.inv
 	awsCfg, err := awsConfig(ctx, o, inv)
 	if err != nil {
 		return nil, sudoHint(err, o, inv)
@@ -317,43 +267,11 @@ func dialSSM(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, 
 	if err != nil {
 		return nil, err
 	}
-	var methods []ssh.AuthMethod
-	var sources []string
-	var push func(context.Context) error
-	if o.identity != "" {
-		auth, err := tunnel.NewAuth(tunnel.AuthConfig{
-			KeyFile: o.identity, Passphrase: tunnel.PassphrasePrompt(ctx), Logger: log, Keys: keys,
-		})
-		if err != nil {
-			return nil, err
-		}
-		defer auth.Close()
-		methods, sources = auth.Methods, auth.Sources
-	} else {
-		signer, line, err := newEphemeralKey()
-		if err != nil {
-			return nil, fmt.Errorf("generate an ephemeral key: %w", err)
-		}
-		methods = []ssh.AuthMethod{ssh.PublicKeys(signer)}
-		sources = []string{"an ephemeral key pushed with EC2 Instance Connect"}
-		eic := ec2instanceconnect.NewFromConfig(awsCfg)
-		push = func(ctx context.Context) error {
-			_, err := eic.SendSSHPublicKey(ctx, &ec2instanceconnect.SendSSHPublicKeyInput{
-				InstanceId:     aws.String(o.host),
-				InstanceOSUser: aws.String(o.user),
-				SSHPublicKey:   aws.String(line),
-			})
-			if err != nil {
-				return &pushError{
-					msg: fmt.Sprintf("EC2 Instance Connect: cannot push a key for %s@%s: %s", o.user, o.host, awsErrorLine(err)),
-					err: err,
-				}
-			}
-			return nil
-		}
+	p, push, err := d.ssmAuth(ctx, awsCfg)
+	if err != nil {
+		return nil, err
 	}
-	addr := joinHostPort(o.host, o.port)
-	hk := &tunnel.HostKeys{
+	p.hostKeys = &tunnel.HostKeys{
 		Files:     []string{o.knownHosts},
 		WriteFile: o.knownHosts,
 		// AWS authenticates which instance the stream reaches, so an
@@ -362,23 +280,83 @@ func dialSSM(ctx context.Context, o *upOptions, inv invoker, keys *tunnel.Keys, 
 		AcceptNew: !o.strictHostKey,
 		UID:       inv.UID,
 		GID:       inv.GID,
-		Logger:    log,
+		Logger:    d.log,
 	}
-	cfg := tunnel.Config{
-		User:              o.user,
-		Addr:              addr,
-		HostKeyCallback:   hk.Callback(),
-		HostKeyAlgorithms: hk.Algorithms(addr),
-		Auth:              methods,
-		AuthSources:       sources,
-		KeepAliveInterval: o.keepAliveEvery,
-		KeepAliveActive:   hooks.keepAlive,
-		Logger:            log,
-		Transport:         ssmTransport(awsssm.NewFromConfig(awsCfg), awsCfg, o.host, o.port, tlsCfg, push, hooks, log),
-	}
-	c, err := tunnel.Dial(ctx, cfg)
-	return c, sudoHint(ssmHint(err), o, inv)
+	p.transport = ssmTransport(awsssm.NewFromConfig(awsCfg), o.host, ssm.SessionOptions{
+		Port: o.port,
+		Config: ssm.Config{
+			Header:    ssm.SigV4Header(awsCfg.Credentials, awsCfg.Region, d.log),
+			TLSConfig: tlsCfg,
+			Resuming:  hooks.Resuming,
+			Resumed:   hooks.Resumed,
+			Logger:    d.log,
+		},
+	}, push)
+	return p, nil
 }
+
+// ssmAuth returns the key of -i, or an ephemeral key and the push that
+// authorizes it on the instance.
+func (d *dialer) ssmAuth(ctx context.Context, awsCfg aws.Config) (*peer, func(context.Context) error, error) {
+	o := d.opts
+	if o.identity != "" {
+		auth, err := tunnel.NewAuth(tunnel.AuthConfig{
+			KeyFile: o.identity, Passphrase: tunnel.PassphrasePrompt(ctx), Logger: d.log, Keys: &d.keys,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return &peer{auth: auth.Methods, sources: auth.Sources, close: func() { auth.Close() }}, nil, nil
+	}
+	signer, line, err := ssm.NewEphemeralKey()
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate an ephemeral key: %w", err)
+	}
+	eic := ec2instanceconnect.NewFromConfig(awsCfg)
+	push := func(ctx context.Context) error { return ssm.PushKey(ctx, eic, o.host, o.user, line) }
+	p := &peer{
+		auth:    []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		sources: []string{"an ephemeral key pushed with EC2 Instance Connect"},
+		close:   func() {},
+	}
+	return p, push, nil
+}
+
+// ssmTransport opens an AWS-StartSSHSession stream to target, after push
+// (if any) authorized the key.
+func ssmTransport(api ssm.API, target string, opts ssm.SessionOptions, push func(context.Context) error) tunnel.Transport {
+	return func(ctx context.Context) (net.Conn, error) {
+		if push != nil {
+			if err := push(ctx); err != nil {
+				return nil, err
+			}
+		}
+		c, err := ssm.Start(ctx, api, target, opts)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// renewable keeps expired AWS credentials from ending the reconnects: a
+// tunnel that ran all day outlives its SSO session, and keeps retrying
+// (saying why) until the user logs in again, as each dial loads the
+// credentials afresh. The message and the chain are err's.
+func renewable(err error) error {
+	if errors.Is(err, ssm.ErrCredentialsExpired) {
+		return renewableError{err}
+	}
+	return err
+}
+
+type renewableError struct{ error }
+
+func (e renewableError) Unwrap() error { return e.error }
+
+// Permanent reports false: the user renews the credentials while the
+// tunnel waits.
+func (renewableError) Permanent() bool { return false }
 
 // sudoHint adds to an error that may come from the wrong AWS profile or
 // region what sudo does to them: the shell's AWS_PROFILE and AWS_REGION
@@ -416,30 +394,4 @@ func ssmHint(err error) error {
 			he.Host, ssh.FingerprintSHA256(he.Key), he.File), err}
 	}
 	return err
-}
-
-// ssmTransport opens an AWS-StartSSHSession stream to target's port, after
-// push (if any) authorized the key.
-func ssmTransport(api ssm.API, awsCfg aws.Config, target, port string, tlsCfg *tls.Config, push func(context.Context) error, hooks connHooks, log *slog.Logger) tunnel.Transport {
-	return func(ctx context.Context) (net.Conn, error) {
-		if push != nil {
-			if err := push(ctx); err != nil {
-				return nil, err
-			}
-		}
-		c, err := ssm.Start(ctx, api, target, ssm.SessionOptions{
-			Port: port,
-			Config: ssm.Config{
-				Header:    ssm.SigV4Header(awsCfg.Credentials, awsCfg.Region, log),
-				TLSConfig: tlsCfg,
-				Resuming:  hooks.resuming,
-				Resumed:   hooks.resumed,
-				Logger:    log,
-			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
-	}
 }

@@ -2,8 +2,8 @@ package cli
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,12 +12,13 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/vpcvpn/vpcvpn/engine"
 	"github.com/vpcvpn/vpcvpn/platform/platformtest"
 	"github.com/vpcvpn/vpcvpn/routing"
 	"github.com/vpcvpn/vpcvpn/tunnel"
+	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
 )
 
 func TestUpSSMFlags(t *testing.T) {
@@ -71,11 +72,10 @@ func TestUpSSMOptions(t *testing.T) {
 	if o.profile != "work" || o.region != "eu-west-1" || !o.strictHostKey {
 		t.Errorf("profile %q region %q strict %v", o.profile, o.region, o.strictHostKey)
 	}
-	in := &instance{opts: o}
-	if got := in.bastion(); got != "ec2-user@i-0123456789abcdef0" {
+	if got := o.bastion(); got != "ec2-user@i-0123456789abcdef0" {
 		t.Errorf("bastion = %q", got)
 	}
-	if got := in.transportName(); got != "ssm" {
+	if got := o.transportName(); got != "ssm" {
 		t.Errorf("transport = %q", got)
 	}
 	if p, err := resolveBastion(context.Background(), o); err != nil || p != nil {
@@ -132,36 +132,26 @@ func TestLoadAWSConfig(t *testing.T) {
 	}
 }
 
-func TestEphemeralKey(t *testing.T) {
-	s, line, err := newEphemeralKey()
-	if err != nil {
-		t.Fatal(err)
+// TestExpiredCredentialsRenewable: expired AWS credentials do not end the
+// reconnects (the user logs in again meanwhile); other refusals still do,
+// and the message and the chain stay the error's.
+func TestExpiredCredentialsRenewable(t *testing.T) {
+	expired := fmt.Errorf("dial: %w", &ssm.SessionError{Kind: ssm.ErrCredentialsExpired, Msg: "AWS credentials expired"})
+	err := renewable(expired)
+	if engine.IsPermanent(err) || err.Error() != expired.Error() || !errors.Is(err, ssm.ErrCredentialsExpired) {
+		t.Errorf("expired credentials: %v, permanent %v", err, engine.IsPermanent(err))
 	}
-	if s.PublicKey().Type() != ssh.KeyAlgoED25519 {
-		t.Errorf("key type %s", s.PublicKey().Type())
+	denied := &ssm.SessionError{Kind: ssm.ErrAccessDenied}
+	if err := renewable(denied); err != denied || !engine.IsPermanent(err) {
+		t.Errorf("access denied: %v, permanent %v", err, engine.IsPermanent(err))
 	}
-	f := strings.Fields(line)
-	if len(f) != 2 || f[0] != "ssh-ed25519" || strings.Contains(line, "\n") {
-		t.Fatalf("authorized key line %q", line)
-	}
-	if _, err := base64.StdEncoding.DecodeString(f[1]); err != nil {
-		t.Errorf("key blob: %v", err)
-	}
-	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
-	if err != nil || string(pub.Marshal()) != string(s.PublicKey().Marshal()) {
-		t.Errorf("line does not parse back to the key: %v", err)
-	}
-	if len(line) < 80 || len(line) > 4096 {
-		t.Errorf("line is %d characters; SendSSHPublicKey takes 80 to 4096", len(line))
-	}
-	_, line2, _ := newEphemeralKey()
-	if line2 == line {
-		t.Error("two ephemeral keys are the same")
+	if renewable(nil) != nil {
+		t.Error("nil error rewritten")
 	}
 }
 
 func TestSSMHint(t *testing.T) {
-	s, _, _ := newEphemeralKey()
+	s, _, _ := ssm.NewEphemeralKey()
 	unknown := &tunnel.HostKeyError{Host: "i-0123456789abcdef0", Key: s.PublicKey(), File: "/k"}
 	if err := ssmHint(unknown); !strings.Contains(err.Error(), "drop --strict-host-key") || !errors.Is(err, unknown) {
 		t.Errorf("unknown key: %v", err)

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
+	"os"
 	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v3"
+
+	"github.com/vpcvpn/vpcvpn/engine"
 )
 
 func statusCommand() *ucli.Command {
@@ -47,6 +51,89 @@ func runStatus(ctx context.Context, cmd *ucli.Command) error {
 		return enc.Encode(st)
 	}
 	return printStatus(w, st)
+}
+
+// status is what the control socket answers: the flags, and the engine's
+// state once there is one.
+func (r *upRun) status() Status {
+	o := r.opts
+	st := Status{
+		Name:      o.name,
+		State:     "connecting",
+		Transport: o.transportName(),
+		Bastion:   o.bastion(),
+		Interface: o.name,
+		PID:       os.Getpid(),
+		Since:     r.since,
+		Routes:    []string{},
+	}
+	for _, p := range o.cidrs {
+		st.Routes = append(st.Routes, p.String())
+	}
+	eng := r.eng.Load()
+	if eng == nil {
+		return st
+	}
+	es := eng.Status()
+	st.State, st.LastError = es.State.String(), es.LastError
+	if es.Address.IsValid() {
+		st.Address, st.Interface = es.Address.String(), es.Interface
+		t := es.Traffic
+		st.FlowsOpen, st.FlowsTotal, st.FlowsFailed = t.FlowsOpen, t.FlowsTotal, t.FlowsFailed
+		st.BytesUp, st.BytesDown = t.BytesUp, t.BytesDown
+		st.DNS = dnsStatus(es.DNS)
+	}
+	return st
+}
+
+// dnsStatus is the DNS part of Status, nil with --no-dns.
+func dnsStatus(d *engine.DNSStatus) *DNSStatus {
+	if d == nil {
+		return nil
+	}
+	ds := &DNSStatus{
+		Server:    d.Server.String(),
+		Upstream:  d.Upstream.String(),
+		Domains:   d.Domains,
+		Mode:      string(d.Mode),
+		Queries:   d.Stats.Queries,
+		Forwarded: d.Stats.Forwarded,
+		CacheHits: d.Stats.CacheHits,
+		Failures:  d.Stats.Failures,
+	}
+	for _, a := range d.Fallback {
+		ds.Fallback = append(ds.Fallback, a.String())
+	}
+	return ds
+}
+
+// bastion names the far end as the person gave it.
+func (o *upOptions) bastion() string {
+	if o.via == "ssm" {
+		if o.port != "22" {
+			return o.user + "@" + o.host + ":" + o.port
+		}
+		return o.user + "@" + o.host
+	}
+	return o.user + "@" + joinHostPort(o.host, o.port)
+}
+
+func (o *upOptions) transportName() string {
+	if o.via == "ssm" {
+		return "ssm"
+	}
+	if o.proxyCommand != "" {
+		return "ssh (proxy command)"
+	}
+	return "ssh"
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 func printStatus(w io.Writer, st *Status) error {

@@ -88,7 +88,7 @@ func runUp(ctx context.Context, cmd *ucli.Command) error {
 	if opts.background && !isBackgroundChild() {
 		return startBackground(ctx, opts)
 	}
-	return runInstance(ctx, opts, cmd.Root().ErrWriter)
+	return runTunnel(ctx, opts, cmd.Root().ErrWriter)
 }
 
 func parseUpOptions(cmd *ucli.Command) (*upOptions, error) {

@@ -1,0 +1,243 @@
+package cli
+
+// One `vpcvpn up` in the foreground: the control socket first (a second
+// tunnel of the same name is refused before anything else), then the
+// engine (package engine) built from the flags, run until Ctrl-C, SIGTERM,
+// `vpcvpn down` or a loss that cannot be recovered, and closed. Its events
+// become the progress lines; the processor governor follows its traffic.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/engine"
+	"github.com/vpcvpn/vpcvpn/platform"
+	"github.com/vpcvpn/vpcvpn/routing"
+)
+
+// errDown is the cause of a run's end that `vpcvpn down` asked for.
+var errDown = errors.New("vpcvpn down")
+
+// upRun is one `vpcvpn up`.
+type upRun struct {
+	opts  *upOptions
+	inv   invoker
+	out   io.Writer // progress and the connected line, for the person
+	log   *slog.Logger
+	since time.Time
+
+	stop  context.CancelCauseFunc       // ends the run; errDown for `vpcvpn down`
+	eng   atomic.Pointer[engine.Engine] // nil until the bastion is resolved and the routes planned
+	procs atomic.Pointer[procGovernor]  // nil until connected, or when GOMAXPROCS is the user's
+}
+
+func runTunnel(ctx context.Context, o *upOptions, stderr io.Writer) error {
+	log := newLogger(stderr, o.verbose)
+	host, err := platform.New(log)
+	if err != nil {
+		return fmt.Errorf("vpcvpn up is not supported on this system yet: %w", err)
+	}
+	defer host.Close()
+	r := &upRun{opts: o, inv: currentInvoker(), out: stderr, log: log, since: time.Now()}
+	return r.run(ctx, host)
+}
+
+// run serves the control socket, builds the engine and runs it, then
+// closes it: the host is restored, the control socket removed (`vpcvpn
+// down` returns then), and the transports' goodbyes awaited.
+func (r *upRun) run(ctx context.Context, host platform.Host) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	r.stop = stop
+	ctl, err := r.serveControl()
+	if err != nil {
+		return err
+	}
+	defer ctl.close()
+	eng, err := r.newEngine(ctx, host)
+	if err != nil {
+		if errors.Is(context.Cause(ctx), errDown) {
+			r.progress("stopped before connecting; nothing was installed")
+			return nil
+		}
+		return err
+	}
+	err = eng.Run(ctx)
+	err = errors.Join(err, eng.Close())
+	r.procs.Load().stop()
+	r.awaitGoodbye(eng, ctl)
+	return err
+}
+
+// serveControl starts the control socket, which `vpcvpn status` and `vpcvpn
+// down` talk to.
+func (r *upRun) serveControl() (*controlServer, error) {
+	o := r.opts
+	ln, err := listenControl(socketPath(o.name), r.inv.UID, r.inv.GID)
+	if errors.Is(err, errAlreadyRunning) {
+		return nil, alreadyRunning(o.name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ctl := &controlServer{
+		ln: ln, path: socketPath(o.name), status: r.status,
+		down: func() { r.stop(errDown) }, allowed: r.inv.allowed, log: r.log,
+	}
+	ctl.start()
+	return ctl, nil
+}
+
+// newEngine resolves what must stay out of the tunnel (the bastion, the AWS
+// endpoints) and builds the engine, which plans the routes.
+func (r *upRun) newEngine(ctx context.Context, host platform.Host) (*engine.Engine, error) {
+	o := r.opts
+	netChg, err := platform.WatchNetwork(ctx, r.log)
+	if err != nil {
+		r.log.Warn("reconnects will not notice network changes", "err", err)
+	}
+	r.progress("connecting to %s via %s", o.bastion(), o.transportName())
+	protect, err := resolveBastion(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	rcfg := routing.Config{
+		Interface: o.name, CIDRs: o.cidrs, TUNAddr: o.tunAddr, Protect: protect, Logger: r.log,
+	}
+	if o.via == "ssm" {
+		// The AWS endpoints the transport runs over stay out of the
+		// tunnel, as a bastion does (an interface VPC endpoint, say).
+		cfg, err := awsConfig(ctx, o, r.inv)
+		if err != nil {
+			return nil, sudoHint(err, o, r.inv)
+		}
+		endpoints, names := resolveAWSEndpoints(ctx, awsEndpointHosts(ctx, cfg))
+		rcfg.Protect, rcfg.ProtectNames = append(slices.Clone(protect), endpoints...), names
+	}
+	d := &dialer{opts: o, inv: r.inv, log: r.log, protect: protect}
+	eng, err := engine.New(engine.Config{
+		Host:           host,
+		Routing:        rcfg,
+		DNS:            r.dnsConfig(),
+		Dial:           d.dial,
+		Bastion:        o.bastion(),
+		MTU:            o.mtu,
+		ConnectTimeout: o.connectTimeout,
+		KeepAlive:      o.keepAlive,
+		NetworkChanged: netChg,
+		Events:         func(ev engine.Event) { r.event(ctx, ev) },
+		TrafficChanged: func() { r.procs.Load().changed() },
+		Logger:         r.log,
+	})
+	if errors.Is(err, engine.ErrNoDNSAddr) {
+		err = fmt.Errorf("%w; use --no-dns", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.eng.Store(eng)
+	return eng, nil
+}
+
+// event prints an engine's progress for the person.
+func (r *upRun) event(ctx context.Context, ev engine.Event) {
+	b := r.opts.bastion()
+	switch ev.Kind {
+	case engine.EventConnected:
+		r.connected()
+	case engine.EventStoppedEarly:
+		r.progress("stopped before connecting; nothing was installed")
+	case engine.EventResuming:
+		r.progress("SSM data channel broken (%v); resuming the session, routes and DNS stay in place", ev.Err)
+	case engine.EventResumed:
+		r.progress("SSM session resumed")
+	case engine.EventLost:
+		r.progress("connection to %s lost (%v); reconnecting, routes and DNS stay in place", b, ev.Err)
+	case engine.EventLostIdle:
+		r.progress("connection to %s ended while idle (%v); the next connection through the tunnel reconnects", b, ev.Err)
+	case engine.EventDemand:
+		r.progress("reconnecting to %s for a new connection", b)
+	case engine.EventRetry:
+		r.progress("reconnect failed (%v); trying again", ev.Err)
+	case engine.EventReconnected:
+		r.progress("reconnected to %s via %s in %v", b, r.opts.transportName(), ev.Took.Round(time.Millisecond))
+	case engine.EventStopping:
+		if errors.Is(context.Cause(ctx), errDown) {
+			r.progress("disconnecting (vpcvpn down)")
+		} else {
+			r.progress("disconnecting")
+		}
+	}
+}
+
+// connected prints the connected line, starts the processor governor and
+// tells a waiting --background parent.
+func (r *upRun) connected() {
+	o := r.opts
+	eng := r.eng.Load()
+	st := eng.Status()
+	r.progress("connected to %s via %s; routing %s through %s (%s)%s. Ctrl-C to disconnect",
+		o.bastion(), o.transportName(), joinPrefixes(o.cidrs), st.Interface, st.Address, dnsSummary(st.DNS))
+	g := newProcGovernor(func() bool {
+		return eng.Traffic().BulkDownloads > 0
+	}, func() bool {
+		return eng.Traffic().BulkOpen > 0
+	}, func() bool {
+		return eng.Traffic().Active
+	}, r.log)
+	r.procs.Store(g)
+	g.changed()
+	backgroundReady()
+}
+
+// awaitGoodbye runs last, once the host is restored: it waits for the
+// closes of the engine's connections. Over SSM on a dead path that is a
+// goodbye to AWS of a few seconds, so the control socket goes first
+// (`vpcvpn down` returns as soon as nothing of the tunnel is left on the
+// host), and Ctrl-C ends the wait.
+func (r *upRun) awaitGoodbye(eng *engine.Engine, ctl *controlServer) {
+	done := eng.Wait()
+	select {
+	case <-done:
+		return
+	default:
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	ctl.close()
+	slow := time.NewTimer(250 * time.Millisecond)
+	defer slow.Stop()
+	select {
+	case <-done:
+		return
+	case <-slow.C:
+	}
+	r.progress("host restored; ending the session with %s (a few seconds at most, Ctrl-C skips it)", r.opts.bastion())
+	select {
+	case <-done:
+	case <-sig:
+		r.progress("stopped without ending the session: AWS ends it when its idle timeout runs out")
+	}
+}
+
+func (r *upRun) progress(format string, args ...any) {
+	fmt.Fprintf(r.out, "vpcvpn: "+format+"\n", args...)
+}
+
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
