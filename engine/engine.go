@@ -10,8 +10,8 @@
 // One flow, from an app to the VPC and back:
 //
 //	app -> kernel route -> TUN (platform.Host.CreateTUN)
-//	    -> netstack.Stack: terminates TCP, dials each flow through Config.Dial of netstack
-//	    -> clientSlot.DialContext: the current *tunnel.Client, or wait for the next (slot.go)
+//	    -> netstack.Stack: terminates TCP, dials each flow before it accepts it
+//	    -> clientSlot.DialContext: the current *tunnel.Client, or the next one (slot.go)
 //	    -> tunnel.Client.DialContext: a direct-tcpip channel on the one SSH connection
 //	    -> Transport (TCP, ProxyCommand, SSM) -> sshd on the bastion -> the destination
 //
@@ -94,8 +94,9 @@ type Config struct {
 	// starts again at once.
 	NetworkChanged <-chan struct{}
 
-	// Events, if not nil, is called with each Event, in order, from the
-	// engine's goroutines. It must not block for long or call Close.
+	// Events, if not nil, is called with each Event from the engine's
+	// goroutines: Run's, in order, and a transport's for EventResuming and
+	// EventResumed. It must not block for long or call Close.
 	Events func(Event)
 
 	// TrafficChanged, if not nil, is called when the netstack's Active or
