@@ -158,6 +158,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Host == nil || cfg.Dial == nil {
 		return nil, errors.New("engine: Config.Host and Config.Dial are required")
 	}
+	if cfg.DNS != nil && cfg.DNS.NewResolver == nil {
+		return nil, errors.New("engine: Config.DNS needs NewResolver")
+	}
 	if cfg.MTU == 0 {
 		cfg.MTU = 1500
 	}
