@@ -70,6 +70,44 @@ func TestIdle(t *testing.T) {
 	echo(t, flow, "woken")
 }
 
+// TestResumeHooks: a transport that breaks and resumes under the
+// connection shows as reconnecting and back, with why; the hooks of a
+// connection already replaced change nothing.
+func TestResumeHooks(t *testing.T) {
+	vpctest.LeakCheck(t)
+	h := newHarness(t, engine.Config{})
+	h.start(t)
+	first := h.dialHooks(1)
+	first.Resuming(errors.New("websocket: close 1006"))
+	h.expect(t, engine.EventResuming)
+	if st := h.eng.Status(); st.State != engine.StateReconnecting || st.LastError != "SSM data channel broken: websocket: close 1006" {
+		t.Errorf("status while resuming: %v, %q", st.State, st.LastError)
+	}
+	first.Resumed()
+	h.expect(t, engine.EventResumed)
+	if st := h.eng.State(); st != engine.StateConnected {
+		t.Errorf("state after resuming: %v", st)
+	}
+
+	echo(t, h.dialApp(t), "hello")
+	h.drop()
+	h.expect(t, engine.EventLost)
+	h.expect(t, engine.EventReconnected)
+	first.Resuming(errors.New("late"))
+	first.Resumed()
+	if st := h.eng.Status(); st.State != engine.StateConnected || strings.Contains(st.LastError, "late") {
+		t.Errorf("an old connection's hooks changed the status: %v, %q", st.State, st.LastError)
+	}
+	keepAlive := h.dialHooks(2).KeepAliveActive
+	if keepAlive() {
+		t.Error("keepalives wanted with no flow open and no KeepAlive")
+	}
+	echo(t, h.dialApp(t), "hello again")
+	if !keepAlive() {
+		t.Error("no keepalives wanted with a flow open")
+	}
+}
+
 // TestCloseRestoresHost: Close undoes exactly what Run did to the host, in
 // reverse order, and resets the open flows first.
 func TestCloseRestoresHost(t *testing.T) {

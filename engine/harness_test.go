@@ -46,6 +46,7 @@ type harness struct {
 
 	mu      sync.Mutex         // guards following
 	far     []*tunneltest.Conn // the server's end of each connection dialed
+	hooks   []engine.ConnHooks // each dial's
 	dialErr error              // if set, what the next dials fail with
 }
 
@@ -96,6 +97,7 @@ func (h *harness) dial(ctx context.Context, hooks engine.ConnHooks) (*tunnel.Cli
 	h.srv.Serve(far)
 	h.mu.Lock()
 	h.far = append(h.far, far)
+	h.hooks = append(h.hooks, hooks)
 	h.mu.Unlock()
 	return tunnel.Dial(ctx, tunnel.Config{
 		User:            "ec2-user",
@@ -121,6 +123,13 @@ func (h *harness) drop() {
 	far := h.far[len(h.far)-1]
 	h.mu.Unlock()
 	far.Close()
+}
+
+// dialHooks returns the hooks of dial number n, from 1.
+func (h *harness) dialHooks(n int) engine.ConnHooks {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hooks[n-1]
 }
 
 // start runs the engine until the test ends, and waits for it to connect.
