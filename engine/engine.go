@@ -196,13 +196,14 @@ func (e *Engine) Status() Status {
 	st := Status{State: e.State(), LastError: *e.lastErr.Load()}
 	e.mu.Lock()
 	up := e.up
+	stack := up.stackOrNil()
 	e.mu.Unlock()
-	if up == nil || st.State == StateConnecting {
+	if stack == nil || st.State == StateConnecting {
 		return st
 	}
 	st.Interface = up.iface
 	st.Address = e.plan.TUNAddr()
-	st.Traffic = up.stack.Stats()
+	st.Traffic = stack.Stats()
 	st.DNS = e.dnsStatus(up)
 	return st
 }
@@ -211,12 +212,12 @@ func (e *Engine) Status() Status {
 // It is cheaper than Status, for Config.TrafficChanged.
 func (e *Engine) Traffic() netstack.Stats {
 	e.mu.Lock()
-	up := e.up
+	stack := e.up.stackOrNil()
 	e.mu.Unlock()
-	if up == nil || up.stack == nil {
+	if stack == nil {
 		return netstack.Stats{}
 	}
-	return up.stack.Stats()
+	return stack.Stats()
 }
 
 // Wait returns a channel that is closed once Close has restored the host

@@ -19,6 +19,15 @@ type setup struct {
 	applied bool            // the plan's address, routes and DNS are set
 }
 
+// stackOrNil returns up's stack, nil if up is nil or has none yet; e.mu is
+// held.
+func (up *setup) stackOrNil() *netstack.Stack {
+	if up == nil {
+		return nil
+	}
+	return up.stack
+}
+
 // Run connects, sets up the host and keeps the tunnel up until ctx ends
 // (it returns nil then) or the connection is lost for good, or the TUN
 // goes away. Nothing is installed before the first connection is made: if
