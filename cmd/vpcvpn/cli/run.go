@@ -62,9 +62,9 @@ func (r *upRun) run(ctx context.Context, host platform.Host) error {
 	if err != nil {
 		return err
 	}
-	defer ctl.close()
 	eng, err := r.newEngine(ctx, host)
 	if err != nil {
+		ctl.close()
 		if errors.Is(context.Cause(ctx), errDown) {
 			r.progress("stopped before connecting; nothing was installed")
 			return nil
@@ -72,6 +72,8 @@ func (r *upRun) run(ctx context.Context, host platform.Host) error {
 		return err
 	}
 	err = eng.Run(ctx)
+	// In reverse: the host restored, the processors let go, the control
+	// socket removed, the goodbyes awaited.
 	err = errors.Join(err, eng.Close())
 	r.procs.Load().stop()
 	r.awaitGoodbye(eng, ctl)
@@ -199,12 +201,13 @@ func (r *upRun) connected() {
 	backgroundReady()
 }
 
-// awaitGoodbye runs last, once the host is restored: it waits for the
-// closes of the engine's connections. Over SSM on a dead path that is a
-// goodbye to AWS of a few seconds, so the control socket goes first
-// (`vpcvpn down` returns as soon as nothing of the tunnel is left on the
-// host), and Ctrl-C ends the wait.
+// awaitGoodbye runs last, once the host is restored: it removes the
+// control socket and waits for the closes of the engine's connections.
+// Over SSM on a dead path that is a goodbye to AWS of a few seconds, so the
+// control socket goes first (`vpcvpn down` returns as soon as nothing of
+// the tunnel is left on the host), and Ctrl-C ends the wait.
 func (r *upRun) awaitGoodbye(eng *engine.Engine, ctl *controlServer) {
+	defer ctl.close() // idempotent
 	done := eng.Wait()
 	select {
 	case <-done:
