@@ -3,7 +3,7 @@
 // reconnects when the connection is lost, and restores the host at Close.
 // Everything it touches comes in through Config as a value: the host
 // (platform.Host), the routing plan's input, the DNS settings, and a
-// DialFunc that returns a connected *tunnel.Client, so that the whole
+// ConnectFunc that returns a connected *tunnel.Client, so that the whole
 // engine runs in tests against platformtest's fake host and an in-process
 // SSH server, without root.
 //
@@ -39,11 +39,11 @@ import (
 	"github.com/vpcvpn/vpcvpn/tunnel"
 )
 
-// DialFunc connects to the bastion and returns the connected client. The
+// ConnectFunc connects to the bastion and returns the connected client. The
 // engine calls it for the first connection and for every reconnect; each
 // call must make a new connection, following hooks. An error that answers
 // Permanent() true (see IsPermanent) ends the reconnects.
-type DialFunc func(ctx context.Context, hooks ConnHooks) (*tunnel.Client, error)
+type ConnectFunc func(ctx context.Context, hooks ConnHooks) (*tunnel.Client, error)
 
 // ConnHooks let the engine follow a connection it dials.
 type ConnHooks struct {
@@ -58,7 +58,7 @@ type ConnHooks struct {
 }
 
 // Config is what an Engine runs with. Host, Routing.Interface,
-// Routing.CIDRs and Dial are required.
+// Routing.CIDRs and Connect are required.
 type Config struct {
 	Host platform.Host
 
@@ -70,8 +70,8 @@ type Config struct {
 	// DNS, if not nil, serves split DNS through the tunnel.
 	DNS *DNSConfig
 
-	// Dial makes each connection to the bastion.
-	Dial DialFunc
+	// Connect makes each connection to the bastion.
+	Connect ConnectFunc
 
 	// Bastion names the far end in messages, e.g. "ec2-user@i-0123...".
 	Bastion string
@@ -155,8 +155,8 @@ type Engine struct {
 // New checks cfg, picks the DNS proxy's address and plans the routes. It
 // changes nothing on the host.
 func New(cfg Config) (*Engine, error) {
-	if cfg.Host == nil || cfg.Dial == nil {
-		return nil, errors.New("engine: Config.Host and Config.Dial are required")
+	if cfg.Host == nil || cfg.Connect == nil {
+		return nil, errors.New("engine: Config.Host and Config.Connect are required")
 	}
 	if cfg.DNS != nil && cfg.DNS.NewResolver == nil {
 		return nil, errors.New("engine: Config.DNS needs NewResolver")

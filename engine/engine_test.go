@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -189,6 +190,26 @@ func TestStopBeforeConnecting(t *testing.T) {
 		t.Error(err)
 	}
 	<-h.eng.Wait()
+	if got := h.host.Transcript(); len(got) != 0 {
+		t.Errorf("the host was changed: %q", got)
+	}
+}
+
+// TestCloseBeforeRun: a closed engine does not run, and Close changed
+// nothing.
+func TestCloseBeforeRun(t *testing.T) {
+	vpctest.LeakCheck(t)
+	h := newHarness(t, engine.Config{})
+	if err := h.eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-h.eng.Wait()
+	if err := h.eng.Run(t.Context()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Run after Close: %v, want net.ErrClosed", err)
+	}
+	if st := h.eng.State(); st != engine.StateDown {
+		t.Errorf("state %v, want down", st)
+	}
 	if got := h.host.Transcript(); len(got) != 0 {
 		t.Errorf("the host was changed: %q", got)
 	}

@@ -50,7 +50,7 @@ type harness struct {
 	dialErr error              // if set, what the next dials fail with
 }
 
-// newHarness makes the engine, with cfg's Routing, Dial, Host and Events
+// newHarness makes the engine, with cfg's Routing, Connect, Host and Events
 // filled in, and the far side; start runs it.
 func newHarness(t *testing.T, cfg engine.Config) *harness {
 	t.Helper()
@@ -72,7 +72,7 @@ func newHarness(t *testing.T, cfg engine.Config) *harness {
 		cfg.DNS.NewResolver = func(func([]netip.Addr)) (platform.Resolver, error) { return h.host, nil }
 	}
 	cfg.Routing = routing.Config{Interface: ifName, CIDRs: []netip.Prefix{vpcCIDR}, TUNAddr: tunAddr}
-	cfg.Dial = h.dial
+	cfg.Connect = h.connect
 	cfg.Bastion = "ec2-user@bastion"
 	cfg.Events = func(ev engine.Event) { h.events <- ev }
 	cfg.Logger = vpctest.Logger(t)
@@ -84,9 +84,9 @@ func newHarness(t *testing.T, cfg engine.Config) *harness {
 	return h
 }
 
-// dial is the engine's DialFunc: an SSH connection over a fresh pipe to
+// connect is the engine's ConnectFunc: an SSH connection over a fresh pipe to
 // the server.
-func (h *harness) dial(ctx context.Context, hooks engine.ConnHooks) (*tunnel.Client, error) {
+func (h *harness) connect(ctx context.Context, hooks engine.ConnHooks) (*tunnel.Client, error) {
 	h.mu.Lock()
 	err := h.dialErr
 	h.mu.Unlock()

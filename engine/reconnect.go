@@ -30,7 +30,7 @@ const (
 // abandon it: a network that keeps changing must not starve every attempt.
 const minAttempt = time.Second
 
-// IsPermanent reports whether err, from a DialFunc, says that dialing
+// IsPermanent reports whether err, from a ConnectFunc, says that dialing
 // again cannot succeed without the user changing something: some error in
 // its chain answers Permanent() true, as a net.Error answers Timeout.
 func IsPermanent(err error) bool {
@@ -177,9 +177,9 @@ func (e *Engine) dialOnce(ctx context.Context, dial func(context.Context) (*tunn
 	return c, err, err != nil && netChanged.Load()
 }
 
-// dial makes a connection with Config.Dial, hooked to this engine.
+// dial makes a connection with Config.Connect, hooked to this engine.
 func (e *Engine) dial(ctx context.Context) (*tunnel.Client, error) {
-	return e.cfg.Dial(ctx, e.hooks(e.gen.Add(1)))
+	return e.cfg.Connect(ctx, e.hooks(e.gen.Add(1)))
 }
 
 // hooks follow the connection of dial number gen: an SSM data channel that

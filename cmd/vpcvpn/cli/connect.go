@@ -90,9 +90,9 @@ type peer struct {
 	close     func() // releases what auth holds (an agent connection)
 }
 
-// dial is the engine's DialFunc: it connects to the bastion and
+// connect is the engine's ConnectFunc: it connects to the bastion and
 // authenticates.
-func (d *dialer) dial(ctx context.Context, hooks engine.ConnHooks) (*tunnel.Client, error) {
+func (d *dialer) connect(ctx context.Context, hooks engine.ConnHooks) (*tunnel.Client, error) {
 	o := d.opts
 	var p *peer
 	var err error

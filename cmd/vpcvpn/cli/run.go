@@ -130,7 +130,7 @@ func (r *upRun) newEngine(ctx context.Context, host platform.Host) (*engine.Engi
 		Host:           host,
 		Routing:        rcfg,
 		DNS:            r.dnsConfig(),
-		Dial:           d.dial,
+		Connect:        d.connect,
 		Bastion:        o.bastion(),
 		MTU:            o.mtu,
 		ConnectTimeout: o.connectTimeout,
