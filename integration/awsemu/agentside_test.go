@@ -234,6 +234,10 @@ func TestAgentServiceSide(t *testing.T) {
 	if m := agent.next(); m.Type != "pause_publication" {
 		t.Fatalf("agent got %s while the client was away, want pause_publication", m.Type)
 	}
+	dialResumed(t, s, user, sid)
+	if m := agent.next(); m.Type != "start_publication" {
+		t.Fatalf("agent got %s once the client was back, want start_publication", m.Type)
+	}
 	if _, err := user.TerminateSession(ctx, &ssm.TerminateSessionInput{SessionId: aws.String(sid)}); err != nil {
 		t.Fatal(err)
 	}
@@ -244,5 +248,56 @@ func TestAgentServiceSide(t *testing.T) {
 	}
 	if res, err := user.ResumeSession(ctx, &ssm.ResumeSessionInput{SessionId: aws.String(sid)}); err != nil || res.TokenValue != nil {
 		t.Errorf("ResumeSession of a terminated session: %v, token %v; want no token", err, res.TokenValue)
+	}
+}
+
+// dialResumed resumes session sid and opens the client's data channel again.
+func dialResumed(t *testing.T, s *Server, c *ssm.Client, sid string) *tclient {
+	t.Helper()
+	res, err := c.ResumeSession(context.Background(), &ssm.ResumeSessionInput{SessionId: aws.String(sid)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dialChannel(t, s, aws.ToString(res.StreamUrl), aws.ToString(res.TokenValue))
+}
+
+// TestAgentGone: a session whose agent's data channel goes and does not
+// come back is ended by the service (after 30 s; shortened here).
+func TestAgentGone(t *testing.T) {
+	s := newAgentServer(t)
+	s.agentAway.Store(int64(300 * time.Millisecond))
+	a := fakeAgent{t, s, roleCredentials(t, s)}
+	ctl := a.open("/v1/control-channel/"+agentInstance+"?role=subscribe&stream=input", openControlChannel{
+		"1.0", newUUID().String(), a.create("control-channel", agentInstance), "3.3.987.0", "linux"})
+	user := ssmClient(t, s)
+	waitFor(t, "PingStatus Online", func() bool { return pingStatus(t, user, agentInstance) == "Online" })
+	out, err := startSSH(t, user, agentInstance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := aws.ToString(out.SessionId)
+	if m := ctl.next(); m.Type != "interactive_shell" {
+		t.Fatalf("control channel: %s", m.Type)
+	}
+	a.open("/v1/data-channel/"+sid+"?role=publish_subscribe", map[string]string{"MessageSchemaVersion": "1.0",
+		"RequestId": newUUID().String(), "TokenValue": a.create("data-channel", sid), "ClientInstanceId": agentInstance, "ClientId": "x"})
+	client := dialChannel(t, s, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
+	waitFor(t, "the agent's side attached", func() bool {
+		e := s.relay(sid).ends[agentSide]
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.ws != nil
+	})
+	if err := s.closeWebSocket(sid, "agent", false); err != nil {
+		t.Fatal(err)
+	}
+	if m := client.next(); m.Type != "pause_publication" {
+		t.Fatalf("client got %s while the agent was away, want pause_publication", m.Type)
+	}
+	if m := client.next(); m.Type != typeChannelClosed || !strings.Contains(string(m.Payload), "did not reconnect") {
+		t.Fatalf("client got %s %s, want channel_closed: the agent did not reconnect", m.Type, m.Payload)
+	}
+	if m := ctl.next(); m.Type != typeChannelClosed {
+		t.Fatalf("control channel got %s, want channel_closed", m.Type)
 	}
 }

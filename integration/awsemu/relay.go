@@ -38,13 +38,22 @@ func (sd side) other() side { return 1 - sd }
 const (
 	relayMaxBuffer = 64 << 20 // bytes held for an absent side before frames are dropped
 	relayQueue     = 256      // frames queued per direction before the reader waits
+	// agentAwayLimit ends a session whose agent's data channel has been
+	// away this long: the agent retries its data channel five times within
+	// about 5 s (DataChannelNumMaxAttempts), so it is not coming back.
+	agentAwayLimit = 30 * time.Second
 )
+
+// agentGoneOutput is the channel_closed output when the agent's data
+// channel did not come back.
+const agentGoneOutput = "The session was terminated because the instance's SSM agent closed its data channel and did not reconnect."
 
 // relayEnd is one side's connection and what waits for it.
 type relayEnd struct {
 	mu      sync.Mutex // serializes writes and attach, so buffered frames go first
 	ws      *websocket.Conn
-	seen    bool // ever attached: an absent side that was there is "away"
+	seen    bool      // ever attached: an absent side that was there is "away"
+	away    time.Time // when it left, zero while attached
 	buf     [][]byte
 	size    int
 	dropped int
@@ -155,7 +164,7 @@ func (r *relay) attach(sd side, ws *websocket.Conn) bool {
 		e.size -= len(e.buf[0])
 		e.buf = e.buf[1:]
 	}
-	e.ws, e.seen = ws, true
+	e.ws, e.seen, e.away = ws, true, time.Time{}
 	dropped := e.dropped
 	e.dropped = 0
 	e.mu.Unlock()
@@ -178,7 +187,7 @@ func (r *relay) detach(sd side, ws *websocket.Conn) {
 	e.mu.Lock()
 	current := e.ws == ws
 	if current {
-		e.ws = nil
+		e.ws, e.away = nil, time.Now()
 	}
 	e.mu.Unlock()
 	_ = ws.CloseNow()
@@ -272,6 +281,15 @@ func (r *relay) receive(sd side, b []byte) {
 	}
 }
 
+// agentGone reports whether the agent's data channel has been away longer
+// than agentAwayLimit.
+func (r *relay) agentGone(now time.Time) bool {
+	e := r.ends[agentSide]
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.away.IsZero() && now.Sub(e.away) > time.Duration(r.srv.agentAway.Load())
+}
+
 // touch records input from the client, which resets the idle timeout.
 func (r *relay) touch() {
 	r.mu.Lock()
@@ -299,6 +317,9 @@ func (r *relay) watch() {
 			reason = idleTimeoutOutput
 		}
 		r.mu.Unlock()
+		if reason == "" && r.agentGone(now) {
+			reason = agentGoneOutput
+		}
 		if reason != "" {
 			r.end(reason, true)
 			return

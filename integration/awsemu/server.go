@@ -75,22 +75,23 @@ const DefaultIdleTimeout = 20 * time.Minute
 
 // Server is the emulated AWS endpoint: New → Start → Close.
 type Server struct {
-	cfg      Config
-	creds    credentials
-	log      *slog.Logger
-	ln       net.Listener
-	caPEM    []byte
-	http     *http.Server
-	services map[string]jsonService
-	keys     *keyStore
-	ctx      context.Context // lifetime until Close
-	cancel   context.CancelFunc
-	done     chan struct{}
-	once     sync.Once
-	wg       sync.WaitGroup // serve goroutine and data-channel handlers
-	pacing   atomic.Bool    // Config.Pacing, or as the admin endpoint set it
-	idle     atomic.Int64   // Config.IdleTimeout (ns), or as set by preferences
-	maxAge   atomic.Int64   // Config.MaxSessionDuration (ns), likewise
+	cfg       Config
+	creds     credentials
+	log       *slog.Logger
+	ln        net.Listener
+	caPEM     []byte
+	http      *http.Server
+	services  map[string]jsonService
+	keys      *keyStore
+	ctx       context.Context // lifetime until Close
+	cancel    context.CancelFunc
+	done      chan struct{}
+	once      sync.Once
+	wg        sync.WaitGroup // serve goroutine and data-channel handlers
+	pacing    atomic.Bool    // Config.Pacing, or as the admin endpoint set it
+	idle      atomic.Int64   // Config.IdleTimeout (ns), or as set by preferences
+	maxAge    atomic.Int64   // Config.MaxSessionDuration (ns), likewise
+	agentAway atomic.Int64   // agentAwayLimit (ns); tests shorten it
 
 	mu       sync.Mutex // guards following
 	closed   bool
@@ -170,6 +171,7 @@ func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 	}
 	s.idle.Store(int64(cfg.IdleTimeout))
 	s.maxAge.Store(int64(cfg.MaxSessionDuration))
+	s.agentAway.Store(int64(agentAwayLimit))
 	for _, id := range cfg.Disconnected {
 		s.offline[id] = true
 	}
