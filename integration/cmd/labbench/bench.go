@@ -42,7 +42,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err := b.setUp(ctx); err != nil {
 		return err
 	}
-	rep := &report{Started: started, Runs: cfg.runs, Seconds: int(cfg.duration / time.Second), Bin: cfg.bin, SSMAgent: b.agentName()}
+	rep := &report{Started: started, Runs: cfg.runs, Seconds: int(cfg.duration / time.Second), Bin: cfg.bin, SSMAgent: b.agentName(), realAgent: b.agent != ""}
 	results := map[string]*pathResult{}
 	for _, group := range groupPaths(cfg.paths) {
 		for _, r := range b.measurePaths(ctx, group) {

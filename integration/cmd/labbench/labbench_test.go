@@ -179,10 +179,10 @@ func TestReportSSM(t *testing.T) {
 	out := buf.String()
 	for _, s := range []string{
 		"| path | up MB/s | down MB/s | first byte ms | DNS ms | DNS cached ms |",
-		"| vpcvpn over SSM (emulated agent, real pacing) | 0.950 | 0.780* | 900 | 2.20 | 0.250 |",
+		"| vpcvpn over SSM | 0.950 | 0.780* | 900 | 2.20 | 0.250 |",
 		"5.1 MB each way",
 		"FAIL  vpcvpn over SSM down >= 0.8 MB/s         0.780 MB/s",
-		"- vpcvpn over SSM (emulated agent, real pacing), down MB/s: reset",
+		"- vpcvpn over SSM, down MB/s: reset",
 	} {
 		if !strings.Contains(out, s) {
 			t.Errorf("report lacks %q:\n%s", s, out)
@@ -321,4 +321,44 @@ func listen(t *testing.T) net.Listener {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln
+}
+
+// TestSSMTargetFollowsAgent: the SSM down target is the agent's pace, which
+// AWS's agent keeps below the built-in one's; the table says which ran.
+func TestSSMTargetFollowsAgent(t *testing.T) {
+	tests := []struct {
+		real                      bool
+		agent, name, result, note string
+	}{
+		{false, "awsemu's built-in SSM agent", "vpcvpn over SSM down >= 0.8 MB/s", "FAIL", "ran awsemu's built-in SSM agent, which"},
+		{true, "AWS's real SSM agent 3.3.987.0", "vpcvpn over SSM (AWS's agent) down >= 0.55 MB/s", "PASS", "ran AWS's real SSM agent 3.3.987.0, which"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.agent, func(t *testing.T) {
+			r := &report{Runs: 1, Seconds: 5, SSMAgent: tt.agent, realAgent: tt.real}
+			p := newPathResult(pathByID(ssmID))
+			for i, m := range ssmMetrics {
+				p.add(m, []float64{5, 0.62, 300, 2, 0.1}[i], nil)
+			}
+			r.Paths = append(r.Paths, p)
+			r.finish(time.Minute)
+			found := false
+			for _, tg := range r.Targets {
+				if strings.Contains(tg.Name, "SSM") && strings.Contains(tg.Name, "down") {
+					found = true
+					if tg.Name != tt.name || tg.Result != tt.result {
+						t.Errorf("target %q: %s; want %q: %s", tg.Name, tg.Result, tt.name, tt.result)
+					}
+				}
+			}
+			if !found {
+				t.Fatal("no SSM down target")
+			}
+			var buf bytes.Buffer
+			printReport(&buf, r)
+			if !strings.Contains(buf.String(), tt.note) {
+				t.Errorf("report does not say %q:\n%s", tt.note, buf.String())
+			}
+		})
+	}
 }

@@ -21,9 +21,11 @@
 //	vpcvpn    vpcvpn up, routing the VPC through its TUN and netstack
 //
 // The ssm path has a table of its own, in MB/s and milliseconds, and a lab
-// of its own with the emulated AWS side (awsemu, built with go unless
-// -awsemu names one; the agent paces as the real one, 1 KiB messages with
-// a 1 ms sleep after each):
+// of its own with the emulated AWS service (awsemu, built with go unless
+// -awsemu names one) and AWS's real SSM agent on the instance, built from
+// ../shared/thirdparty when the sources are there (else awsemu's built-in
+// agent; the table says which). The agent paces itself, 1 KiB messages
+// with a 1 ms sleep after each:
 //
 //	ssm       vpcvpn up --target i-... over SSM, with an ephemeral key
 //	          pushed by EC2 Instance Connect: -duration's worth at 1 KiB/ms

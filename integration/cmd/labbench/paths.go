@@ -77,7 +77,7 @@ var paths = []path{
 	{"sshuttle", "sshuttle", openSSHuttle, tcpTable},
 	{"sshfwd", "x/crypto/ssh forwarder", openSSHFwd, tcpTable},
 	{"vpcvpn", "vpcvpn", openVPCVPN, tcpTable},
-	{ssmID, "vpcvpn over SSM (emulated agent, real pacing)", openSSM, ssmTable},
+	{ssmID, "vpcvpn over SSM", openSSM, ssmTable},
 	{loadID, "load: vpcvpn and ssh -L", openLoad, loadTable},
 	{wegoID, "vpcvpn and the Wego chain over SSM", openWego, wegoTable},
 }

@@ -136,7 +136,7 @@ type ssmTunnel struct {
 // since the lab routes only 10.77.0.0/16.
 const dnsProxyAddr = "100.77.0.53"
 
-// openSSM builds a lab with the emulated AWS side (agent pacing "real")
+// openSSM builds a lab with the emulated AWS side and the instance's agent
 // and the Echo, Sink and Source servers, and starts vpcvpn up through it.
 func openSSM(ctx context.Context, b *bench) (endpoint, func() error, error) {
 	progress("%s: building a lab with the emulated AWS side", ssmID)

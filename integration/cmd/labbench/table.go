@@ -86,12 +86,12 @@ func printSSMTable(w io.Writer, r *report, ps []*pathResult) {
 		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
 	}
 	fmt.Fprintf(w, "\nMedians of %d run(s). up, down: %.1f MB each way to the VPC host's Sink and Source servers\n"+
-		"(MB = 10^6 bytes). The emulated agent, as the real one, sends what it reads from sshd in 1 KiB\n"+
+		"(MB = 10^6 bytes). %s sends what it reads from sshd in 1 KiB\n"+
 		"messages with a 1 ms sleep after each, so down stays under about 1 MB/s; it does not pace what it\n"+
 		"receives, so up is bounded by vpcvpn and the acks. first byte: from starting `vpcvpn up --target`\n"+
 		"to the first byte echoed back through the tunnel. DNS: median of %d queries from the laptop to\n"+
 		"vpcvpn's DNS proxy for names under rds.amazonaws.com, answered by the VPC resolver through the\n"+
-		"tunnel (each name new, so uncached), or by the proxy's cache (the same name again).\n", r.Runs, float64(ssmBytes(r.Seconds))/1e6, dnsQueries)
+		"tunnel (each name new, so uncached), or by the proxy's cache (the same name again).\n", r.Runs, float64(ssmBytes(r.Seconds))/1e6, ssmAgentNote(r), dnsQueries)
 }
 
 // printHeader writes a Markdown table header, the first column
@@ -189,4 +189,13 @@ func formatRatio(q float64) string {
 		return fmt.Sprintf("%.0fx", q)
 	}
 	return fmt.Sprintf("%.2fx", q)
+}
+
+// ssmAgentNote says which SSM agent the instance ran, for the SSM table's
+// notes.
+func ssmAgentNote(r *report) string {
+	if r.SSMAgent == "" {
+		return "The instance's SSM agent"
+	}
+	return "The instance ran " + r.SSMAgent + ", which"
 }
