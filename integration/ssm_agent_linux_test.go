@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
 	"github.com/vpcvpn/vpcvpn/integration/lab"
 )
 
@@ -32,6 +35,7 @@ func TestSSMRealAgent(t *testing.T) {
 	t.Run("ConcurrentFlows100", func(t *testing.T) { testConcurrentEcho(t, l, vpcAddr(lab.EchoPort), 100, 16<<10) })
 	t.Run("AgentDropDuringDownload", func(t *testing.T) { testAgentDropDuringDownload(t, l, in) })
 	t.Run("CoreRestart", func(t *testing.T) { testAgentCoreRestart(t, l, in) })
+	t.Run("OfflineThenOnline", func(t *testing.T) { testAgentOfflineThenOnline(t, l) })
 	t.Run("IdleThenOnDemand", func(t *testing.T) { testIdleThenOnDemand(t, l, v, in) })
 	t.Run("TerminateEndsSessionWorker", func(t *testing.T) { testTerminateEndsWorker(t, l, in) })
 }
@@ -108,6 +112,62 @@ func testAgentCoreRestart(t *testing.T, l *lab.Lab, in *lab.Instance) {
 		t.Errorf("StartSession calls %d -> %d across the core's restart; want the session kept", starts, got)
 	}
 	assertRunning(t, in)
+}
+
+// testAgentOfflineThenOnline cuts the agent off the service (admin
+// disconnect: its control channel closed and refused): PingStatus turns
+// ConnectionLost and StartSession fails; once allowed back the agent
+// reconnects by itself and PingStatus is Online again.
+func testAgentOfflineThenOnline(t *testing.T, l *lab.Lab) {
+	ctx := testContext(t, 2*time.Minute)
+	c := ssmClientFor(t, l)
+	if got := pingStatus(t, ctx, c); got != "Online" {
+		t.Fatalf("PingStatus %q with the agent connected; want Online", got)
+	}
+	connects := l.AWS.AgentConnects()
+	awsAdmin(t, l, "disconnect", url.Values{"target": {lab.InstanceID}})
+	if got := pingStatus(t, ctx, c); got != "ConnectionLost" {
+		t.Errorf("PingStatus %q with the agent cut off; want ConnectionLost", got)
+	}
+	_, err := c.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String(lab.InstanceID), DocumentName: aws.String("AWS-StartSSHSession")})
+	if err == nil || !strings.Contains(err.Error(), "TargetNotConnected") {
+		t.Errorf("StartSession with the agent cut off: %v; want TargetNotConnected", err)
+	}
+	awsAdmin(t, l, "connect", url.Values{"target": {lab.InstanceID}})
+	if err := l.WaitAgentOnline(ctx, connects); err != nil {
+		t.Fatal(err)
+	}
+	if got := pingStatus(t, ctx, c); got != "Online" {
+		t.Errorf("PingStatus %q once the agent reconnected; want Online", got)
+	}
+}
+
+// ssmClientFor is an SSM client for the emulator that dials from the
+// laptop namespace with the lab's credentials.
+func ssmClientFor(t *testing.T, l *lab.Lab) *ssm.Client {
+	hc, err := l.AWSClient(l.Laptop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hc.CloseIdleConnections)
+	creds := aws.Credentials{AccessKeyID: lab.AWSAccessKey, SecretAccessKey: lab.AWSSecretKey, Source: "lab"}
+	return ssm.New(ssm.Options{Region: lab.AWSRegion, BaseEndpoint: aws.String(l.AWS.Endpoint), HTTPClient: hc,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil })})
+}
+
+// pingStatus returns the instance's PingStatus (DescribeInstanceInformation).
+func pingStatus(t *testing.T, ctx context.Context, c *ssm.Client) string {
+	t.Helper()
+	out, err := c.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range out.InstanceInformationList {
+		if aws.ToString(i.InstanceId) == lab.InstanceID {
+			return string(i.PingStatus)
+		}
+	}
+	return ""
 }
 
 // testIdleThenOnDemand shortens the account's idle timeout: with no flow

@@ -9,6 +9,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -261,11 +262,17 @@ func dialResumed(t *testing.T, s *Server, c *ssm.Client, sid string) *tclient {
 	return dialChannel(t, s, aws.ToString(res.StreamUrl), aws.ToString(res.TokenValue))
 }
 
-// TestAgentGone: a session whose agent's data channel goes and does not
-// come back is ended by the service (after 30 s; shortened here).
-func TestAgentGone(t *testing.T) {
-	s := newAgentServer(t)
-	s.agentAway.Store(int64(300 * time.Millisecond))
+// agentSession is a session relayed between a test client and a
+// test-played agent.
+type agentSession struct {
+	sid                string
+	ctl, agent, client *tclient
+}
+
+// startAgentSession connects a played agent, starts an SSH session on it
+// and opens both data channels.
+func startAgentSession(t *testing.T, s *Server) agentSession {
+	t.Helper()
 	a := fakeAgent{t, s, roleCredentials(t, s)}
 	ctl := a.open("/v1/control-channel/"+agentInstance+"?role=subscribe&stream=input", openControlChannel{
 		"1.0", newUUID().String(), a.create("control-channel", agentInstance), "3.3.987.0", "linux"})
@@ -279,25 +286,69 @@ func TestAgentGone(t *testing.T) {
 	if m := ctl.next(); m.Type != "interactive_shell" {
 		t.Fatalf("control channel: %s", m.Type)
 	}
-	a.open("/v1/data-channel/"+sid+"?role=publish_subscribe", map[string]string{"MessageSchemaVersion": "1.0",
+	agent := a.open("/v1/data-channel/"+sid+"?role=publish_subscribe", map[string]string{"MessageSchemaVersion": "1.0",
 		"RequestId": newUUID().String(), "TokenValue": a.create("data-channel", sid), "ClientInstanceId": agentInstance, "ClientId": "x"})
 	client := dialChannel(t, s, aws.ToString(out.StreamUrl), aws.ToString(out.TokenValue))
-	waitFor(t, "the agent's side attached", func() bool {
-		e := s.relay(sid).ends[agentSide]
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		return e.ws != nil
+	waitFor(t, "both sides attached", func() bool {
+		for _, e := range s.relay(sid).ends {
+			e.mu.Lock()
+			ok := e.ws != nil
+			e.mu.Unlock()
+			if !ok {
+				return false
+			}
+		}
+		return true
 	})
-	if err := s.closeWebSocket(sid, "agent", false); err != nil {
+	return agentSession{sid, ctl, agent, client}
+}
+
+// TestAgentGone: a session whose agent's data channel goes and does not
+// come back is ended by the service (after 30 s; shortened here).
+func TestAgentGone(t *testing.T) {
+	s := newAgentServer(t)
+	s.agentAway.Store(int64(300 * time.Millisecond))
+	as := startAgentSession(t, s)
+	if err := s.closeWebSocket(as.sid, "agent", false); err != nil {
 		t.Fatal(err)
 	}
-	if m := client.next(); m.Type != "pause_publication" {
+	if m := as.client.next(); m.Type != "pause_publication" {
 		t.Fatalf("client got %s while the agent was away, want pause_publication", m.Type)
 	}
-	if m := client.next(); m.Type != typeChannelClosed || !strings.Contains(string(m.Payload), "did not reconnect") {
+	if m := as.client.next(); m.Type != typeChannelClosed || !strings.Contains(string(m.Payload), "did not reconnect") {
 		t.Fatalf("client got %s %s, want channel_closed: the agent did not reconnect", m.Type, m.Payload)
 	}
-	if m := ctl.next(); m.Type != typeChannelClosed {
+	if m := as.ctl.next(); m.Type != typeChannelClosed {
 		t.Fatalf("control channel got %s, want channel_closed", m.Type)
+	}
+}
+
+// TestRelayDelayAndMaxDuration: admin delay holds relayed frames back;
+// the maximum session duration ends the session on both sides.
+func TestRelayDelayAndMaxDuration(t *testing.T) {
+	s := newAgentServer(t)
+	as := startAgentSession(t, s)
+	const d = 300 * time.Millisecond
+	if err := s.setDelay(url.Values{"session": {as.sid}, "d": {d.String()}}); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	as.agent.send(message{Type: typeOutput, Schema: 1, Created: 1, Flags: 1, ID: newUUID(), PayloadType: ptOutput, Payload: []byte("late")})
+	if m := as.client.next(); string(m.Payload) != "late" {
+		t.Fatalf("client got %s %q", m.Type, m.Payload)
+	}
+	if got := time.Since(sent); got < d {
+		t.Errorf("a frame relayed %v after it was sent, want at least the delay %v", got, d)
+	}
+	if err := s.setPreferences(url.Values{"max-duration": {"1ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	if m := as.client.next(); m.Type != typeChannelClosed || !strings.Contains(string(m.Payload), "maximum session duration") {
+		t.Fatalf("client got %s %s, want channel_closed for the maximum duration", m.Type, m.Payload)
+	}
+	for name, c := range map[string]*tclient{"control": as.ctl, "data": as.agent} {
+		if m := c.next(); m.Type != typeChannelClosed {
+			t.Errorf("agent's %s channel got %s, want channel_closed", name, m.Type)
+		}
 	}
 }
