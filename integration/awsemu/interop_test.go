@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func TestInteropTunnelSSM(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newTestServer(t, func(c *Config) { c.Pacing = tt.pacing })
+			s := newTestServer(t, func(c *Config) { c.Pacing = tt.pacing }, greetingEcho(t))
 			pool := x509.NewCertPool()
 			pool.AppendCertsFromPEM(s.CAPEM())
 			cfg := vpcssm.Config{TLSConfig: &tls.Config{RootCAs: pool}}
@@ -49,6 +50,7 @@ func TestInteropTunnelSSM(t *testing.T) {
 				t.Fatalf("Start: %v", err)
 			}
 			defer conn.Close()
+			readGreeting(t, conn)
 			data := make([]byte, 64<<10)
 			_, _ = rand.Read(data)
 			errc := make(chan error, 1)
@@ -102,7 +104,7 @@ func TestInteropFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := newTestServer(t, func(c *Config) { c.Faults = f })
+			s := newTestServer(t, func(c *Config) { c.Faults = f }, greetingEcho(t))
 			pool := x509.NewCertPool()
 			pool.AppendCertsFromPEM(s.CAPEM())
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -113,6 +115,7 @@ func TestInteropFaults(t *testing.T) {
 				t.Fatalf("Start: %v", err)
 			}
 			defer conn.Close()
+			readGreeting(t, conn)
 			data := make([]byte, 256<<10)
 			_, _ = rand.Read(data)
 			errc := make(chan error, 1)
@@ -128,6 +131,44 @@ func TestInteropFaults(t *testing.T) {
 			fl := s.session(s.sessionIDs()[0]).faults()
 			t.Logf("echoed in %s; %v", time.Since(start).Round(time.Millisecond), fl.logAttrs())
 		})
+	}
+}
+
+// interopGreeting is what the test instance's server sends first, as sshd
+// does: vpcvpn's client writes only after the server has spoken.
+var interopGreeting = []byte("SSH-2.0-awsemu-interop\r\n")
+
+// greetingEcho points the test instance at a server that sends
+// interopGreeting, then echoes.
+func greetingEcho(t *testing.T) func(*Config) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := c.Write(interopGreeting); err == nil {
+					_, _ = io.Copy(c, c)
+				}
+			}()
+		}
+	}()
+	return func(c *Config) { c.Instances[testInstance] = ln.Addr().String() }
+}
+
+// readGreeting reads interopGreeting from c.
+func readGreeting(t *testing.T, c io.Reader) {
+	t.Helper()
+	got := make([]byte, len(interopGreeting))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, interopGreeting) {
+		t.Fatalf("greeting: %q, %v", got, err)
 	}
 }
 
