@@ -8,11 +8,13 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/vpcvpn/vpcvpn/engine"
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel"
 	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
 )
 
 func TestIsPermanent(t *testing.T) {
+	vpctest.LeakCheck(t)
 	for _, tt := range []struct {
 		err  error
 		want bool

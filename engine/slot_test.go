@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 	"github.com/vpcvpn/vpcvpn/tunnel"
 )
 
@@ -14,6 +15,7 @@ import (
 // waits until its context ends; demand from before the connection was lost
 // is forgotten.
 func TestSlotDemand(t *testing.T) {
+	vpctest.LeakCheck(t)
 	s := newClientSlot(nil)
 	s.set(nil)
 	select {
@@ -55,6 +57,7 @@ func TestSlotDemand(t *testing.T) {
 // TestSlotClose: close without a connection to retire is done, and every
 // call returns the same channel (Wait waits on what Close began).
 func TestSlotClose(t *testing.T) {
+	vpctest.LeakCheck(t)
 	s := newClientSlot(nil)
 	done := s.close()
 	if again := s.close(); again != done {
@@ -67,6 +70,7 @@ func TestSlotClose(t *testing.T) {
 // progress, but not before it ran minAttempt; a dial that fails on its own
 // is not blamed on the network.
 func TestDialOnceNetworkChange(t *testing.T) {
+	vpctest.LeakCheck(t)
 	changes := make(chan struct{}, 1)
 	e := &Engine{cfg: Config{NetworkChanged: changes}}
 	hang := func(ctx context.Context) (*tunnel.Client, error) {
@@ -91,6 +95,7 @@ func TestDialOnceNetworkChange(t *testing.T) {
 }
 
 func TestPickDNSAddr(t *testing.T) {
+	vpctest.LeakCheck(t)
 	none := func(netip.Addr) bool { return false }
 	tun := netip.MustParseAddr("100.77.0.1")
 	a, err := pickDNSAddr([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/16")}, tun, none)
@@ -109,6 +114,7 @@ func TestPickDNSAddr(t *testing.T) {
 
 // TestStates: the strings status --json prints, and the diagram's moves.
 func TestStates(t *testing.T) {
+	vpctest.LeakCheck(t)
 	for s, want := range map[State]string{
 		StateConnecting: "connecting", StateConnected: "connected", StateReconnecting: "reconnecting",
 		StateIdle: "idle", StateDown: "down",
