@@ -42,6 +42,10 @@ const (
 	// away this long: the agent retries its data channel five times within
 	// about 5 s (DataChannelNumMaxAttempts), so it is not coming back.
 	agentAwayLimit = 30 * time.Second
+	// relayWriteTimeout gives up on a side that does not take a frame:
+	// its connection is closed and the frame kept for its return, so a
+	// silently dead connection cannot hold the relay.
+	relayWriteTimeout = 10 * time.Second
 )
 
 // agentGoneOutput is the channel_closed output when the agent's data
@@ -157,7 +161,7 @@ func (r *relay) attach(sd side, ws *websocket.Conn) bool {
 	e.mu.Lock()
 	old, returning := e.ws, e.seen && e.ws == nil
 	for len(e.buf) > 0 {
-		if err := ws.Write(r.ctx, websocket.MessageBinary, e.buf[0]); err != nil {
+		if err := r.writeFrame(ws, e.buf[0]); err != nil {
 			e.mu.Unlock()
 			return false
 		}
@@ -214,10 +218,12 @@ func (r *relay) write(sd side, frame []byte) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ws != nil && len(e.buf) == 0 {
-		if err := e.ws.Write(r.ctx, websocket.MessageBinary, frame); err == nil {
+		if err := r.writeFrame(e.ws, frame); err == nil {
 			return
 		}
-		e.ws = nil // broken: its reader detaches it; keep the frame for the next
+		// Broken: its reader sees the close and detaches it; the frame
+		// and those after it wait for the side's next connection.
+		_ = e.ws.CloseNow()
 	}
 	if e.size+len(frame) > relayMaxBuffer {
 		e.dropped++
@@ -225,6 +231,14 @@ func (r *relay) write(sd side, frame []byte) {
 	}
 	e.buf = append(e.buf, frame)
 	e.size += len(frame)
+}
+
+// writeFrame writes one frame to ws within relayWriteTimeout; on a timeout
+// the WebSocket is closed.
+func (r *relay) writeFrame(ws *websocket.Conn, frame []byte) error {
+	ctx, cancel := context.WithTimeout(r.ctx, relayWriteTimeout)
+	defer cancel()
+	return ws.Write(ctx, websocket.MessageBinary, frame)
 }
 
 // forward queues a frame from sd's peer towards sd, after the relay's
