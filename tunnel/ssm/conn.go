@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +23,7 @@ const (
 	DefaultPingInterval     = 30 * time.Second
 	DefaultCloseTimeout     = 2 * time.Second
 	DefaultStallTimeout     = 3 * time.Second
+	DefaultAwayTimeout      = 1500 * time.Millisecond
 )
 
 // Config configures Dial.
@@ -85,6 +85,12 @@ type Config struct {
 	// DefaultStallTimeout; negative disables it.
 	StallTimeout time.Duration
 
+	// AwayTimeout is how long the agent's side may stay away (the service
+	// paused the client with pause_publication, and nothing came from the
+	// agent since) before the session is given up with ErrAgentGone. Zero
+	// means DefaultAwayTimeout; negative disables it.
+	AwayTimeout time.Duration
+
 	// CloseTimeout bounds how long Close waits for the agent to
 	// acknowledge what was sent and the WebSocket close handshake; zero
 	// means DefaultCloseTimeout.
@@ -124,6 +130,7 @@ func (cfg *Config) setDefaults() error {
 	cfg.PingInterval = cmp(cfg.PingInterval, DefaultPingInterval)
 	cfg.CloseTimeout = cmp(cfg.CloseTimeout, DefaultCloseTimeout)
 	cfg.StallTimeout = cmp(cfg.StallTimeout, DefaultStallTimeout)
+	cfg.AwayTimeout = cmp(cfg.AwayTimeout, DefaultAwayTimeout)
 	if cfg.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = cfg.TLSConfig
@@ -164,7 +171,6 @@ type Conn struct {
 	greeted   chan struct{} // closed at the first Output from the agent
 	greetBy   time.Time     // when the first Write stops waiting for it
 	recovered chan struct{} // signalled after a resend or a resume (capacity 1)
-	heard     atomic.Int64  // when a frame last came from the agent, in Unix nanoseconds
 
 	mu    sync.Mutex // guards following
 	sock  *socket    // the current WebSocket
@@ -390,14 +396,10 @@ func (c *Conn) Err() error {
 // it at once, as tunnel.Client does with an SSH keepalive.
 func (c *Conn) Recovered() <-chan struct{} { return c.recovered }
 
-// LastHeard returns when a message last came from the agent (an
-// acknowledgement, Output or any other), the zero time before the first.
-func (c *Conn) LastHeard() time.Time {
-	if n := c.heard.Load(); n != 0 {
-		return time.Unix(0, n)
-	}
-	return time.Time{}
-}
+// Acknowledged returns how many bytes of the stream written so far the
+// agent has acknowledged, all of them up to that offset: it has written
+// them to the destination.
+func (c *Conn) Acknowledged() uint64 { return c.out.acknowledged() }
 
 // Carrier names what relays the stream, for messages about damage to it.
 func (c *Conn) Carrier() string { return "the instance's SSM agent" }

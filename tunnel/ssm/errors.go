@@ -31,6 +31,10 @@ var (
 	// while messages were unacknowledged (Config.StallTimeout).
 	ErrStalled = errors.New("ssm: the data channel stalled")
 
+	// ErrAgentGone is the end of a session whose agent left it
+	// (Config.AwayTimeout).
+	ErrAgentGone = errors.New("ssm: the instance's SSM agent left the session")
+
 	errEmptyType = errors.New("ssm: message without a type")
 )
 

@@ -131,9 +131,7 @@ func (c *Conn) readLoop(s *socket) {
 			s.fail(fmt.Errorf("read: %w", err))
 			return
 		}
-		now := time.Now()
-		s.heard.Store(now.UnixNano())
-		c.heard.Store(now.UnixNano())
+		s.heard.Store(time.Now().UnixNano())
 		if err := c.handleFrame(frame); err != nil {
 			return
 		}
@@ -195,8 +193,13 @@ func (c *Conn) handleFrame(frame []byte) error {
 		c.log.Debug("agent paused")
 		c.out.pause(time.Now())
 	case TypeStartPublication:
+		// The agent's side is back on a new WebSocket: what was sent while
+		// it was away is lost, and goes again at once, as after a resume
+		// of ours, rather than one message per resend tick.
 		c.log.Debug("agent resumed")
 		c.out.resume()
+		c.out.rewind()
+		c.signalRecovered()
 		c.kick()
 	default:
 		c.log.Debug("ignoring message", "type", m.Type)

@@ -64,6 +64,7 @@ type outMsg struct {
 	first    time.Time // first sent
 	last     time.Time // last sent
 	sockSent time.Time // first sent on the current socket
+	off      uint64    // Output bytes pushed before this message
 	resends  int
 	flagSent bool // first was set
 }
@@ -73,11 +74,13 @@ type outMsg struct {
 type sendWindow struct {
 	mu          sync.Mutex // guards following
 	next        int64      // the next sequence number
+	written     uint64     // Output payload bytes pushed
 	msgs        []*outMsg  // unacknowledged, by sequence number
 	unsent      int        // msgs[unsent:] are not sent on the current socket
 	limit       int
 	rtt         rtt
 	pausedUntil time.Time
+	pausedAt    time.Time     // the agent's side went away (pause_publication); zero once it is back
 	err         error         // set once the Conn ends: push fails
 	change      chan struct{} // closed and replaced on ack or end
 }
@@ -112,8 +115,11 @@ func (w *sendWindow) push(pt PayloadType, payload []byte, force bool, now time.T
 	if err != nil {
 		return nil, err
 	}
-	w.msgs = append(w.msgs, &outMsg{seq: w.next, frame: frame})
+	w.msgs = append(w.msgs, &outMsg{seq: w.next, frame: frame, off: w.written})
 	w.next++
+	if pt == PayloadOutput {
+		w.written += uint64(len(payload))
+	}
 	return nil, nil
 }
 
@@ -168,13 +174,32 @@ func (w *sendWindow) waiting(now time.Time) (time.Time, int) {
 	return w.msgs[0].sockSent, len(w.msgs)
 }
 
+// acknowledged returns the Output bytes acknowledged without a gap: all
+// those before the oldest unacknowledged message.
+func (w *sendWindow) acknowledged() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.msgs) == 0 {
+		return w.written
+	}
+	return w.msgs[0].off
+}
+
+// away returns since when the agent's side has been away (paused, with
+// nothing from the agent since), the zero time while it is there.
+func (w *sendWindow) away() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pausedAt
+}
+
 // ack removes the message with sequence number seq, wherever it is, and
 // feeds the estimator with the time since it was last sent. An ack also
 // ends a pause.
 func (w *sendWindow) ack(seq int64, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.pausedUntil = time.Time{}
+	w.pausedUntil, w.pausedAt = time.Time{}, time.Time{}
 	i, ok := w.find(seq)
 	if !ok {
 		return
@@ -214,13 +239,16 @@ func (w *sendWindow) broadcast() {
 func (w *sendWindow) pause(now time.Time) {
 	w.mu.Lock()
 	w.pausedUntil = now.Add(maxPause)
+	if w.pausedAt.IsZero() {
+		w.pausedAt = now
+	}
 	w.mu.Unlock()
 }
 
 // resume ends a pause.
 func (w *sendWindow) resume() {
 	w.mu.Lock()
-	w.pausedUntil = time.Time{}
+	w.pausedUntil, w.pausedAt = time.Time{}, time.Time{}
 	w.mu.Unlock()
 }
 
@@ -307,6 +335,10 @@ func (c *Conn) writeLoop(s *socket) {
 				s.fail(err)
 				return
 			}
+			if err := c.checkAway(now); err != nil {
+				c.end(err)
+				return
+			}
 		}
 	}
 }
@@ -327,6 +359,20 @@ func (c *Conn) checkStall(s *socket, now time.Time) error {
 	}
 	return fmt.Errorf("%w: nothing from the agent for %s with %d messages unacknowledged",
 		ErrStalled, now.Sub(heard).Round(time.Millisecond), n)
+}
+
+// checkAway ends the session when the agent's side has been away for
+// AwayTimeout: the service pauses the client when the agent's data channel
+// closes, and the agent reopens it within a fraction of a second when only
+// its WebSocket broke; when its session worker died, it never does, and
+// the service says no more.
+func (c *Conn) checkAway(now time.Time) error {
+	since := c.out.away()
+	if c.cfg.AwayTimeout <= 0 || since.IsZero() || now.Sub(since) < c.cfg.AwayTimeout {
+		return nil
+	}
+	return fmt.Errorf("%w: its data channel closed and did not come back within %s "+
+		"(its session worker ended, or the instance stopped)", ErrAgentGone, c.cfg.AwayTimeout)
 }
 
 // signalRecovered tells Recovered's reader that the stream had to be

@@ -75,8 +75,9 @@ func TestRecovered(t *testing.T) {
 	drop.Store(1)
 	echo(t, c, random(5000))
 	<-c.Recovered()
-	if c.LastHeard().IsZero() {
-		t.Error("LastHeard is zero after an exchange")
+	c.Close() // waits for the agent's acknowledgements
+	if got := c.Acknowledged(); got != 10000 {
+		t.Errorf("Acknowledged() = %d after 10000 bytes echoed, want 10000", got)
 	}
 }
 
@@ -87,5 +88,46 @@ func echo(t *testing.T, c net.Conn, b []byte) {
 	got := make([]byte, len(b))
 	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, b) {
 		t.Fatalf("echo: %v, equal %v", err, bytes.Equal(got, b))
+	}
+}
+
+// TestAgentGone: the service pauses the client when the agent's data
+// channel closes; an agent that never comes back ends the Conn with
+// ErrAgentGone after AwayTimeout.
+func TestAgentGone(t *testing.T) {
+	vpctest.LeakCheck(t)
+	m := ssm.Message{Type: ssm.TypePausePublication, SchemaVersion: 1, CreatedDate: uint64(time.Now().UnixMilli())}
+	pause, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gone atomic.Bool // the agent's side went away: nothing more reaches the client
+	a := &ssmtest.Agent{
+		Filter: func(toClient bool, _ *ssm.Message) ssmtest.Verdict {
+			if toClient && gone.Load() {
+				return ssmtest.Drop
+			}
+			return ssmtest.Pass
+		},
+		Serve: func(st net.Conn) {
+			st.Read(make([]byte, 1)) // the client has the handshake: nothing of it follows the pause
+			gone.Store(true)
+			st.(*ssmtest.Stream).Inject(pause, false)
+			io.Copy(io.Discard, st)
+		}}
+	cfg := start(t, a)
+	cfg.AwayTimeout = 200 * time.Millisecond
+	c, err := ssm.Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte{1})
+	<-c.Done()
+	if err := c.Err(); !errors.Is(err, ssm.ErrAgentGone) {
+		t.Errorf("Err() = %v, want ErrAgentGone", err)
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, ssm.ErrAgentGone) {
+		t.Errorf("Read = %v, want ErrAgentGone", err)
 	}
 }
