@@ -17,16 +17,17 @@ type Relay interface {
 	// Recovered receives a value after the relay had to resend or
 	// reconnect.
 	Recovered() <-chan struct{}
-	// LastHeard returns when the relay last sent anything, its
-	// acknowledgements included.
-	LastHeard() time.Time
+	// Acknowledged returns how many bytes written to the conn the relay
+	// has acknowledged, every one up to that offset: it has passed them
+	// on to the server.
+	Acknowledged() uint64
 	// Carrier names the relay for messages, e.g. "the instance's SSM agent".
 	Carrier() string
 }
 
-// After a repair, the server may stay silent for checkSilence while the
-// relay is heard from (so that the silence is the server's) before the
-// connection is declared broken. OpenSSH, on a bad MAC with an AEAD
+// After a repair, once the relay has passed the keepalive on to the
+// server, the server may stay silent for checkSilence before the
+// connection is declared broken: the silence is then the server's. OpenSSH, on a bad MAC with an AEAD
 // cipher, drops the connection without a word, and the SSM agent may have
 // written a message to sshd twice (seen with agent 3.3.987.0): the SSH
 // keepalive would take its 20 to 30 seconds to notice. A reply queued
@@ -38,24 +39,26 @@ const (
 
 // checkRelay runs while the connection is up: after each repair of the
 // stream it sends a keepalive and ends the connection when the server
-// stays silent for checkSilence though the relay is heard from after the
-// keepalive. While a check is pending, an end of the stream is blamed on
+// stays silent for checkSilence after the relay passed it on. While a check is pending, an end of the stream is blamed on
 // the relay (why).
 func (c *Client) checkRelay() {
 	defer c.wg.Done()
 	replies := make(chan error, 1)
 	var (
-		tick     *time.Ticker
-		ticks    <-chan time.Time
-		sent     time.Time // when the keepalive went out
-		quiet    time.Time // since when nothing came from the server
-		lastRx   uint64
-		inflight bool
-		again    bool // a repair came while a keepalive was out
+		tick      *time.Ticker
+		ticks     <-chan time.Time
+		written   uint64    // bytes written before the keepalive
+		mark      uint64    // bytes written up to the keepalive's end, once known
+		delivered time.Time // when the relay had passed them all on
+		quiet     time.Time // since when nothing came from the server
+		lastRx    uint64
+		inflight  bool
+		again     bool // a repair came while a keepalive was out
 	)
 	probe := func() {
 		inflight = true
-		sent, quiet, lastRx = time.Now(), time.Now(), c.conn.rx.Load()
+		written, mark, delivered = c.conn.tx.Load(), 0, time.Time{}
+		quiet, lastRx = time.Now(), c.conn.rx.Load()
 		c.wg.Add(1)
 		go c.ping(replies)
 		tick = time.NewTicker(checkTick)
@@ -94,14 +97,20 @@ func (c *Client) checkRelay() {
 		case now := <-ticks:
 			if rx := c.conn.rx.Load(); rx != lastRx {
 				lastRx, quiet = rx, now
-				continue
 			}
-			heard := c.relay.LastHeard()
-			if now.Sub(quiet) >= checkSilence && heard.After(sent) && heard.After(quiet) {
+			switch {
+			case mark == 0: // once written, the keepalive is in the stream below mark
+				if tx := c.conn.tx.Load(); tx > written {
+					mark = tx
+				}
+			case delivered.IsZero() && c.relay.Acknowledged() >= mark:
+				delivered = now
+			}
+			if !delivered.IsZero() && now.Sub(delivered) >= checkSilence && now.Sub(quiet) >= checkSilence {
 				c.end(fmt.Errorf("tunnel: ssh connection to %s lost: %w", c.cfg.Addr, &CorruptError{
 					By: c.relay.Carrier(), Inferred: true,
-					Err: fmt.Errorf("no reply to a keepalive within %v while %s was answering",
-						now.Sub(quiet).Round(time.Millisecond), c.relay.Carrier()),
+					Err: fmt.Errorf("no reply to a keepalive %v after %s passed it on",
+						now.Sub(delivered).Round(time.Millisecond), c.relay.Carrier()),
 				}))
 				return
 			}

@@ -24,12 +24,13 @@ type fakeRelay struct {
 	hole      atomic.Bool // swallow everything, as a dead server behind a live relay
 	flipIn    atomic.Bool // damage the next byte read
 	flipOut   atomic.Bool // damage the next byte written
+	written   atomic.Uint64
 }
 
 const carrier = "the instance's SSM agent"
 
 func (r *fakeRelay) Recovered() <-chan struct{} { return r.recovered }
-func (r *fakeRelay) LastHeard() time.Time       { return time.Now() }
+func (r *fakeRelay) Acknowledged() uint64       { return r.written.Load() }
 func (r *fakeRelay) Carrier() string            { return carrier }
 
 func (r *fakeRelay) Read(p []byte) (int, error) {
@@ -46,6 +47,7 @@ func (r *fakeRelay) Read(p []byte) (int, error) {
 }
 
 func (r *fakeRelay) Write(p []byte) (int, error) {
+	r.written.Add(uint64(len(p))) // acknowledged at once
 	if r.hole.Load() {
 		return len(p), nil
 	}
