@@ -21,6 +21,10 @@ type Relay interface {
 	// has acknowledged, every one up to that offset: it has passed them
 	// on to the server.
 	Acknowledged() uint64
+	// Received returns how many bytes from the server the relay has
+	// delivered, counting those held for a gap before them: a sign of life
+	// from the server before Read can show it.
+	Received() uint64
 	// Carrier names the relay for messages, e.g. "the instance's SSM agent".
 	Carrier() string
 }
@@ -51,14 +55,14 @@ func (c *Client) checkRelay() {
 		mark      uint64    // bytes written up to the keepalive's end, once known
 		delivered time.Time // when the relay had passed them all on
 		quiet     time.Time // since when nothing came from the server
-		lastRx    uint64
+		lastRx    uint64    // Received then
 		inflight  bool
 		again     bool // a repair came while a keepalive was out
 	)
 	probe := func() {
 		inflight = true
 		written, mark, delivered = c.conn.tx.Load(), 0, time.Time{}
-		quiet, lastRx = time.Now(), c.conn.rx.Load()
+		quiet, lastRx = time.Now(), c.relay.Received()
 		c.wg.Add(1)
 		go c.ping(replies)
 		tick = time.NewTicker(checkTick)
@@ -95,7 +99,7 @@ func (c *Client) checkRelay() {
 			}
 			c.checking.Store(false)
 		case now := <-ticks:
-			if rx := c.conn.rx.Load(); rx != lastRx {
+			if rx := c.relay.Received(); rx != lastRx {
 				lastRx, quiet = rx, now
 			}
 			switch {

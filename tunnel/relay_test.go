@@ -25,12 +25,14 @@ type fakeRelay struct {
 	flipIn    atomic.Bool // damage the next byte read
 	flipOut   atomic.Bool // damage the next byte written
 	written   atomic.Uint64
+	read      atomic.Uint64
 }
 
 const carrier = "the instance's SSM agent"
 
 func (r *fakeRelay) Recovered() <-chan struct{} { return r.recovered }
 func (r *fakeRelay) Acknowledged() uint64       { return r.written.Load() }
+func (r *fakeRelay) Received() uint64           { return r.read.Load() }
 func (r *fakeRelay) Carrier() string            { return carrier }
 
 func (r *fakeRelay) Read(p []byte) (int, error) {
@@ -39,6 +41,7 @@ func (r *fakeRelay) Read(p []byte) (int, error) {
 		if err == nil && r.hole.Load() {
 			continue
 		}
+		r.read.Add(uint64(n))
 		if n > 0 && r.flipIn.CompareAndSwap(true, false) {
 			p[n-1] ^= 0xff
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -171,6 +172,7 @@ type Conn struct {
 	greeted   chan struct{} // closed at the first Output from the agent
 	greetBy   time.Time     // when the first Write stops waiting for it
 	recovered chan struct{} // signalled after a resend or a resume (capacity 1)
+	received  atomic.Uint64 // Output bytes received, in order or early
 
 	mu    sync.Mutex // guards following
 	sock  *socket    // the current WebSocket
@@ -400,6 +402,12 @@ func (c *Conn) Recovered() <-chan struct{} { return c.recovered }
 // agent has acknowledged, all of them up to that offset: it has written
 // them to the destination.
 func (c *Conn) Acknowledged() uint64 { return c.out.acknowledged() }
+
+// Received returns how many bytes of the destination's stream have
+// arrived, counting those that wait for a gap before them to be filled
+// (after a loss the agent resends one message at a time): a sign of life
+// from the destination that Read cannot give yet.
+func (c *Conn) Received() uint64 { return c.received.Load() }
 
 // Carrier names what relays the stream, for messages about damage to it.
 func (c *Conn) Carrier() string { return "the instance's SSM agent" }

@@ -224,6 +224,7 @@ func (c *Conn) onStreamData(m *Message) error {
 			}
 			in.early[seq] = m
 			in.earlyBytes += len(m.Payload)
+			c.countReceived(m)
 		}
 		c.ack(m)
 		return nil
@@ -232,6 +233,7 @@ func (c *Conn) onStreamData(m *Message) error {
 	if !ok {
 		return err
 	}
+	c.countReceived(m)
 	c.ack(m)
 	for in.expected++; in.early[in.expected] != nil; in.expected++ {
 		next := in.early[in.expected]
@@ -338,6 +340,14 @@ func (c *Conn) onHandshakeComplete(m *Message) {
 	case <-c.handshook:
 	default:
 		close(c.handshook)
+	}
+}
+
+// countReceived counts the Output of m, a message received for the first
+// time, in order or early (Received).
+func (c *Conn) countReceived(m *Message) {
+	if m.PayloadType == PayloadOutput {
+		c.received.Add(uint64(len(m.Payload)))
 	}
 }
 
