@@ -35,8 +35,11 @@
 // token, re-sends OpenDataChannel and attaches the new socket; unacknowledged
 // messages are resent and Reads and Writes only pause (resume.go). A
 // socket on which messages wait for StallTimeout with nothing at all from
-// the agent is taken for broken too. Recovered tells the reader of the
-// stream when it had to be repaired, so that it can check it. The
+// the agent is taken for broken too. When the service pauses the client
+// because the agent's data channel closed and the agent does not come back
+// within AwayTimeout (its session worker ended), the Conn ends with
+// ErrAgentGone. Recovered tells the reader of the stream when it had to
+// be repaired, so that it can check it (tunnel.Relay). The resume
 // attempts are bounded, with capped, jittered exponential backoff. A
 // ResumeSession without a token ends the Conn with a *SessionEndedError,
 // channel_closed with a *ChannelClosedError. A Conn from Dial alone ends
