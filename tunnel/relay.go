@@ -31,11 +31,12 @@ type Relay interface {
 
 // After a repair, once the relay has passed the keepalive on to the
 // server, the server may stay silent for checkSilence before the
-// connection is declared broken: the silence is then the server's. OpenSSH, on a bad MAC with an AEAD
-// cipher, drops the connection without a word, and the SSM agent may have
-// written a message to sshd twice (seen with agent 3.3.987.0): the SSH
-// keepalive would take its 20 to 30 seconds to notice. A reply queued
-// behind a download is no false alarm: its bytes arrive meanwhile.
+// connection is declared broken: the silence is then the server's.
+// OpenSSH, on a bad MAC with an AEAD cipher, drops the connection without
+// a word, and the SSM agent may have written a message to sshd twice
+// (seen with agent 3.3.987.0): the SSH keepalive would take its 20 to 30
+// seconds to notice. A reply queued behind a download is no false alarm:
+// the download's bytes arrive meanwhile.
 const (
 	checkSilence = 1500 * time.Millisecond
 	checkTick    = 250 * time.Millisecond
@@ -43,8 +44,8 @@ const (
 
 // checkRelay runs while the connection is up: after each repair of the
 // stream it sends a keepalive and ends the connection when the server
-// stays silent for checkSilence after the relay passed it on. While a check is pending, an end of the stream is blamed on
-// the relay (why).
+// stays silent for checkSilence after the relay passed it on. While a
+// check is pending, an end of the stream is blamed on the relay (why).
 func (c *Client) checkRelay() {
 	defer c.wg.Done()
 	replies := make(chan error, 1)
