@@ -194,11 +194,9 @@ func (c *Conn) handleFrame(frame []byte) error {
 		c.out.pause(time.Now())
 	case TypeStartPublication:
 		// The agent's side is back on a new WebSocket: what was sent while
-		// it was away is lost, and goes again at once, as after a resume
-		// of ours, rather than one message per resend tick.
+		// it was away may be lost; the stream is checked.
 		c.log.Debug("agent resumed")
 		c.out.resume()
-		c.out.rewind()
 		c.signalRecovered()
 		c.kick()
 	default:
