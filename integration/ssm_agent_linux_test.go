@@ -3,11 +3,20 @@
 package integration_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -246,4 +255,124 @@ func assertRunning(t *testing.T, in *lab.Instance) {
 		t.Fatalf("vpcvpn up exited:\n%s", in.Stderr())
 	default:
 	}
+}
+
+// TestSSMRealAgentDocuments starts the port-forwarding documents through
+// the emulated service on the real agent, with AWS's session-manager-plugin
+// (beside the agent's binaries) as the client, as `aws ssm start-session`
+// runs it: AWS-StartPortForwardingSessionToRemoteHost to the VPC host's
+// echo server with several connections at once (the agent and the plugin
+// pick the multiplexed mode), and AWS-StartPortForwardingSession to the
+// instance's own sshd. TerminateSession then leaves no session worker.
+func TestSSMRealAgentDocuments(t *testing.T) {
+	l, _ := upSSMLab(t, lab.Options{NoPostgres: true, AWS: &lab.AWSOptions{Agent: lab.AgentReal}})
+	if err := l.StartDataServers(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t, 2*time.Minute)
+	plugin := filepath.Join(ssmAgentDir(t, true), "session-manager-plugin")
+	if _, err := os.Stat(plugin); err != nil {
+		t.Skipf("integration: no session-manager-plugin beside the agent: %v", err)
+	}
+	c := ssmClientFor(t, l)
+	t.Run("RemoteHost", func(t *testing.T) {
+		p, sid := startPortForward(t, ctx, l, c, plugin, "AWS-StartPortForwardingSessionToRemoteHost", map[string][]string{
+			"host": {lab.VPCHostAddr}, "portNumber": {strconv.Itoa(lab.EchoPort)}, "localPortNumber": {"17007"}})
+		g, gctx := errgroup.WithContext(ctx)
+		for i := range 4 {
+			g.Go(func() error { return echoLine(gctx, l, "127.0.0.1:17007", fmt.Sprintf("connection %d", i)) })
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatalf("through the plugin's forwarded port: %v\n%s", err, p.Log())
+		}
+		stopPortForward(t, ctx, l, c, p, sid)
+	})
+	t.Run("InstancePort", func(t *testing.T) {
+		p, sid := startPortForward(t, ctx, l, c, plugin, "AWS-StartPortForwardingSession", map[string][]string{
+			"portNumber": {"22"}, "localPortNumber": {"17022"}})
+		conn, err := l.DialContext(ctx, l.Laptop, "tcp", "127.0.0.1:17022")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		banner, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil || !strings.HasPrefix(banner, "SSH-2.0-OpenSSH") {
+			t.Fatalf("through the forwarded port: %q, %v; want sshd's version line\n%s", banner, err, p.Log())
+		}
+		stopPortForward(t, ctx, l, c, p, sid)
+	})
+}
+
+// startPortForward starts a session of document doc with StartSession and
+// hands it to the session-manager-plugin in the laptop namespace, as the
+// aws CLI does, and waits until the plugin listens.
+func startPortForward(t *testing.T, ctx context.Context, l *lab.Lab, c *ssm.Client, plugin, doc string, params map[string][]string) (*lab.Process, string) {
+	t.Helper()
+	out, err := c.StartSession(ctx, &ssm.StartSessionInput{Target: aws.String(lab.InstanceID), DocumentName: aws.String(doc), Parameters: params})
+	if err != nil {
+		t.Fatalf("StartSession %s: %v", doc, err)
+	}
+	sid := aws.ToString(out.SessionId)
+	resp, _ := json.Marshal(map[string]string{"SessionId": sid, "TokenValue": aws.ToString(out.TokenValue), "StreamUrl": aws.ToString(out.StreamUrl)})
+	req, _ := json.Marshal(map[string]any{"Target": lab.InstanceID, "DocumentName": doc, "Parameters": params})
+	// Stopped with Ctrl-C's SIGINT, on which the plugin ends the session.
+	p, err := l.Start(l.Laptop, "plugin-"+sid, syscall.SIGINT, "env", "SSL_CERT_FILE="+l.AWS.CABundle, plugin,
+		string(resp), lab.AWSRegion, "StartSession", "", string(req), l.AWS.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	waitLog(t, p, "Waiting for connections")
+	return p, sid
+}
+
+// stopPortForward stops the plugin (SIGINT, as Ctrl-C: it sends the
+// TerminateSession flag and exits at once, so that the flag may or may not
+// outrun the reset of its connection), then ends the session with
+// TerminateSession as an administrator would, and checks that the agent
+// has no session worker left.
+func stopPortForward(t *testing.T, ctx context.Context, l *lab.Lab, c *ssm.Client, p *lab.Process, sid string) {
+	t.Helper()
+	p.Stop()
+	if _, err := c.TerminateSession(ctx, &ssm.TerminateSessionInput{SessionId: aws.String(sid)}); err != nil {
+		t.Fatal(err)
+	}
+	waitAWSLog(t, l, "the end of session "+sid, func() bool { _, ended := l.AWS.Ended(sid); return ended })
+	waitNoSessionWorker(t, ctx, l)
+}
+
+// waitLog waits up to 20 s until p has logged s.
+func waitLog(t *testing.T, p *lab.Process, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(p.Log(), s) {
+		select {
+		case <-p.Done():
+			t.Fatalf("%s exited: %v\n%s", p.Name, p.Err(), p.Log())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never said %q:\n%s", p.Name, s, p.Log())
+		}
+	}
+}
+
+// echoLine sends line to the echo server at addr (in the laptop namespace)
+// and checks that it comes back.
+func echoLine(ctx context.Context, l *lab.Lab, addr, line string) error {
+	c, err := l.DialContext(ctx, l.Laptop, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer context.AfterFunc(ctx, func() { c.Close() })()
+	if _, err := fmt.Fprintln(c, line); err != nil {
+		return err
+	}
+	got, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || got != line+"\n" {
+		return fmt.Errorf("%s: echoed %q, %v", line, got, err)
+	}
+	return nil
 }
