@@ -28,8 +28,12 @@ func printReport(w io.Writer, r *report) {
 	}
 	fmt.Fprintf(w, "\nWhole benchmark: %v.\n", time.Duration(r.ElapsedSeconds)*time.Second)
 	fmt.Fprintf(w, "\nTargets (DESIGN.md, \"Numbers to beat\"):\n\n")
+	width := 40
 	for _, t := range r.Targets {
-		fmt.Fprintf(w, "    %-4s  %-40s %s\n", t.Result, t.Name, t.show())
+		width = max(width, len(t.Name)+1)
+	}
+	for _, t := range r.Targets {
+		fmt.Fprintf(w, "    %-4s  %-*s %s\n", t.Result, width, t.Name, t.show())
 	}
 	printErrors(w, r)
 	for _, p := range r.Paths {
