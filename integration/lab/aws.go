@@ -4,8 +4,9 @@ package lab
 
 // The emulated AWS side (package awsemu, command ./integration/cmd/awsemu):
 // SSM and EC2 Instance Connect served over HTTPS at AWSEndpoint from the
-// bastion namespace, with one instance, InstanceID, whose "agent" relays
-// to the bastion's sshd. sshd accepts the keys pushed with
+// bastion namespace, with one instance, InstanceID, whose SSM agent relays
+// to the bastion's sshd: AWS's real agent when it is there (ssmagent.go),
+// else awsemu's built-in one. sshd accepts the keys pushed with
 // SendSSHPublicKey through an AuthorizedKeysCommand (awsemu
 // authorized-keys), as the EC2 Instance Connect package does on a real
 // instance.
@@ -47,8 +48,9 @@ type AWSOptions struct {
 	// Emulator is the awsemu binary, e.g. built with
 	// `go build -o DIR/awsemu ./integration/cmd/awsemu`. Required.
 	Emulator string
-	// Pacing is the agent's pacing: "real" (the default: 1 ms after each
-	// 1 KiB message, as the real agent) or "none".
+	// Pacing is the built-in agent's pacing: "real" (the default: 1 ms
+	// after each 1 KiB message, as the real agent) or "none". The real
+	// agent paces itself.
 	Pacing string
 	// KeyTTL is how long a pushed key is accepted (default 60 s).
 	KeyTTL time.Duration
