@@ -59,7 +59,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("tunnel: ssh handshake with %s: %w", cfg.Addr, context.Cause(ctx))
 	}
 	if err != nil {
-		return nil, cfg.handshakeError(err)
+		return nil, cfg.handshakeError(conn, err)
 	}
 	c := newClient(cfg, log, conn, ssh.NewClient(sconn, chans, reqs))
 	c.start()
@@ -119,8 +119,9 @@ func (cfg *Config) clientConfig() *ssh.ClientConfig {
 	return cc
 }
 
-// handshakeError turns an error from ssh.NewClientConn into one clear line.
-func (cfg *Config) handshakeError(err error) error {
+// handshakeError turns an error from ssh.NewClientConn over conn into one
+// clear line.
+func (cfg *Config) handshakeError(conn *meteredConn, err error) error {
 	var hk *HostKeyError
 	var pe *ProxyExitError
 	switch {
@@ -131,6 +132,13 @@ func (cfg *Config) handshakeError(err error) error {
 	case isAuthFailure(err):
 		return &AuthError{User: cfg.User, Addr: cfg.Addr, Methods: attemptedMethods(err),
 			Sources: cfg.AuthSources, Err: err}
+	case !conn.readFailed.Load() && isDamage(err):
+		relay, _ := conn.Conn.(Relay)
+		by := ""
+		if relay != nil {
+			by = relay.Carrier()
+		}
+		err = &CorruptError{By: by, Err: err}
 	}
 	return fmt.Errorf("tunnel: ssh handshake with %s: %w", cfg.Addr, err)
 }

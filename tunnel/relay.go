@@ -141,6 +141,21 @@ func (c *Client) why(err error) error {
 	return &CorruptError{By: c.carrier(), Err: err}
 }
 
+// isDamage reports whether err, from x/crypto/ssh and not from the
+// transport, says that the bytes from the server arrived damaged: a bad
+// MAC or a malformed packet, such as the server's version line lost and
+// its key exchange read as a packet. x/crypto/ssh has no error types for
+// these, as of v0.58.0.
+func isDamage(err error) bool {
+	for _, s := range []string{"MAC failure", "message authentication failed", "invalid packet length",
+		"packet too large", "max packet length exceeded", "padding", "empty packet", "disconnect, reason 2:"} {
+		if strings.Contains(err.Error(), s) {
+			return true
+		}
+	}
+	return false
+}
+
 // isDisconnect reports whether err is the server's SSH_MSG_DISCONNECT;
 // x/crypto/ssh has no error type for it, as of v0.58.0.
 func isDisconnect(err error) bool {

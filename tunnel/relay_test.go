@@ -24,6 +24,7 @@ type fakeRelay struct {
 	hole      atomic.Bool // swallow everything, as a dead server behind a live relay
 	flipIn    atomic.Bool // damage the next byte read
 	flipOut   atomic.Bool // damage the next byte written
+	flipAt    int64       // damage the byte at this offset of the stream read, if > 0
 	written   atomic.Uint64
 	read      atomic.Uint64
 }
@@ -41,7 +42,10 @@ func (r *fakeRelay) Read(p []byte) (int, error) {
 		if err == nil && r.hole.Load() {
 			continue
 		}
-		r.read.Add(uint64(n))
+		before := int64(r.read.Add(uint64(n))) - int64(n)
+		if at := r.flipAt - before; r.flipAt > 0 && at >= 0 && at < int64(n) {
+			p[at] ^= 0xff
+		}
 		if n > 0 && r.flipIn.CompareAndSwap(true, false) {
 			p[n-1] ^= 0xff
 		}
@@ -139,6 +143,27 @@ func TestRelayCorruptDownload(t *testing.T) {
 	r.flipIn.Store(true)
 	echoOnce(t, c, e)
 	awaitEnd(t, c, carrier+" delivered corrupted data")
+}
+
+// TestRelayCorruptHandshake: a damaged first packet fails the handshake,
+// and the error names the relay.
+func TestRelayCorruptHandshake(t *testing.T) {
+	vpctest.LeakCheck(t)
+	e := newEnv(t, tunneltest.ServerConfig{})
+	cfg := e.config(t)
+	tcp := cfg.Transport
+	cfg.Transport = func(ctx context.Context) (net.Conn, error) {
+		c, err := tcp(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// The byte after the server's version line: its first packet's length.
+		return &fakeRelay{Conn: c, recovered: make(chan struct{}, 1), flipAt: int64(len("SSH-2.0-Go\r\n"))}, nil
+	}
+	_, err := tunnel.Dial(context.Background(), cfg)
+	if !errors.Is(err, tunnel.ErrCorrupted) || !strings.Contains(err.Error(), carrier+" delivered corrupted data") {
+		t.Errorf("Dial = %v, want ErrCorrupted naming the relay", err)
+	}
 }
 
 // TestRelayCorruptUpload: the server drops the connection on a damaged
