@@ -4,6 +4,7 @@ package integration_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,7 +36,7 @@ import (
 // namespace, with tunnel/ssm and tunnel, as vpcvpn opens them: the real
 // agent and the real sshd, without vpcvpn's start-up around each one.
 func TestSSMRealAgentClient(t *testing.T) {
-	l, _ := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Agent: lab.AgentReal}})
+	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Agent: lab.AgentReal}})
 	if err := l.StartDataServers(); err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +44,41 @@ func TestSSMRealAgentClient(t *testing.T) {
 	t.Run("Starts200", func(t *testing.T) { testStarts(t, d, 200) })
 	t.Run("AgentDropDuringUpload", func(t *testing.T) { testAgentDropDuringUpload(t, l, d) })
 	t.Run("SessionWorkerKilled", func(t *testing.T) { testSessionWorkerKilled(t, l, d) })
+	t.Run("StatusNamesTheCause", func(t *testing.T) { testStatusNamesTheCause(t, l, v) })
+}
+
+// testStatusNamesTheCause runs vpcvpn, kills its session's worker under an
+// open flow, and reads the cause in status --json within noticeWithin.
+func testStatusNamesTheCause(t *testing.T, l *lab.Lab, v *lab.VPCVPN) {
+	in := startVPCVPN(t, v, v.UpArgsSSM(ifName)...)
+	ctx := testContext(t, time.Minute)
+	flow, r := openEcho(t, ctx, l)
+	defer flow.Close()
+	echo(t, flow, r, "before")
+	killed := time.Now()
+	if n, err := l.KillAgentProgram(ctx, "ssm-session-worker"); err != nil || n == 0 {
+		t.Fatalf("kill the session worker: %d killed, %v", n, err)
+	}
+	const cause = "SSM agent left the session"
+	var last string
+	waitFor(t, ctx, "status naming the cause", func() bool {
+		var st struct {
+			LastError string `json:"last_error"`
+		}
+		res, err := v.Run(ctx, "status", "--json", "--name", ifName)
+		if err == nil && json.Unmarshal([]byte(res.Stdout), &st) == nil {
+			last = st.LastError
+		}
+		return strings.Contains(last, cause) || time.Since(killed) > 10*time.Second
+	})
+	took := time.Since(killed)
+	t.Logf("status said %q %v after the kill", last, took.Round(time.Millisecond))
+	if !strings.Contains(last, cause) {
+		t.Fatalf("status last_error %q; want %q\n%s", last, cause, in.Stderr())
+	}
+	if took > noticeWithin+time.Second { // status polls take their time
+		t.Errorf("status named the cause %v after the kill; want within %v", took.Round(time.Millisecond), noticeWithin)
+	}
 }
 
 // directSSM opens SSH connections over SSM sessions from the test process.
