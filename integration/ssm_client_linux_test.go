@@ -3,6 +3,7 @@
 package integration_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,7 @@ func TestSSMRealAgentClient(t *testing.T) {
 	d := newDirectSSM(t, l)
 	t.Run("Starts200", func(t *testing.T) { testStarts(t, d, 200) })
 	t.Run("AgentDropDuringUpload", func(t *testing.T) { testAgentDropDuringUpload(t, l, d) })
+	t.Run("StallResumed", func(t *testing.T) { testStallResumed(t, l, d) })
 	t.Run("SessionWorkerKilled", func(t *testing.T) { testSessionWorkerKilled(t, l, d) })
 	t.Run("StatusNamesTheCause", func(t *testing.T) { testStatusNamesTheCause(t, l, v) })
 }
@@ -118,16 +120,18 @@ func newDirectSSM(t *testing.T, l *lab.Lab) *directSSM {
 	return &directSSM{l: l, api: api, http: hc, signer: signer, host: host}
 }
 
-// dial starts a session and runs the SSH handshake over it.
-func (d *directSSM) dial(t *testing.T, ctx context.Context) (*tunnel.Client, error) {
+// dial starts a session and runs the SSH handshake over it; opts, if
+// any, adjust the data channel's configuration.
+func (d *directSSM) dial(t *testing.T, ctx context.Context, opts ...func(*ssm.Config)) (*tunnel.Client, error) {
+	cfg := ssm.Config{HTTPClient: d.http, Logger: vpctest.Logger(t)}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	return tunnel.Dial(ctx, tunnel.Config{
 		User: lab.SSHUser,
 		Addr: net.JoinHostPort(lab.InstanceID, "22"),
 		Transport: func(ctx context.Context) (net.Conn, error) {
-			return ssm.Start(ctx, d.api, lab.InstanceID, ssm.SessionOptions{
-				Config:           ssm.Config{HTTPClient: d.http, Logger: vpctest.Logger(t)},
-				TerminateTimeout: 5 * time.Second,
-			})
+			return ssm.Start(ctx, d.api, lab.InstanceID, ssm.SessionOptions{Config: cfg, TerminateTimeout: 5 * time.Second})
 		},
 		HostKeyCallback: ssh.FixedHostKey(d.host),
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(d.signer)},
@@ -260,6 +264,68 @@ func dropDuringUpload(t *testing.T, l *lab.Lab, d *directSSM) (bool, error) {
 		t.Errorf("the break was noticed %v after it; want within %v", took.Round(time.Millisecond), noticeWithin)
 	}
 	return true, nil
+}
+
+// stallResumedWithin is how soon a stalled session must be resumed: the
+// client's StallTimeout and a resend tick.
+const stallResumedWithin = ssm.DefaultStallTimeout + time.Second
+
+// testStallResumed holds every frame of the session for 10 s in the
+// service, both ways, without closing anything: the client, with data
+// unacknowledged and nothing arriving, resumes the session within
+// stallResumedWithin, and the open flow carries on (its echo may come only
+// when the service lets the held frames go).
+func testStallResumed(t *testing.T, l *lab.Lab, d *directSSM) {
+	ctx := testContext(t, time.Minute)
+	resuming := make(chan error, 8)
+	c, err := d.dial(t, ctx, func(cfg *ssm.Config) {
+		cfg.Resuming = func(cause error) {
+			select {
+			case resuming <- cause:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn, err := c.DialContext(ctx, "tcp", vpcAddr(lab.EchoPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	echo(t, conn, r, "before")
+	sid := currentSession(t, l)
+	awsAdmin(t, l, "delay", url.Values{"session": {sid}, "d": {"10s"}})
+	t.Cleanup(func() { awsAdmin(t, l, "delay", url.Values{"session": {sid}, "d": {"0s"}}) })
+	stalled := time.Now()
+	if _, err := fmt.Fprintln(conn, "during"); err != nil {
+		t.Fatal(err)
+	}
+	var cause error
+	select {
+	case cause = <-resuming:
+	case <-ctx.Done():
+		t.Fatal("the stalled session was not resumed")
+	}
+	took := time.Since(stalled)
+	awsAdmin(t, l, "delay", url.Values{"session": {sid}, "d": {"0s"}})
+	t.Logf("the stalled session was resumed %v after the stall began: %v", took.Round(time.Millisecond), cause)
+	if !errors.Is(cause, ssm.ErrStalled) {
+		t.Errorf("resumed because of %v; want ErrStalled", cause)
+	}
+	if took > stallResumedWithin {
+		t.Errorf("resumed %v after the stall began; want within %v", took.Round(time.Millisecond), stallResumedWithin)
+	}
+	conn.SetDeadline(time.Now().Add(40 * time.Second))
+	if got, err := r.ReadString('\n'); err != nil || got != "during\n" {
+		t.Fatalf("echo across the stall: %q, %v", got, err)
+	}
+	if err := c.Err(); err != nil {
+		t.Errorf("the connection ended across the stall: %v", err)
+	}
 }
 
 // testSessionWorkerKilled kills the agent's session worker under an open
