@@ -28,8 +28,8 @@ import (
 
 // Names of the emulated instance's metadata.
 const (
-	// RoleName is the instance profile role the metadata names.
-	RoleName         = "vpcvpn-lab-ssm-instance"
+	// roleName is the instance profile role the metadata names.
+	roleName         = "vpcvpn-lab-ssm-instance"
 	imdsAccountID    = "123456789012"
 	imdsInstanceType = "t3.micro"
 	imdsMAC          = "02:00:5e:00:53:01"
@@ -164,14 +164,14 @@ func (m *imds) lookup(path string) (string, bool) {
 	case "meta-data/network/interfaces/macs/" + imdsMAC + "/vpc-ipv4-cidr-block":
 		return "10.77.0.0/16", true
 	case "meta-data/iam/security-credentials", "meta-data/iam/security-credentials/":
-		return RoleName, true
-	case "meta-data/iam/security-credentials/" + RoleName:
+		return roleName, true
+	case "meta-data/iam/security-credentials/" + roleName:
 		return m.credentialsDoc(m.role), true
 	case "meta-data/identity-credentials/ec2/security-credentials/ec2-instance":
 		return m.credentialsDoc(m.ident), true
 	case "meta-data/iam/info":
 		b, _ := json.Marshal(map[string]string{"Code": "Success", "LastUpdated": time.Now().UTC().Format(time.RFC3339),
-			"InstanceProfileArn": "arn:aws:iam::" + imdsAccountID + ":instance-profile/" + RoleName, "InstanceProfileId": "AIPAVPCVPNLAB"})
+			"InstanceProfileArn": "arn:aws:iam::" + imdsAccountID + ":instance-profile/" + roleName, "InstanceProfileId": "AIPAVPCVPNLAB"})
 		return string(b), true
 	case "dynamic/instance-identity/document":
 		b, _ := json.MarshalIndent(map[string]any{"accountId": imdsAccountID, "architecture": "x86_64",
