@@ -79,7 +79,7 @@ func testAgentDropDuringDownload(t *testing.T, l *lab.Lab, in *lab.Instance) {
 		t.Fatalf("the download had moved all %d bytes before the drop: it proves nothing", got)
 	}
 	if r := <-done; r.err != nil || r.got != r.want {
-		t.Fatalf("download across the agent's drop: %s, %v; want %s", r.got, r.err, r.want)
+		t.Fatalf("download across the agent's drop: %s, %v; want %s\nvpcvpn said:\n%s", r.got, r.err, r.want, in.Stderr())
 	}
 	waitAWSLog(t, l, "the agent's data channel reopened", func() bool {
 		return countEvents(l, "agent data channel: open", sid) > opened
