@@ -45,7 +45,7 @@ const (
 	// relayWriteTimeout gives up on a side that does not take a frame:
 	// its connection is closed and the frame kept for its return, so a
 	// silently dead connection cannot hold the relay.
-	relayWriteTimeout = 10 * time.Second
+	relayWriteTimeout = 30 * time.Second
 )
 
 // agentGoneOutput is the channel_closed output when the agent's data
