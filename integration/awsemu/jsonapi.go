@@ -69,7 +69,7 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp, err := fn(body)
-	s.logCall(target, err)
+	s.logCall(target, s.caller(r), err)
 	if err != nil {
 		writeAPIError(w, toAPIError(err))
 		return
@@ -77,12 +77,14 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) logCall(target string, err error) {
+// logCall writes the "call" line of the log, saying who called: the
+// account's user or the instance (its metadata's credentials).
+func (s *Server) logCall(target, caller string, err error) {
 	if err != nil {
-		s.log.Info("call", "target", target, "error", err)
+		s.log.Info("call", "target", target, "caller", caller, "error", err)
 		return
 	}
-	s.log.Info("call", "target", target)
+	s.log.Info("call", "target", target, "caller", caller)
 }
 
 func toAPIError(err error) *apiError {

@@ -63,6 +63,23 @@ func (s *Server) verify(r *http.Request, body []byte, service string) error {
 	return verifySigV4(r, body, creds, service, s.now())
 }
 
+// Callers in the log: the account's user, or the instance with the
+// temporary credentials its metadata issued (the SSM agent).
+const (
+	CallerUser     = "user"
+	CallerInstance = "instance"
+)
+
+// caller tells who signed r, whose signature verify accepted.
+func (s *Server) caller(r *http.Request) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.issued[accessKeyOf(r)]; ok {
+		return CallerInstance
+	}
+	return CallerUser
+}
+
 // latency is the delay the admin action latency added to target's calls.
 func (s *Server) latency(target string) time.Duration {
 	s.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/vpcvpn/vpcvpn/integration/awsemu"
 	"github.com/vpcvpn/vpcvpn/integration/lab"
 )
 
@@ -59,11 +60,12 @@ func (d *demo) explainSSM(ctx context.Context) error {
 	return nil
 }
 
-// calls lists the AWS API calls the emulator answered, in order.
+// calls lists the AWS API calls the emulator answered for vpcvpn, in
+// order: not the instance's own (the SSM agent's).
 func (d *demo) calls() []string {
 	var calls []string
 	for _, e := range d.lab.AWS.Events() {
-		if e["msg"] == "call" && e["error"] == "" {
+		if e["msg"] == "call" && e["error"] == "" && e["caller"] == awsemu.CallerUser {
 			calls = append(calls, e["target"])
 		}
 	}
