@@ -18,7 +18,8 @@ import (
 //	                           client's, or with a real agent the agent's
 //	bye?session=ID[&side=agent] close it with 1000 "Bye" like the hourly recycle
 //	delay?[session=ID&]d=D     relay every frame of a real agent's session D
-//	                           late, both ways (d=0: none); without a session, all
+//	                           late, both ways (d=0: none); without a session,
+//	                           every session's, present and future
 //	fault?target=i-…&error=E   E = AccessDenied | TargetNotConnected | "" (clear)
 //	disconnect?target=i-…      mark the instance's agent offline (connect: online);
 //	                           a real agent's control channel is closed and
@@ -267,6 +268,7 @@ func (s *Server) setDelay(q url.Values) error {
 		}
 		list = append(list, rl)
 	} else {
+		s.delay.Store(int64(d)) // and sessions started from now on
 		s.mu.Lock()
 		for _, rl := range s.relays {
 			list = append(list, rl)

@@ -352,3 +352,22 @@ func TestRelayDelayAndMaxDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayDelayForLaterSessions: admin delay without a session holds back
+// the frames of sessions started afterwards too.
+func TestRelayDelayForLaterSessions(t *testing.T) {
+	s := newAgentServer(t)
+	const d = 300 * time.Millisecond
+	if err := s.setDelay(url.Values{"d": {d.String()}}); err != nil {
+		t.Fatal(err)
+	}
+	as := startAgentSession(t, s)
+	sent := time.Now()
+	as.client.send(message{Type: typeInput, Schema: 1, Created: 1, ID: newUUID(), PayloadType: ptOutput, Payload: []byte("late")})
+	if m := as.agent.next(); string(m.Payload) != "late" {
+		t.Fatalf("agent got %s %q", m.Type, m.Payload)
+	}
+	if got := time.Since(sent); got < d {
+		t.Errorf("a frame of a session started after the delay was set relayed %v after it was sent, want at least %v", got, d)
+	}
+}

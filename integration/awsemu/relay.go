@@ -96,7 +96,7 @@ func newRelay(srv *Server, id, target, document, streamURL string) *relay {
 	now := time.Now()
 	r := &relay{srv: srv, id: id, target: target, document: document, streamURL: streamURL,
 		rawQuery: rawQuery, ctx: ctx, cancel: cancel, agentTokens: map[string]bool{},
-		started: now, lastInput: now}
+		started: now, lastInput: now, delay: time.Duration(srv.delay.Load())}
 	for i := range r.ends {
 		r.ends[i] = &relayEnd{}
 		r.queues[i] = make(chan queued, relayQueue)

@@ -109,6 +109,7 @@ type Server struct {
 	idle      atomic.Int64   // Config.IdleTimeout (ns), or as set by preferences
 	maxAge    atomic.Int64   // Config.MaxSessionDuration (ns), likewise
 	agentAway atomic.Int64   // agentAwayLimit (ns); tests shorten it
+	delay     atomic.Int64   // admin delay without a session (ns): every relay's from then on
 
 	mu       sync.Mutex // guards following
 	closed   bool
