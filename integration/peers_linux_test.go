@@ -43,9 +43,23 @@ func upPeersLab(t *testing.T, opts lab.Options) (*lab.Lab, *lab.AWSCLI) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A region's latency between the client and the agent. Relayed at
+	// once, a frame's round trip beats two races in the real agent
+	// (3.3.987.0) when its threads are descheduled under load: the client's
+	// ack before the agent has buffered the message (the message stays
+	// unacknowledged, the agent resends only it, and the plugin, which
+	// acknowledges no message below the one it expects, never answers:
+	// frames lost later are never resent), and the client's first input
+	// (ssh's banner) before the agent marks its handshake complete
+	// (acknowledged and discarded). Neither is the plugin's doing.
+	awsAdmin(t, l, "delay", url.Values{"d": {peersLatency.String()}})
 	t.Logf("peers: %s, %s; the %s SSM agent", peers.AWSVersion, peers.Plugin, l.AWS.Agent)
 	return l, cli
 }
+
+// peersLatency is how late the emulated service relays each frame of the
+// peers' sessions, each way.
+const peersLatency = 20 * time.Millisecond
 
 // TestPeers runs AWS's own clients against the emulated service: ssh
 // through `aws ssm start-session` as its ProxyCommand (AWS-StartSSHSession:
