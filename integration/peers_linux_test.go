@@ -171,34 +171,56 @@ func testPeersDownload(t *testing.T, l *lab.Lab, cli *lab.AWSCLI, n int64) {
 	}
 }
 
-// testPeersResume breaks the plugin's data-channel WebSocket during a
-// download with the agent's real pacing: the plugin resumes the session
-// (ResumeSession) and ssh receives every byte.
+// testPeersResume breaks the plugin's data-channel WebSocket between two
+// parts of a download: the plugin resumes the session (ResumeSession) and
+// ssh receives every byte, the second part through the resumed channel.
+//
+// The break comes while nothing is in flight, on purpose. Mid-stream it
+// races the plugin (1.2.650.0), which writes a message to ssh before it
+// acknowledges it and keeps expecting it when the acknowledgement fails
+// (the agent's resend is written twice: ssh's "Bad packet length"), and
+// which never acknowledges a resent message below the one it expects (an
+// acknowledgement lost in the break stops the agent's resends, which go
+// oldest first: what the break lost never comes, ssh times out, exit 255).
 func testPeersResume(t *testing.T, l *lab.Lab, cli *lab.AWSCLI) {
 	ctx := testContext(t, 2*time.Minute)
-	const n = 4 << 20 // about 5 s at the agent's pace
+	const n, part = 4 << 20, 1 << 20
 	file := writePatternFile(t, l, "resume.bin", 19, n)
-	awsAdmin(t, l, "pacing", url.Values{"mode": {"real"}})
-	t.Cleanup(func() { awsAdmin(t, l, "pacing", url.Values{"mode": {"none"}}) })
 	sessions, resumes := len(l.AWS.Sessions()), l.AWS.Calls(opResumeSession)
-	p := &progress{at: 1 << 20, reached: make(chan struct{})}
+	script := fmt.Sprintf("head -c %d %s; read go; tail -c +%d %s", part, file, part+1, file)
+	cmd := cli.SSHCommand(ctx, l.SSH.KeyPath, "sh", "-c", "'"+script+"'")
+	release, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release.Close()
+	p := &progress{at: part, reached: make(chan struct{})}
 	done := make(chan transferResult, 1)
 	go func() {
-		got, err := sumCommand(cli.SSHCommand(ctx, l.SSH.KeyPath, "cat", file), p)
+		got, err := sumCommand(cmd, p)
 		done <- transferResult{got: got, err: err}
 	}()
 	select {
 	case <-p.reached:
 	case r := <-done:
-		t.Fatalf("the download ended before %d bytes: %v", p.at, r.err)
+		t.Fatalf("the download ended before its first %d bytes: %v", part, r.err)
 	}
 	ids := l.AWS.Sessions()
 	if len(ids) <= sessions {
 		t.Fatalf("the emulator opened no data channel for the download:\n%s", l.AWS.Process.Log())
 	}
-	awsAdmin(t, l, "drop", url.Values{"session": {ids[len(ids)-1]}})
-	if got := p.n.Load(); got >= n {
-		t.Fatalf("the download had moved all %d bytes before the drop: it proves nothing", got)
+	sid := ids[len(ids)-1]
+	opens := clientOpens(l, sid)
+	awsAdmin(t, l, "drop", url.Values{"session": {sid}})
+	// Input that comes while the plugin reconnects ends its session (the
+	// send fails, it stops reading ssh): the second part is asked for once
+	// the resumed channel is open.
+	waitFor(t, ctx, "the plugin's resumed data channel", func() bool { return clientOpens(l, sid) > opens })
+	if got := p.n.Load(); got != part {
+		t.Fatalf("%d bytes arrived before the second part was asked for; want the first part, %d", got, part)
+	}
+	if _, err := io.WriteString(release, "go\n"); err != nil {
+		t.Fatal(err)
 	}
 	r := <-done
 	if r.err != nil {
@@ -210,6 +232,18 @@ func testPeersResume(t *testing.T, l *lab.Lab, cli *lab.AWSCLI) {
 	if got := l.AWS.Calls(opResumeSession); got <= resumes {
 		t.Errorf("no ResumeSession after the drop (%d calls before, %d after)", resumes, got)
 	}
+}
+
+// clientOpens counts the client's data-channel openings of session id:
+// StartSession's and each ResumeSession's.
+func clientOpens(l *lab.Lab, id string) int {
+	n := 0
+	for _, e := range l.AWS.Events() {
+		if e["msg"] == "data channel: open" && e["session"] == id {
+			n++
+		}
+	}
+	return n
 }
 
 // testPeersPushedKey: a fresh key is refused until `aws
