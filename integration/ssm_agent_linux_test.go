@@ -274,6 +274,9 @@ func TestSSMRealAgentDocuments(t *testing.T) {
 	if _, err := os.Stat(plugin); err != nil {
 		t.Skipf("integration: no session-manager-plugin beside the agent: %v", err)
 	}
+	// The plugin writes at once after the handshake, so without a region's
+	// latency it races the real agent as in TestPeers (see peersLab).
+	awsAdmin(t, l, "delay", url.Values{"d": {peersLatency.String()}})
 	c := ssmClientFor(t, l)
 	t.Run("RemoteHost", func(t *testing.T) {
 		p, sid := startPortForward(t, ctx, l, c, plugin, "AWS-StartPortForwardingSessionToRemoteHost", map[string][]string{
