@@ -102,14 +102,12 @@ func (s *Server) serveControlChannel(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
 	}
-	ws, err := websocket.Accept(w, r, nil)
-	if err != nil {
+	var open openControlChannel
+	ws, ok := s.acceptOpening(w, r, &open)
+	if ws == nil {
 		return
 	}
-	ws.SetReadLimit(maxFrame)
-	typ, b, err := ws.Read(s.ctx)
-	var open openControlChannel
-	if err != nil || typ != websocket.MessageText || json.Unmarshal(b, &open) != nil || !s.claimControl(id, open.TokenValue, ws, open.AgentVersion) {
+	if !ok || !s.claimControl(id, open.TokenValue, ws, open.AgentVersion) {
 		s.log.Info("control channel: bad OpenControlChannel", "instance", id)
 		_ = ws.Close(websocket.StatusPolicyViolation, "invalid token")
 		return
@@ -238,14 +236,12 @@ func (s *Server) serveRelayChannel(w http.ResponseWriter, r *http.Request, rl *r
 			return
 		}
 	}
-	ws, err := websocket.Accept(w, r, nil)
-	if err != nil {
+	var open openDataChannel
+	ws, ok := s.acceptOpening(w, r, &open)
+	if ws == nil {
 		return
 	}
-	ws.SetReadLimit(maxFrame)
-	typ, b, err := ws.Read(s.ctx)
-	var open openDataChannel
-	if err != nil || typ != websocket.MessageText || json.Unmarshal(b, &open) != nil {
+	if !ok {
 		_ = ws.CloseNow()
 		return
 	}
@@ -280,4 +276,17 @@ func (s *Server) relay(sid string) *relay {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.relays[sid]
+}
+
+// acceptOpening accepts a channel's WebSocket and reads its opening
+// frame, a JSON text frame, into v. It returns nil when the upgrade
+// failed, and ok false when the opening frame was not one.
+func (s *Server) acceptOpening(w http.ResponseWriter, r *http.Request, v any) (ws *websocket.Conn, ok bool) {
+	ws, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return nil, false
+	}
+	ws.SetReadLimit(maxFrame)
+	typ, b, err := ws.Read(s.ctx)
+	return ws, err == nil && typ == websocket.MessageText && json.Unmarshal(b, v) == nil
 }
