@@ -34,23 +34,22 @@ func newAgentServer(t *testing.T) *Server {
 // imdsGet fetches path from the instance metadata with token ("" for none).
 func imdsGet(t *testing.T, s *Server, path, token string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+s.IMDSAddr()+"/latest/"+path, nil)
-	if token != "" {
-		req.Header.Set("X-aws-ec2-metadata-token", token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return imdsDo(t, s, http.MethodGet, path, "X-aws-ec2-metadata-token", token)
 }
 
 func imdsToken(t *testing.T, s *Server, ttl string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, "http://"+s.IMDSAddr()+"/latest/api/token", nil)
-	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", ttl)
+	return imdsDo(t, s, http.MethodPut, "api/token", "X-aws-ec2-metadata-token-ttl-seconds", ttl)
+}
+
+// imdsDo asks the instance metadata for path under /latest/, with header
+// set to value unless value is empty.
+func imdsDo(t *testing.T, s *Server, method, path, header, value string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+s.IMDSAddr()+"/latest/"+path, nil)
+	if value != "" {
+		req.Header.Set(header, value)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

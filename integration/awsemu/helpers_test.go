@@ -64,6 +64,13 @@ func newTestServer(t *testing.T, opts ...func(*Config)) *Server {
 
 func startEcho(t *testing.T) string {
 	t.Helper()
+	return serveTCP(t, func(c net.Conn) { _, _ = io.Copy(c, c) })
+}
+
+// serveTCP serves each connection to a loopback listener with handle,
+// closing it after, until the test ends; it returns the address.
+func serveTCP(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +82,7 @@ func startEcho(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			go func() { _, _ = io.Copy(c, c); _ = c.Close() }()
+			go func() { handle(c); _ = c.Close() }()
 		}
 	}()
 	return ln.Addr().String()

@@ -141,26 +141,12 @@ var interopGreeting = []byte("SSH-2.0-awsemu-interop\r\n")
 // greetingEcho points the test instance at a server that sends
 // interopGreeting, then echoes.
 func greetingEcho(t *testing.T) func(*Config) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := c.Write(interopGreeting); err == nil {
-					_, _ = io.Copy(c, c)
-				}
-			}()
+	addr := serveTCP(t, func(c net.Conn) {
+		if _, err := c.Write(interopGreeting); err == nil {
+			_, _ = io.Copy(c, c)
 		}
-	}()
-	return func(c *Config) { c.Instances[testInstance] = ln.Addr().String() }
+	})
+	return func(c *Config) { c.Instances[testInstance] = addr }
 }
 
 // readGreeting reads interopGreeting from c.
