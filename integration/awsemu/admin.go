@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +21,13 @@ import (
 //	delay?[session=ID&]d=D     relay every frame of a real agent's session D
 //	                           late, both ways (d=0: none); without a session,
 //	                           every session's, present and future
-//	fault?target=i-…&error=E   E = AccessDenied | TargetNotConnected | "" (clear)
+//	fault?target=i-…&error=E[&after=N]
+//	                           StartSession for the instance fails with E =
+//	                           AccessDenied | TargetNotConnected | Throttling
+//	                           (HTTP 400 ThrottlingException "Rate exceeded",
+//	                           as the service answers a burst of starts) | ""
+//	                           (clear); with after=N, the first N starts from
+//	                           now on pass and the fault applies to the rest
 //	disconnect?target=i-…      mark the instance's agent offline (connect: online);
 //	                           a real agent's control channel is closed and
 //	                           refused until connect, so PingStatus turns
@@ -62,7 +69,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case "delay":
 		err = s.setDelay(q)
 	case "fault":
-		err = s.setFault(q.Get("target"), q.Get("error"))
+		err = s.setFault(q)
 	case "disconnect", "connect":
 		s.setOffline(q.Get("target"), r.PathValue("action") == "disconnect")
 	case "frames":
@@ -122,18 +129,39 @@ func (s *Server) setPreferences(q url.Values) error {
 	return nil
 }
 
-func (s *Server) setFault(target, kind string) error {
+// startFault is a StartSession error forced for one instance by the
+// admin action fault: kind, once after starts have passed.
+type startFault struct {
+	kind   string // AccessDenied, TargetNotConnected or Throttling
+	after  int    // starts to let pass before the fault applies
+	passed int    // starts let pass so far
+}
+
+// setFault is the admin action fault.
+func (s *Server) setFault(q url.Values) error {
+	target, kind := q.Get("target"), q.Get("error")
 	switch kind {
-	case "", "AccessDenied", "TargetNotConnected":
+	case "", "AccessDenied", "TargetNotConnected", "Throttling":
 	default:
-		return fmt.Errorf("unknown error %q", kind)
+		return fmt.Errorf("unknown error %q (want AccessDenied, TargetNotConnected, Throttling or none to clear)", kind)
+	}
+	if target == "" {
+		return errors.New("want target=INSTANCE-ID")
+	}
+	f := &startFault{kind: kind}
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("after %q: want a count of starts, 0 or more", v)
+		}
+		f.after = n
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if kind == "" {
 		delete(s.faults, target)
 	} else {
-		s.faults[target] = kind
+		s.faults[target] = f
 	}
 	return nil
 }

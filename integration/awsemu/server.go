@@ -116,7 +116,7 @@ type Server struct {
 	sessions map[string]*session
 	offline  map[string]bool          // instance → agent disconnected
 	delays   map[string]time.Duration // X-Amz-Target → added latency
-	faults   map[string]string        // instance → forced StartSession error type
+	faults   map[string]*startFault   // instance → forced StartSession error
 	frames   FrameFaults              // for sessions without frame faults of their own
 	relays   map[string]*relay        // sessions with a real agent
 	agents   map[string]*agentState   // instances with a real agent
@@ -176,7 +176,7 @@ func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 		cfg: cfg, creds: credentials{AccessKey: cfg.AccessKey, Secret: cfg.SecretKey, Region: cfg.Region},
 		log: cfg.Logger.With("component", "awsemu"), ln: ln, caPEM: caPEM,
 		keys: newKeyStore(cfg.KeyTTL), ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		sessions: map[string]*session{}, offline: map[string]bool{}, delays: map[string]time.Duration{}, faults: map[string]string{},
+		sessions: map[string]*session{}, offline: map[string]bool{}, delays: map[string]time.Duration{}, faults: map[string]*startFault{},
 		frames: cfg.Faults, relays: map[string]*relay{}, agents: map[string]*agentState{},
 		issued: map[string]credentials{}, started: time.Now(),
 	}

@@ -76,16 +76,27 @@ func (s *Server) startSession(body []byte) (any, error) {
 }
 
 // targetFault returns the StartSession error the admin action fault set
-// for target, or nil.
+// for target, or nil; a start it lets pass counts towards the fault's
+// after.
 func (s *Server) targetFault(target string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch s.faults[target] {
+	f := s.faults[target]
+	if f == nil {
+		return nil
+	}
+	if f.passed < f.after {
+		f.passed++
+		return nil
+	}
+	switch f.kind {
 	case "AccessDenied":
 		return &apiError{http.StatusBadRequest, "AccessDeniedException",
 			"User is not authorized to perform: ssm:StartSession on resource: " + target}
 	case "TargetNotConnected":
 		return badRequest("TargetNotConnected", "%s is not connected.", target)
+	case "Throttling":
+		return badRequest("ThrottlingException", "Rate exceeded")
 	}
 	return nil
 }
@@ -168,6 +179,7 @@ func (s *Server) terminateSession(body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.log.Info("terminate session", "session", sid) // the client asked; tests look for this line
 	if ss != nil {
 		ss.end("")
 	}

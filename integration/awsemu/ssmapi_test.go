@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
 )
@@ -114,5 +116,62 @@ func post(t *testing.T, s *Server, action string) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("admin %s: %s", action, resp.Status)
+	}
+}
+
+// TestStartSessionThrottled sets the Throttling fault with after=2: two
+// starts pass, the next ones fail as the service's JSON protocol fails
+// them (HTTP 400, __type ThrottlingException), and clearing the fault
+// lets starts pass again.
+func TestStartSessionThrottled(t *testing.T) {
+	s := newTestServer(t)
+	c := ssmClient(t, s)
+	post(t, s, "fault?target="+testInstance+"&error=Throttling&after=2")
+	noRetry := func(o *ssm.Options) { o.RetryMaxAttempts = 1 }
+	start := func() error {
+		_, err := c.StartSession(context.Background(), &ssm.StartSessionInput{
+			Target: aws.String(testInstance), DocumentName: aws.String(sshDocument),
+		}, noRetry)
+		return err
+	}
+	for i := range 2 {
+		if err := start(); err != nil {
+			t.Fatalf("start %d of the 2 let pass: %v", i+1, err)
+		}
+	}
+	for i := range 2 {
+		err := start()
+		var re *awshttp.ResponseError
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "ThrottlingException" || ae.ErrorMessage() != "Rate exceeded" ||
+			!errors.As(err, &re) || re.HTTPStatusCode() != http.StatusBadRequest {
+			t.Fatalf("start %d after the 2: %v; want HTTP 400 ThrottlingException: Rate exceeded", i+3, err)
+		}
+	}
+	if err := start(); err == nil || !retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err).Bool() {
+		t.Errorf("the SDK does not take %v for throttling", err)
+	}
+	post(t, s, "fault?target="+testInstance+"&error=")
+	if err := start(); err != nil {
+		t.Fatalf("start after the fault was cleared: %v", err)
+	}
+}
+
+func TestAdminFaultBadInput(t *testing.T) {
+	s := newTestServer(t)
+	for _, q := range []string{
+		"fault?target=" + testInstance + "&error=Busy",
+		"fault?target=" + testInstance + "&error=Throttling&after=-1",
+		"fault?target=" + testInstance + "&error=Throttling&after=x",
+		"fault?error=Throttling",
+	} {
+		resp, err := httpClient(t, s).Post(s.URL()+adminPath+q, "text/plain", bytes.NewReader(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("admin %s: %s, want 400", q, resp.Status)
+		}
 	}
 }

@@ -79,6 +79,18 @@ func (a AWSInfo) Ended(id string) (output string, ended bool) {
 	return "", false
 }
 
+// Terminated reports whether the client ended session id with a
+// TerminateSession call (rather than the service, the agent or a lost
+// WebSocket ending it).
+func (a AWSInfo) Terminated(id string) bool {
+	for _, e := range a.Events() {
+		if e["msg"] == "terminate session" && e["session"] == id {
+			return true
+		}
+	}
+	return false
+}
+
 // AWSClient returns an HTTPS client for AWS.Endpoint that trusts only the
 // emulator's CA and makes every connection inside namespace ns, whichever
 // goroutine the transport dials on (the test process itself is outside
