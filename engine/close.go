@@ -46,12 +46,12 @@ func (e *Engine) Close() error {
 // when every connection is closed, with the errors joined.
 func (e *Engine) teardown() (goodbyes <-chan struct{}, err error) {
 	e.mu.Lock()
-	up, slot := e.up, e.slot
+	up, p := e.up, e.pool
 	e.mu.Unlock()
 	done := make(chan struct{})
 	goodbyes = done
-	if slot != nil {
-		goodbyes = slot.close()
+	if p != nil {
+		goodbyes = p.close()
 	} else {
 		close(done)
 	}

@@ -87,9 +87,9 @@ func (e *Engine) planDNS(rcfg *routing.Config) error {
 // startDNSProxy serves the proxy at its address, port 53, in the stack,
 // UDP and TCP, before the OS sends it anything. Names outside the split
 // domains are refused until setFallback learns the host's own nameservers.
-func (e *Engine) startDNSProxy(stack *netstack.Stack, slot *clientSlot) (*dnsproxy.Proxy, error) {
+func (e *Engine) startDNSProxy(stack *netstack.Stack, pl *pool) (*dnsproxy.Proxy, error) {
 	p, err := dnsproxy.New(dnsproxy.Config{
-		Dial:     slot.DialContext,
+		Dial:     pl.DialContext,
 		Upstream: net.JoinHostPort(e.dns.cfg.Upstream.String(), "53"),
 		Domains:  e.dns.cfg.Domains,
 		Logger:   e.log,

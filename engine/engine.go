@@ -11,8 +11,8 @@
 //
 //	app -> kernel route -> TUN (platform.Host.CreateTUN)
 //	    -> netstack.Stack: terminates TCP, dials each flow before it accepts it
-//	    -> clientSlot.DialContext: the current *tunnel.Client, or the next one (slot.go)
-//	    -> tunnel.Client.DialContext: a direct-tcpip channel on the one SSH connection
+//	    -> pool.DialContext: one of the SSH connections, or the next one (pool.go)
+//	    -> tunnel.Client.DialContext: a direct-tcpip channel on that SSH connection
 //	    -> Transport (TCP, ProxyCommand, SSM) -> sshd on the bastion -> the destination
 //
 // The life of an Engine is New, Run, Close. New validates the
@@ -95,8 +95,10 @@ type Config struct {
 	NetworkChanged <-chan struct{}
 
 	// Events, if not nil, is called with each Event from the engine's
-	// goroutines: Run's, in order, and a transport's for EventResuming and
-	// EventResumed. It must not block for long or call Close.
+	// goroutines: Run's, in order, a transport's for EventResuming and
+	// EventResumed, and the pool's for events about one of several
+	// connections (EventConnLost). It must not block for long or call
+	// Close.
 	Events func(Event)
 
 	// TrafficChanged, if not nil, is called when the netstack's Active or
@@ -117,6 +119,9 @@ type Status struct {
 	Address   netip.Addr // the TUN's address
 	Traffic   netstack.Stats
 	DNS       *DNSStatus // nil without split DNS
+
+	MaxConns    int          // SSH connections at most
+	Connections []ConnStatus // in dial order
 }
 
 // DNSStatus is the split DNS part of Status.
@@ -138,11 +143,10 @@ type Engine struct {
 
 	state   atomic.Int32 // a State
 	lastErr atomic.Pointer[string]
-	gen     atomic.Int64 // dials so far: hooks of older connections are ignored
 
 	mu      sync.Mutex         // guards following
 	up      *setup             // what Run set up; nil before
-	slot    *clientSlot        // the connection; nil before the first
+	pool    *pool              // the connections; nil before Run
 	running chan struct{}      // closed when Run returns; nil before Run
 	stopRun context.CancelFunc // ends Run's context
 	closed  bool               // Close has begun
@@ -195,9 +199,12 @@ func (e *Engine) State() State { return State(e.state.Load()) }
 func (e *Engine) Status() Status {
 	st := Status{State: e.State(), LastError: *e.lastErr.Load()}
 	e.mu.Lock()
-	up := e.up
+	up, p := e.up, e.pool
 	stack := up.stackOrNil()
 	e.mu.Unlock()
+	if p != nil {
+		st.MaxConns, st.Connections = p.max, p.status()
+	}
 	if stack == nil || st.State == StateConnecting {
 		return st
 	}

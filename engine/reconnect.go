@@ -4,8 +4,8 @@ package engine
 // engine keeps its routes, DNS and netstack and dials a new connection,
 // with capped exponential backoff and jitter, for as long as it runs.
 // Flows that were open end with the old connection; new flows wait in
-// clientSlot.DialContext, up to the netstack's connect timeout, for the
-// next one. An error that retrying cannot fix (IsPermanent: a changed host
+// pool.DialContext, up to the netstack's connect timeout, for the next
+// one. An error that retrying cannot fix (IsPermanent: a changed host
 // key, refused credentials, AWS access denied or no such target) ends Run.
 
 import (
@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -39,41 +40,39 @@ func IsPermanent(err error) bool {
 }
 
 // serve keeps the tunnel up until ctx ends, the TUN goes away, or a lost
-// connection cannot be restored. A connection lost while idle (no flow
-// open, no KeepAlive: an SSM session the service timed out) is restored
-// when the next flow or DNS query needs it.
-func (e *Engine) serve(ctx context.Context, slot *clientSlot) error {
-	up := time.Now() // when the current connection was made
+// connection cannot be restored. It takes over when the pool's last
+// connection ends: a connection lost while idle (no flow open, no
+// KeepAlive: an SSM session the service timed out) is restored when the
+// next flow or DNS query needs it.
+func (e *Engine) serve(ctx context.Context, p *pool) error {
 	for {
-		c := slot.current()
-		if end, err := e.until(ctx, c.Done()); end {
+		c, end, err := until(e, ctx, p.gone)
+		if end {
 			return err
 		}
-		lost := c.Err()
-		slot.set(nil)
+		lost := c.client.Err()
 		e.setLastErr(lost.Error())
-		slot.retire(c) // its transport's goodbye can take seconds
 		// A connection that lasted is redialed at once; one that died
 		// young waits, so that a bastion that drops every connection
 		// is not hammered.
 		first := reconnectMin
-		if time.Since(up) > reconnectMax {
+		if time.Since(c.since) > reconnectMax {
 			first = 0
 		}
-		if c.EndedIdle() {
+		if c.client.EndedIdle() {
 			e.move(StateIdle)
-			e.emit(Event{Kind: EventLostIdle, Err: lost})
-			if end, err := e.until(ctx, slot.demand); end {
+			e.emit(Event{Kind: EventLostIdle, Conn: c.id, Err: lost})
+			if _, end, err := until(e, ctx, p.demand); end {
 				return err
 			}
 			e.emit(Event{Kind: EventDemand})
 			first = 0
 		} else {
-			e.emit(Event{Kind: EventLost, Err: lost})
+			e.emit(Event{Kind: EventLost, Conn: c.id, Err: lost})
 		}
 		e.move(StateReconnecting)
 		began := time.Now()
-		next, err := e.reconnect(ctx, first)
+		next, err := e.reconnect(ctx, p, first)
 		if err != nil {
 			if ctx.Err() != nil {
 				e.emit(Event{Kind: EventStopping})
@@ -81,24 +80,22 @@ func (e *Engine) serve(ctx context.Context, slot *clientSlot) error {
 			}
 			return fmt.Errorf("connection to %s lost and cannot be restored: %w", e.cfg.Bastion, err)
 		}
-		slot.set(next)
-		up = time.Now()
 		e.move(StateConnected)
-		e.emit(Event{Kind: EventReconnected, Took: time.Since(began)})
+		e.emit(Event{Kind: EventReconnected, Conn: next.id, Took: time.Since(began)})
 	}
 }
 
-// until waits for ch, or for what ends Run: ctx, or the TUN gone. end
-// reports the latter, and err what serve returns then.
-func (e *Engine) until(ctx context.Context, ch <-chan struct{}) (end bool, err error) {
+// until waits for a value from ch, or for what ends Run: ctx, or the TUN
+// gone. end reports the latter, and err what serve returns then.
+func until[T any](e *Engine, ctx context.Context, ch <-chan T) (v T, end bool, err error) {
 	select {
-	case <-ch:
-		return false, nil
+	case v = <-ch:
+		return v, false, nil
 	case <-ctx.Done():
 		e.emit(Event{Kind: EventStopping})
-		return true, nil
+		return v, true, nil
 	case <-e.up.stack.Done():
-		return true, ErrInterfaceGone
+		return v, true, ErrInterfaceGone
 	}
 }
 
@@ -106,7 +103,7 @@ func (e *Engine) until(ctx context.Context, ch <-chan struct{}) (end bool, err e
 // first attempt comes after first (+-20%), later ones back off from
 // reconnectMin; a change of the machine's network (a link back up, a new
 // address) cuts the wait short and starts the backoff over.
-func (e *Engine) reconnect(ctx context.Context, first time.Duration) (*tunnel.Client, error) {
+func (e *Engine) reconnect(ctx context.Context, p *pool, first time.Duration) (*conn, error) {
 	select { // only changes from now on count
 	case <-e.cfg.NetworkChanged:
 	default:
@@ -126,7 +123,15 @@ func (e *Engine) reconnect(ctx context.Context, first time.Duration) (*tunnel.Cl
 			t.Stop()
 			return nil, ctx.Err()
 		}
-		c, err, changed := e.dialOnce(ctx, e.dial)
+		var c *conn
+		_, err, changed := e.dialOnce(ctx, func(ctx context.Context) (*tunnel.Client, error) {
+			var err error
+			c, err = e.dial(ctx, p, false)
+			if err != nil {
+				return nil, err
+			}
+			return c.client, nil
+		})
 		if err == nil {
 			return c, nil
 		}
@@ -177,27 +182,49 @@ func (e *Engine) dialOnce(ctx context.Context, dial func(context.Context) (*tunn
 	return c, err, err != nil && netChanged.Load()
 }
 
-// dial makes a connection with Config.Connect, hooked to this engine.
-func (e *Engine) dial(ctx context.Context) (*tunnel.Client, error) {
-	return e.cfg.Connect(ctx, e.hooks(e.gen.Add(1)))
+// dial makes a connection with Config.Connect, hooked to this engine, and
+// adds it to p: an extra one (for more room), or the one serve needs.
+func (e *Engine) dial(ctx context.Context, p *pool, extra bool) (*conn, error) {
+	c, ctx := p.begin(ctx, extra)
+	client, err := e.cfg.Connect(ctx, e.hooks(p, c))
+	if err != nil {
+		p.abandon(c)
+		return nil, err
+	}
+	if !p.add(c, client) {
+		return nil, net.ErrClosed
+	}
+	return c, nil
 }
 
-// hooks follow the connection of dial number gen: an SSM data channel that
-// breaks and resumes under it shows in status as reconnecting and back.
-func (e *Engine) hooks(gen int64) ConnHooks {
-	current := func() bool { return e.gen.Load() == gen }
+// hooks follow the connection c: an SSM data channel that breaks and
+// resumes under it marks it resuming and back, and the engine reconnecting
+// and back when no other connection is up meanwhile. The hooks of a
+// connection the pool let go change nothing.
+func (e *Engine) hooks(p *pool, c *conn) ConnHooks {
 	return ConnHooks{
 		KeepAliveActive: e.keepAliveActive,
 		Resuming: func(cause error) {
-			if current() && e.moveFrom(StateConnected, StateReconnecting) {
-				e.setLastErr("SSM data channel broken: " + cause.Error())
-				e.emit(Event{Kind: EventResuming, Err: cause})
+			ok, anyUp := p.setState(c, ConnUp, ConnResuming)
+			if !ok {
+				return
 			}
+			if !anyUp && e.moveFrom(StateConnected, StateReconnecting) {
+				e.setLastErr("SSM data channel broken: " + cause.Error())
+				e.emit(Event{Kind: EventResuming, Conn: c.id, Err: cause})
+				return
+			}
+			e.log.Info("SSM data channel broken; resuming the session", "conn", c.id, "err", cause)
 		},
 		Resumed: func() {
-			if current() && e.moveFrom(StateReconnecting, StateConnected) {
-				e.emit(Event{Kind: EventResumed})
+			if ok, _ := p.setState(c, ConnResuming, ConnUp); !ok {
+				return
 			}
+			if e.moveFrom(StateReconnecting, StateConnected) {
+				e.emit(Event{Kind: EventResumed, Conn: c.id})
+				return
+			}
+			e.log.Info("SSM session resumed", "conn", c.id)
 		},
 	}
 }

@@ -39,24 +39,23 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	defer close(running)
-	client, err := e.dial(ctx)
-	if err != nil {
+	p := e.newPool()
+	e.mu.Lock()
+	e.pool = p
+	e.mu.Unlock()
+	if _, err := e.dial(ctx, p, false); err != nil {
 		if ctx.Err() != nil {
 			e.emit(Event{Kind: EventStoppedEarly})
 			return nil
 		}
 		return err
 	}
-	slot := newClientSlot(client)
-	e.mu.Lock()
-	e.slot = slot
-	e.mu.Unlock()
-	if err := e.setUp(slot); err != nil {
+	if err := e.setUp(p); err != nil {
 		return err
 	}
 	e.move(StateConnected)
 	e.emit(Event{Kind: EventConnected})
-	return e.serve(ctx, slot)
+	return e.serve(ctx, p)
 }
 
 // begin registers a Run, whose context Close ends.
@@ -77,21 +76,21 @@ func (e *Engine) begin(ctx context.Context) (context.Context, chan struct{}, err
 // setUp creates the TUN and the netstack behind it, starts the DNS proxy
 // and applies the plan: the TUN's address, the routes, split DNS. What it
 // set up is recorded in e.up as it goes, for Close.
-func (e *Engine) setUp(slot *clientSlot) error {
+func (e *Engine) setUp(p *pool) error {
 	up := &setup{}
 	e.mu.Lock()
 	e.up = up
 	e.mu.Unlock()
-	if err := e.startStack(up, slot); err != nil {
+	if err := e.startStack(up, p); err != nil {
 		return err
 	}
 	if e.dns.server.IsValid() {
-		p, err := e.startDNSProxy(up.stack, slot)
+		proxy, err := e.startDNSProxy(up.stack, p)
 		if err != nil {
 			return err
 		}
 		e.mu.Lock()
-		up.dns = p
+		up.dns = proxy
 		e.mu.Unlock()
 	}
 	if err := e.plan.Apply(); err != nil { // reverts what it did on failure
@@ -107,7 +106,7 @@ func (e *Engine) setUp(slot *clientSlot) error {
 }
 
 // startStack creates the TUN and the netstack that serves it.
-func (e *Engine) startStack(up *setup, slot *clientSlot) error {
+func (e *Engine) startStack(up *setup, p *pool) error {
 	name := e.cfg.Routing.Interface
 	if err := routing.Cleanup(e.cfg.Host, name); err != nil { // a persistent TUN a dead instance left
 		return err
@@ -131,7 +130,7 @@ func (e *Engine) startStack(up *setup, slot *clientSlot) error {
 		MTU:            e.cfg.MTU,
 		Routes:         e.plan.Routes(),
 		IsLocal:        locals.contains,
-		Dial:           slot.DialContext,
+		Dial:           p.DialContext,
 		ConnectTimeout: e.cfg.ConnectTimeout,
 		Logger:         e.log,
 		BulkChanged:    e.cfg.TrafficChanged,

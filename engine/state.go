@@ -128,11 +128,16 @@ const (
 	// EventStopping: Run's context ended; Run returns and the host is
 	// restored at Close.
 	EventStopping
+	// EventConnLost: one of several connections (Conn) was lost (Err);
+	// its flows were reset, Flows of them, and the others carry on.
+	EventConnLost
 )
 
 // Event is progress for the person: what happened, and why.
 type Event struct {
-	Kind EventKind
-	Err  error         // EventResuming, EventLost, EventLostIdle, EventRetry
-	Took time.Duration // EventReconnected
+	Kind  EventKind
+	Conn  int           // the connection's ConnStatus.ID, for those about one
+	Err   error         // EventResuming, EventLost, EventLostIdle, EventRetry, EventConnLost
+	Took  time.Duration // EventReconnected
+	Flows int           // EventConnLost: flows reset with it
 }

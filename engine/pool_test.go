@@ -3,7 +3,10 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,15 +14,14 @@ import (
 	"github.com/vpcvpn/vpcvpn/tunnel"
 )
 
-// TestSlotDemand: a dial while there is no connection asks for one, and
-// waits until its context ends; demand from before the connection was lost
-// is forgotten.
-func TestSlotDemand(t *testing.T) {
+// TestPoolDemand: a dial while there is no connection asks for one, and
+// waits until its context ends; demand from before the last connection was
+// lost is forgotten.
+func TestPoolDemand(t *testing.T) {
 	vpctest.LeakCheck(t)
-	s := newClientSlot(nil)
-	s.set(nil)
+	p := newPool(1, nil)
 	select {
-	case <-s.demand:
+	case <-p.demand:
 		t.Fatal("demand without a dial")
 	default:
 	}
@@ -27,10 +29,10 @@ func TestSlotDemand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := s.DialContext(ctx, "tcp", "10.0.0.1:5432")
+		_, err := p.DialContext(ctx, "tcp", "10.0.0.1:5432")
 		errc <- err
 	}()
-	<-s.demand // the dial asked for a connection
+	<-p.demand // the dial asked for a connection
 	select {
 	case err := <-errc:
 		t.Fatalf("dial returned without a connection: %v", err)
@@ -42,25 +44,31 @@ func TestSlotDemand(t *testing.T) {
 	}
 
 	// A second dial's demand, left unconsumed, is dropped by the next loss.
-	if _, err := s.DialContext(ctx, "tcp", "10.0.0.1:5432"); !errors.Is(err, context.Canceled) {
+	if _, err := p.DialContext(ctx, "tcp", "10.0.0.1:5432"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("dial with a canceled context: %v", err)
 	}
-	if len(s.demand) != 1 {
+	if len(p.demand) != 1 {
 		t.Fatal("a dial without a connection did not ask for one")
 	}
-	s.set(nil)
-	if len(s.demand) != 0 {
+	c, _ := p.begin(context.Background(), false)
+	p.add(c, dialPipe(t))
+	c.client.Close() // the last connection: serve takes over
+	if gone := <-p.gone; gone != c {
+		t.Fatalf("gone %v, want the connection lost", gone)
+	}
+	if len(p.demand) != 0 {
 		t.Error("demand from before the loss survived it")
 	}
+	<-p.close()
 }
 
-// TestSlotClose: close without a connection to retire is done, and every
-// call returns the same channel (Wait waits on what Close began).
-func TestSlotClose(t *testing.T) {
+// TestPoolClose: close without a connection is done, and every call returns
+// the same channel (Wait waits on what Close began).
+func TestPoolClose(t *testing.T) {
 	vpctest.LeakCheck(t)
-	s := newClientSlot(nil)
-	done := s.close()
-	if again := s.close(); again != done {
+	p := newPool(1, nil)
+	done := p.close()
+	if again := p.close(); again != done {
 		t.Error("a second close returned another channel")
 	}
 	<-done // the test's timeout if not
@@ -141,4 +149,71 @@ func TestStates(t *testing.T) {
 			t.Errorf("allowed(%v, %v) = %v, want %v", tt.from, tt.to, got, tt.ok)
 		}
 	}
+}
+
+// TestPoolConnHooks: with two connections, one resuming marks only it;
+// the engine is reconnecting only while none is up; losing one of them
+// reports that one, and the pool carries on with the other.
+func TestPoolConnHooks(t *testing.T) {
+	vpctest.LeakCheck(t)
+	events := make(chan Event, 10)
+	e := &Engine{cfg: Config{Events: func(ev Event) { events <- ev }}, log: slog.New(slog.DiscardHandler)}
+	e.state.Store(int32(StateConnected))
+	e.setLastErr("")
+	p := e.newPool()
+	defer func() { <-p.close() }()
+	far := newFarSide(t)
+	var conns []*conn
+	for range 2 {
+		c, ctx := p.begin(t.Context(), false)
+		client, err := far.dial(ctx, ConnHooks{})
+		if err != nil || !p.add(c, client) {
+			t.Fatalf("dial: %v", err)
+		}
+		conns = append(conns, c)
+	}
+	h1, h2 := e.hooks(p, conns[0]), e.hooks(p, conns[1])
+	states := func() string {
+		var s []string
+		for _, c := range p.status() {
+			s = append(s, fmt.Sprintf("#%d %s", c.ID, c.State))
+		}
+		return strings.Join(s, ", ")
+	}
+
+	h1.Resuming(errors.New("websocket: close 1006"))
+	if got := states(); got != "#1 resuming, #2 up" || e.State() != StateConnected {
+		t.Fatalf("one of two resuming: %s, engine %v", got, e.State())
+	}
+	h2.Resuming(errors.New("websocket: close 1006"))
+	if ev := <-events; ev.Kind != EventResuming || ev.Conn != 2 || e.State() != StateReconnecting {
+		t.Fatalf("both resuming: event %v conn %d, engine %v", ev.Kind, ev.Conn, e.State())
+	}
+	h1.Resumed()
+	if ev := <-events; ev.Kind != EventResumed || ev.Conn != 1 || e.State() != StateConnected {
+		t.Fatalf("one resumed: event %v conn %d, engine %v", ev.Kind, ev.Conn, e.State())
+	}
+	h2.Resumed()
+
+	far.drop(1)
+	if ev := <-events; ev.Kind != EventConnLost || ev.Conn != 1 || ev.Err == nil {
+		t.Fatalf("one of two lost: event %v conn %d err %v", ev.Kind, ev.Conn, ev.Err)
+	}
+	if got := states(); got != "#2 up" {
+		t.Errorf("after losing #1: %s", got)
+	}
+	select {
+	case c := <-p.gone:
+		t.Fatalf("serve told to take over with #2 up (gone #%d)", c.id)
+	default:
+	}
+	h1.Resuming(errors.New("late")) // a connection let go changes nothing
+	if got := states(); got != "#2 up" || e.State() != StateConnected {
+		t.Errorf("a lost connection's hook: %s, engine %v", got, e.State())
+	}
+	nc, err := p.DialContext(t.Context(), "tcp", "10.0.0.5:7")
+	if err != nil {
+		t.Fatalf("a flow on the remaining connection: %v", err)
+	}
+	nc.Close()
 }
