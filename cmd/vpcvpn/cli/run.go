@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
@@ -107,23 +108,28 @@ func (r *upRun) newEngine(ctx context.Context, host platform.Host) (*engine.Engi
 	if err != nil {
 		r.log.Warn("reconnects will not notice network changes", "err", err)
 	}
+	// The AWS endpoints the transport runs over stay out of the tunnel,
+	// as a bastion does (an interface VPC endpoint, say).
+	var endpoints []netip.Addr
+	var names map[netip.Addr]string
+	if o.via == "ssm" {
+		cfg, err := awsConfig(ctx, o, r.inv)
+		if err != nil {
+			return nil, sudoHint(err, o, r.inv)
+		}
+		endpoints, names = resolveAWSEndpoints(ctx, awsEndpointHosts(ctx, cfg))
+		if err := r.findTarget(ctx, cfg, endpoints, names); err != nil {
+			return nil, sudoHint(err, o, r.inv)
+		}
+	}
 	r.progress("connecting to %s via %s", o.bastion(), o.transportName())
 	protect, err := resolveBastion(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	rcfg := routing.Config{
-		Interface: o.name, CIDRs: o.cidrs, TUNAddr: o.tunAddr, Protect: protect, Logger: r.log,
-	}
-	if o.via == "ssm" {
-		// The AWS endpoints the transport runs over stay out of the
-		// tunnel, as a bastion does (an interface VPC endpoint, say).
-		cfg, err := awsConfig(ctx, o, r.inv)
-		if err != nil {
-			return nil, sudoHint(err, o, r.inv)
-		}
-		endpoints, names := resolveAWSEndpoints(ctx, awsEndpointHosts(ctx, cfg))
-		rcfg.Protect, rcfg.ProtectNames = append(slices.Clone(protect), endpoints...), names
+		Interface: o.name, CIDRs: o.cidrs, TUNAddr: o.tunAddr, Logger: r.log,
+		Protect: append(slices.Clone(protect), endpoints...), ProtectNames: names,
 	}
 	d := &dialer{opts: o, inv: r.inv, log: r.log, protect: protect}
 	eng, err := engine.New(engine.Config{

@@ -25,15 +25,14 @@ import (
 // targetPattern accepts EC2 instance ids and hybrid managed instance ids.
 var targetPattern = regexp.MustCompile(`^m?i-[0-9a-f]{8,17}$`)
 
-// parseSSMTarget validates the --via ssm options.
+// parseSSMTarget validates the --via ssm options. A target given by name
+// or tag is resolved when the tunnel starts (resolveTarget).
 func (o *upOptions) parseSSMTarget(target, user string, port int) error {
-	if target == "" {
-		return errors.New("--via ssm needs the instance: add --target i-0123456789abcdef0")
+	spec, err := parseTargetSpec(target)
+	if err != nil {
+		return err
 	}
-	if !targetPattern.MatchString(target) {
-		return fmt.Errorf("invalid --target %q: give an instance id such as i-0123456789abcdef0", target)
-	}
-	if strings.HasPrefix(target, "mi-") && o.identity == "" {
+	if strings.HasPrefix(spec.ID, "mi-") && o.identity == "" {
 		return fmt.Errorf("--target %s is a managed instance, which EC2 Instance Connect cannot push a key to: give an authorized key with -i", target)
 	}
 	if o.proxyCommand != "" {
@@ -45,7 +44,7 @@ func (o *upOptions) parseSSMTarget(target, user string, port int) error {
 	if user == "" {
 		user = defaultSSHUser
 	}
-	o.host, o.user, o.port = target, user, fmt.Sprint(port)
+	o.target, o.host, o.user, o.port = spec, spec.ID, user, fmt.Sprint(port)
 	return nil
 }
 

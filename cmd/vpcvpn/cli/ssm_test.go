@@ -38,7 +38,9 @@ func TestUpSSMFlags(t *testing.T) {
 		{name: "ssh and target", args: []string{"--ssh", "bastion", "--target", id}, wantErr: "--ssh and --target cannot be combined"},
 		{name: "target with via ssh", args: []string{"--via", "ssh", "--target", id}, wantErr: "--target needs --via ssm"},
 		{name: "ssm without target", args: []string{"--via", "ssm"}, wantErr: "--via ssm needs the instance"},
-		{name: "bad target", args: []string{"--target", "bastion.example.com"}, wantErr: "invalid --target"},
+		{name: "bad target", args: []string{"--target", "i-12345"}, wantErr: "invalid --target"},
+		{name: "bad tag", args: []string{"--target", "tag:Role"}, wantErr: "give tag:KEY=VALUE"},
+		{name: "target by name", args: []string{"--target", "bastion"}, via: "ssm", user: "ec2-user", host: "", port: "22"},
 		{name: "bad port", args: []string{"--target", id, "--ssh-port", "0"}, wantErr: "invalid --ssh-port"},
 		{name: "user with ssh", args: []string{"--ssh", "bastion", "--user", "root"}, wantErr: "--user applies to --via ssm only"},
 		{name: "proxy command with ssm", args: []string{"--target", id, "--proxy-command", "nc %h %p"}, wantErr: "--proxy-command cannot be combined"},
@@ -217,5 +219,30 @@ func TestAWSEndpointsProtected(t *testing.T) {
 	t.Setenv("AWS_USE_FIPS_ENDPOINT", "true")
 	if hosts := awsEndpointHosts(t.Context(), load()); len(hosts) < 2 || hosts[0] != "ssm-fips.eu-west-1.amazonaws.com" || hosts[1] != "ssmmessages-fips.eu-west-1.amazonaws.com" {
 		t.Errorf("hosts with FIPS endpoints = %q, want ssm-fips and ssmmessages-fips first", hosts)
+	}
+}
+
+func TestUpAutoNetsFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		cidrs   int
+		wantErr string
+	}{
+		{args: []string{"-N", "--target", "bastion"}, cidrs: 0},
+		{args: []string{"10.0.0.0/16", "--auto-nets", "--target", "tag:Role=bastion"}, cidrs: 1},
+		{args: []string{"--target", "bastion"}, wantErr: "no CIDR given"},
+		{args: []string{"-N", "--ssh", "bastion.example.com"}, wantErr: "-N looks the bastion's VPC up in EC2, so it needs --target"},
+	}
+	for _, tt := range tests {
+		o, err := parseUp(t, tt.args...)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%q: err = %v, want %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !o.autoNets || len(o.cidrs) != tt.cidrs || o.target.isID() {
+			t.Errorf("%q: got %+v, %v", tt.args, o, err)
+		}
 	}
 }

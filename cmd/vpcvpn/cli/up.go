@@ -36,6 +36,10 @@ type upOptions struct {
 	keepAliveEvery time.Duration // --keep-alive-interval
 	background     bool
 	verbose        bool
+
+	target   targetSpec // --via ssm: --target as given; host is its id once resolved
+	autoNets bool       // -N: route the bastion's VPC too
+	userSet  bool       // --user given, not chosen by the instance's platform
 }
 
 const defaultSSHUser = "ec2-user"
@@ -44,16 +48,19 @@ func upCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "up",
 		Usage:     "connect and route CIDRs through the bastion (runs until Ctrl-C)",
-		ArgsUsage: "CIDR...",
+		ArgsUsage: "[CIDR...]",
 		Description: "Examples:\n" +
 			"   sudo vpcvpn up 10.0.0.0/16 --target i-0123456789abcdef0\n" +
 			"   sudo vpcvpn up 10.0.0.0/16 10.1.0.0/16 --target i-0123456789abcdef0 --profile work --region eu-west-1\n" +
+			"   sudo vpcvpn up -N --target bastion               # the instance tagged Name=bastion; its VPC's ranges\n" +
+			"   sudo vpcvpn up 10.0.0.0/16 --target tag:Role=bastion\n" +
 			"   sudo vpcvpn up 10.0.0.0/16 --ssh ec2-user@bastion.example.com -i ~/.ssh/id_ed25519\n" +
 			"   sudo vpcvpn up 10.0.0.0/16 --ssh ec2-user@i-0123456789abcdef0 \\\n" +
 			"       --proxy-command 'aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p'",
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "via", Value: "ssm", Usage: "transport to the bastion: ssm (native Session Manager, the default) or ssh (implied by --ssh)"},
-			&ucli.StringFlag{Name: "target", Usage: "--via ssm: the bastion's instance `ID` (i-...)"},
+			&ucli.StringFlag{Name: "target", Usage: "--via ssm: the bastion `TARGET`: its instance id (i-...), its Name tag or tag:KEY=VALUE (see vpcvpn targets)"},
+			&ucli.BoolFlag{Name: "auto-nets", Aliases: []string{"N"}, Usage: "--via ssm: route the bastion's VPC: its CIDR blocks and the ranges its route table sends to peering connections and transit gateways (besides any CIDRs given)"},
 			&ucli.StringFlag{Name: "user", Usage: "--via ssm: SSH `USER` on the instance (default " + defaultSSHUser + ")"},
 			&ucli.IntFlag{Name: "ssh-port", Value: 22, Usage: "--via ssm: sshd `PORT` on the instance"},
 			&ucli.StringFlag{Name: "profile", Usage: "--via ssm: AWS `PROFILE` (default: AWS_PROFILE, then default)"},
@@ -106,8 +113,13 @@ func parseUpOptions(cmd *ucli.Command) (*upOptions, error) {
 		verbose:        cmd.Bool("verbose"),
 	}
 	var err error
-	if o.cidrs, err = routing.ParseCIDRs(cmd.Args().Slice()); err != nil {
-		return nil, err
+	o.autoNets = cmd.Bool("auto-nets")
+	if args := cmd.Args().Slice(); len(args) > 0 || !o.autoNets {
+		if o.cidrs, err = routing.ParseCIDRs(args); err != nil && len(args) == 0 {
+			return nil, fmt.Errorf("%w, or route the bastion's VPC with -N --target", err)
+		} else if err != nil {
+			return nil, err
+		}
 	}
 	if err := o.parseTransport(cmd); err != nil {
 		return nil, err
@@ -156,13 +168,16 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 		case dest != "":
 			o.via = "ssh"
 		case target == "":
-			return errors.New("no bastion given: add --target INSTANCE-ID to go through SSM, or --ssh [USER@]HOST for an SSH bastion")
+			return errors.New("no bastion given: add --target INSTANCE-ID (or its Name, or tag:KEY=VALUE) to go through SSM, or --ssh [USER@]HOST for an SSH bastion")
 		}
 	}
 	switch o.via {
 	case "ssh":
 		if target != "" {
 			return errors.New("--target needs --via ssm")
+		}
+		if cmd.IsSet("auto-nets") {
+			return errors.New("-N looks the bastion's VPC up in EC2, so it needs --target; with --ssh give the ranges as CIDRs")
 		}
 		for _, f := range []string{"user", "ssh-port", "profile", "region", "strict-host-key"} {
 			if cmd.IsSet(f) {
@@ -175,6 +190,7 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 			return errors.New("--ssh cannot be combined with --via ssm: give the instance with --target")
 		}
 		o.profile, o.region, o.strictHostKey = cmd.String("profile"), cmd.String("region"), cmd.Bool("strict-host-key")
+		o.userSet = cmd.IsSet("user")
 		return o.parseSSMTarget(target, cmd.String("user"), int(cmd.Int("ssh-port")))
 	default:
 		return fmt.Errorf("unknown --via %q: use ssh or ssm", o.via)
