@@ -43,6 +43,7 @@ func newRoot(stdout, stderr io.Writer) *ucli.Command {
 			upCommand(),
 			statusCommand(),
 			downCommand(),
+			targetsCommand(),
 			versionCommand(),
 		},
 		ExitErrHandler: func(context.Context, *ucli.Command, error) {},
