@@ -43,6 +43,12 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	rep := &report{Started: started, Runs: cfg.runs, Seconds: int(cfg.duration / time.Second), Bin: cfg.bin, SSMAgent: b.agentName(), realAgent: b.agent != ""}
+	if cfg.sweep != nil {
+		rep.Sweep, err = b.sweep(ctx)
+		rep.ElapsedSeconds = time.Since(started).Round(time.Second).Seconds()
+		printSweep(os.Stdout, rep)
+		return errors.Join(err, rep.writeJSON(cfg.jsonPath))
+	}
 	results := map[string]*pathResult{}
 	for _, group := range groupPaths(cfg.paths) {
 		for _, r := range b.measurePaths(ctx, group) {

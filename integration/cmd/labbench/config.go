@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,8 @@ type config struct {
 	paths    []string      // path IDs to measure, in table order
 	jsonPath string        // if set, the results are written there as JSON
 	awsemu   string        // awsemu binary for the ssm path; "" builds one
+	upArgs   []string      // added to vpcvpn up's arguments over SSM (-vpcvpn-args)
+	sweep    []int         // -sessions-sweep: the --max-sessions to measure, instead of the paths
 }
 
 func parseFlags(args []string) (config, error) {
@@ -36,8 +39,16 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&only, "only", "", "comma-separated `paths` to measure (default all): "+strings.Join(pathIDs(), ","))
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to `file`")
 	fs.StringVar(&cfg.awsemu, "awsemu", "", "AWS emulator `binary` for the ssm path (default: go build ./integration/cmd/awsemu)")
+	var upArgs, sweep string
+	fs.StringVar(&upArgs, "vpcvpn-args", "", "space-separated `arguments` added to vpcvpn up over SSM (the wego path, the sweep), e.g. --spare=false")
+	fs.StringVar(&sweep, "sessions-sweep", "", "instead of the paths, measure vpcvpn up --max-sessions N over SSM for each of these `counts`, e.g. 1,2,3,4,5,6,8")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
+	}
+	cfg.upArgs = strings.Fields(upArgs)
+	var err error
+	if cfg.sweep, err = parseCounts(sweep); err != nil {
+		return config{}, fmt.Errorf("-sessions-sweep: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -53,7 +64,27 @@ func parseFlags(args []string) (config, error) {
 		return config{}, err
 	}
 	cfg.paths = paths
+	if cfg.sweep != nil {
+		cfg.paths = []string{wegoID} // its lab, vpcvpn's side only
+	}
 	return cfg, nil
+}
+
+// parseCounts reads a comma-separated list of counts of 1 or more; ""
+// is none.
+func parseCounts(list string) ([]int, error) {
+	var ns []int
+	for f := range strings.SplitSeq(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want counts of 1 or more, e.g. 1,2,4", f)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
 }
 
 // parseOnly turns -only into path IDs in table order; "" means all.

@@ -181,7 +181,7 @@ func TestReportSSM(t *testing.T) {
 		"| path | up MB/s | down MB/s | first byte ms | DNS ms | DNS cached ms |",
 		"| vpcvpn over SSM | 0.950 | 0.780* | 900 | 2.20 | 0.250 |",
 		"5.1 MB each way",
-		"FAIL  vpcvpn over SSM down >= 0.8 MB/s         0.780 MB/s",
+		"FAIL  vpcvpn over SSM down >= 0.8 MB/s" + strings.Repeat(" ", 19) + "0.780 MB/s", // padded to the longest target name
 		"- vpcvpn over SSM, down MB/s: reset",
 	} {
 		if !strings.Contains(out, s) {
@@ -206,6 +206,8 @@ func TestTargetJSON(t *testing.T) {
 			`{"name":"r","min_ratio":0.8,"ratio":2,"result":"PASS"}`},
 		{"ratio n/a", target{Name: "r", Min: 10, Result: "n/a", base: "sshuttle"},
 			`{"name":"r","min_ratio":10,"ratio":null,"result":"n/a"}`},
+		{"ratio at most", target{Name: "w", Max: 2, Got: &half, Result: "PASS", baseKey: "idle"},
+			`{"name":"w","max_ratio":2,"ratio":0.5,"result":"PASS"}`},
 		{"median", target{Name: "m", Min: 0.8, Got: &half, Unit: "MB/s", Result: "FAIL"},
 			`{"name":"m","min":0.8,"unit":"MB/s","value":0.5,"result":"FAIL"}`},
 	}
@@ -344,7 +346,7 @@ func TestSSMTargetFollowsAgent(t *testing.T) {
 			r.finish(time.Minute)
 			found := false
 			for _, tg := range r.Targets {
-				if strings.Contains(tg.Name, "SSM") && strings.Contains(tg.Name, "down") {
+				if tg.path == ssmID && strings.Contains(tg.Name, "down") {
 					found = true
 					if tg.Name != tt.name || tg.Result != tt.result {
 						t.Errorf("target %q: %s; want %q: %s", tg.Name, tg.Result, tt.name, tt.result)

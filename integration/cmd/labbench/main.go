@@ -4,7 +4,7 @@
 // labs of network namespaces (package lab), and prints Markdown tables:
 //
 //	sudo make bench
-//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn,ssm,load,wego] [-json out.json] [-awsemu BIN]
+//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn,ssm,load,wego] [-json out.json] [-awsemu BIN] [-vpcvpn-args ARGS] [-sessions-sweep 1,2,4]
 //
 // Each path of the main table carries the same clients from the laptop
 // namespace to the VPC host: iperf3 up and down (-R) for bulk TCP, and
@@ -49,7 +49,16 @@
 //	          start-session` (AWS's aws CLI and session-manager-plugin)
 //	          with a key pushed by `aws ec2-instance-connect
 //	          send-ssh-public-key`: time to the first query, psql select 1
-//	          idle and during a download, MB/s down and up, pgbench -S tps
+//	          idle and during a download, MB/s down and up, pgbench -S tps;
+//	          and under load (sessions_linux.go), p50 and p95: psql and a
+//	          round trip on an open echo connection, idle and during a
+//	          download; 4 downloads at once, MB/s together and psql
+//	          meanwhile; the SSM sessions vpcvpn used, its memory after
+//
+// -sessions-sweep 1,2,3,4,5,6,8 measures instead vpcvpn's side of the wego
+// path under load for each `vpcvpn up --max-sessions N` (sweep_linux.go);
+// -vpcvpn-args adds arguments to vpcvpn up over SSM, e.g. the hidden
+// experiment flags --spare=false or --pace-bulk=true.
 //
 // Every figure is the median of -runs runs. The labs are removed at the
 // end, also on Ctrl-C or SIGTERM; a killed run's leftovers are removed by

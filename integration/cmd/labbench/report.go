@@ -64,14 +64,28 @@ func median(xs []float64) float64 {
 }
 
 // target is one of DESIGN.md's "Numbers to beat": a ratio of two paths'
-// medians, or (no base) one path's median itself.
+// medians of key, of one path's medians of key and baseKey, or (neither
+// base nor baseKey) one path's median itself.
 type target struct {
-	Name            string
-	Min             float64  // of the ratio, or of the median in Unit
-	Got             *float64 // the ratio or the median; nil when not measured
-	Unit            string   // of the median; "" for a ratio
-	Result          string   // "PASS", "FAIL" or "n/a"
-	path, base, key string
+	Name   string
+	Min    float64  // of the ratio, or of the median in Unit
+	Max    float64  // if > 0, of the ratio instead of Min: lower is better
+	Got    *float64 // the ratio or the median; nil when not measured
+	Unit   string   // of the median; "" for a ratio
+	Result string   // "PASS", "FAIL" or "n/a"
+
+	path, base, key, baseKey string
+}
+
+// isRatio reports whether t compares a ratio rather than a median.
+func (t target) isRatio() bool { return t.base != "" || t.baseKey != "" }
+
+// pass reports whether v meets t.
+func (t target) pass(v float64) bool {
+	if t.Max > 0 {
+		return v <= t.Max
+	}
+	return v >= t.Min
 }
 
 // Down over SSM is the agent's pace, 1 KiB messages with a 1 ms sleep after
@@ -84,32 +98,62 @@ const (
 	ssmDownMinReal = 0.55
 )
 
+// wegoDownToday is vpcvpn's down over AWS's agent in the wego path on
+// 2026-12-06 (docs/performance.md, the quiet VM), with one session: the
+// agent's pace, which several sessions must not slow.
+const wegoDownToday = 0.733
+
 func targets(realAgent bool) []target {
 	down := target{Name: "vpcvpn over SSM down >= 0.8 MB/s", Min: ssmDownMin, Unit: "MB/s", path: ssmID, key: "down_mbps"}
 	if realAgent {
 		down.Name, down.Min = "vpcvpn over SSM (AWS's agent) down >= 0.55 MB/s", ssmDownMinReal
 	}
-	return []target{
+	return append([]target{
 		{Name: "vpcvpn up >= 0.8x ssh -L", Min: 0.8, path: "vpcvpn", base: "ssh-l", key: "up_gbps"},
 		{Name: "vpcvpn down >= 0.8x ssh -L", Min: 0.8, path: "vpcvpn", base: "ssh-l", key: "down_gbps"},
 		{Name: "vpcvpn up >= 10x sshuttle", Min: 10, path: "vpcvpn", base: "sshuttle", key: "up_gbps"},
 		{Name: "vpcvpn down >= 10x sshuttle", Min: 10, path: "vpcvpn", base: "sshuttle", key: "down_gbps"},
 		{Name: "vpcvpn pgbench 1 client >= 0.9x ssh -L", Min: 0.9, path: "vpcvpn", base: "ssh-l", key: "pgbench_1_tps"},
+		{Name: "vpcvpn pgbench 16 clients >= 1.0x ssh -L", Min: 1.0, path: "vpcvpn", base: "ssh-l", key: "pgbench_16_tps"},
 		{Name: "vpcvpn over SSM up >= 0.8 MB/s", Min: 0.8, Unit: "MB/s", path: ssmID, key: "up_mbps"},
 		down,
+	}, sessionTargets(realAgent)...)
+}
+
+// sessionTargets are issue 18's, within the wego path's vpcvpn side:
+// interactive flows stay fast during downloads, 4 downloads move 3 times
+// one's bytes, and one download keeps the agent's pace of 2026-12-06.
+func sessionTargets(realAgent bool) []target {
+	within := func(name string, max float64, key, baseKey string) target {
+		return target{Name: name, Max: max, path: wegoID, key: "vpcvpn_" + key, baseKey: "vpcvpn_" + baseKey}
 	}
+	ts := []target{
+		within("vpcvpn psql during a download p50 <= 2x idle", 2, "select1_busy_p50_ms", "select1_idle_p50_ms"),
+		within("vpcvpn psql during a download p95 <= 3x idle", 3, "select1_busy_p95_ms", "select1_idle_p95_ms"),
+		within("vpcvpn open echo during a download p50 <= 2x idle", 2, "rtt_open_busy_p50_ms", "rtt_open_idle_p50_ms"),
+		within("vpcvpn open echo during a download p95 <= 3x idle", 3, "rtt_open_busy_p95_ms", "rtt_open_idle_p95_ms"),
+		within("vpcvpn psql during 4 downloads p50 <= 2x idle", 2, "select1_busy4_p50_ms", "select1_idle_p50_ms"),
+		within("vpcvpn psql during 4 downloads p95 <= 3x idle", 3, "select1_busy4_p95_ms", "select1_idle_p95_ms"),
+		{Name: "vpcvpn over SSM 4 downloads >= 3x one", Min: 3, path: wegoID, key: "vpcvpn_down4_mbps", baseKey: "vpcvpn_down_mbps"},
+	}
+	if realAgent {
+		ts = append(ts, target{Name: fmt.Sprintf("vpcvpn over SSM (AWS's agent) down >= 0.95x 2026-12-06's %.3f MB/s", wegoDownToday),
+			Min: 0.95 * wegoDownToday, Unit: "MB/s", path: wegoID, key: "vpcvpn_down_mbps"})
+	}
+	return ts
 }
 
 // MarshalJSON writes a ratio target as name, min_ratio, ratio and result,
 // and a target on a median as name, min, unit, value and result.
 func (t target) MarshalJSON() ([]byte, error) {
-	if t.base != "" {
+	if t.isRatio() {
 		return json.Marshal(struct {
 			Name   string   `json:"name"`
-			Min    float64  `json:"min_ratio"`
+			Min    float64  `json:"min_ratio,omitempty"`
+			Max    float64  `json:"max_ratio,omitempty"`
 			Ratio  *float64 `json:"ratio"` // null when a side was not measured
 			Result string   `json:"result"`
-		}{t.Name, t.Min, t.Got, t.Result})
+		}{t.Name, t.Min, t.Max, t.Got, t.Result})
 	}
 	return json.Marshal(struct {
 		Name   string   `json:"name"`
@@ -125,7 +169,7 @@ func (t target) show() string {
 	switch {
 	case t.Got == nil:
 		return "not measured"
-	case t.base != "":
+	case t.isRatio():
 		return formatRatio(*t.Got)
 	}
 	return formatNumber(t.Unit, *t.Got) + " " + t.Unit
@@ -142,6 +186,7 @@ type report struct {
 	realAgent      bool          // SSMAgent is AWS's real one: the SSM targets follow it
 	Paths          []*pathResult `json:"paths"`
 	Targets        []target      `json:"targets"`
+	Sweep          []*sweepRow   `json:"sessions_sweep,omitempty"` // -sessions-sweep, instead of the paths
 }
 
 // finish evaluates the targets.
@@ -154,7 +199,7 @@ func (r *report) finish(elapsed time.Duration) {
 		if v, ok := r.value(t); ok {
 			t.Got = &v
 			t.Result = "FAIL"
-			if v >= t.Min {
+			if t.pass(v) {
 				t.Result = "PASS"
 			}
 		}
@@ -163,7 +208,14 @@ func (r *report) finish(elapsed time.Duration) {
 
 // value returns what t compares with its minimum, if it was measured.
 func (r *report) value(t *target) (float64, bool) {
-	if t.base != "" {
+	switch {
+	case t.baseKey != "":
+		p, b := r.median(t.path, t.key), r.median(t.path, t.baseKey)
+		if p == nil || b == nil || *b == 0 {
+			return 0, false
+		}
+		return *p / *b, true
+	case t.base != "":
 		return r.ratio(t.path, t.base, t.key)
 	}
 	m := r.median(t.path, t.key)

@@ -178,7 +178,7 @@ func formatValue(m metric, v float64) string { return formatNumber(m.unit, v) }
 
 func formatNumber(unit string, v float64) string {
 	switch {
-	case unit == "tps" || unit == "/s" || unit == "ms" && v >= 100:
+	case unit == "tps" || unit == "/s" || unit == "sessions" || unit == "ms" && v >= 100:
 		return fmt.Sprintf("%.0f", v)
 	case v >= 10:
 		return fmt.Sprintf("%.1f", v)

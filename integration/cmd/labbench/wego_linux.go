@@ -27,7 +27,6 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -46,51 +45,72 @@ var wegoSides = []struct{ id, label string }{
 	{"wego", "Wego chain: sshuttle over ssh over aws ssm start-session"},
 }
 
-// idleQueries is how many psql runs one idle latency measurement times.
-const idleQueries = 9
-
-// wegoMeasure is one column of the wego table, measured on each side.
+// wegoMeasure is one figure of the wego tables, measured on each side (on
+// vpcvpn's alone if vpcvpnOnly): by run, or as one of the figures of a
+// scenario, which the first of its measures runs.
 type wegoMeasure struct {
 	key, title, unit string
 	lowerBetter      bool
 	run              func(ctx context.Context, w *wegoLab, b *bench) (float64, error)
+	scenario         *wegoScenario
+	vpcvpnOnly       bool
+	detail           bool // in the second table (wegoDetail) rather than the first
 }
 
 var wegoMeasures = []wegoMeasure{
-	{"first_query_ms", "first query ms", "ms", true, nil}, // start: see wegoMetrics
-	{"select1_idle_ms", "psql select 1 ms", "ms", true, func(ctx context.Context, w *wegoLab, b *bench) (float64, error) {
-		return w.idleLatency(ctx)
-	}},
-	{"select1_busy_ms", "during a download ms", "ms", true, func(ctx context.Context, w *wegoLab, b *bench) (float64, error) {
-		return w.busyLatency(ctx, ssmBytes(int(b.cfg.duration/time.Second)))
-	}},
-	{"down_mbps", "down MB/s", "MB/s", false, func(ctx context.Context, w *wegoLab, b *bench) (float64, error) {
+	{key: "first_query_ms", title: "first query ms", unit: "ms", lowerBetter: true}, // start: see wegoMetrics
+	{key: "select1_idle_p50_ms", title: "psql select 1 ms", unit: "ms", lowerBetter: true, scenario: idleScenario},
+	{key: "select1_busy_p50_ms", title: "during a download ms", unit: "ms", lowerBetter: true, scenario: busyScenario},
+	{key: "down_mbps", title: "down MB/s", unit: "MB/s", run: func(ctx context.Context, w *wegoLab, b *bench) (float64, error) {
 		return w.download(ctx, ssmBytes(int(b.cfg.duration/time.Second)), nil)
 	}},
-	{"up_mbps", "up MB/s", "MB/s", false, func(ctx context.Context, w *wegoLab, b *bench) (float64, error) {
+	{key: "up_mbps", title: "up MB/s", unit: "MB/s", run: func(ctx context.Context, w *wegoLab, b *bench) (float64, error) {
 		t := &ssmTunnel{dialVPC: func(ctx context.Context, port int) (net.Conn, error) {
 			return w.lab.DialContext(ctx, w.lab.Laptop, "tcp", vpcAddr(port))
 		}}
 		return t.upload(ctx, ssmBytes(int(b.cfg.duration/time.Second)))
 	}},
-	{"pgbench_tps", "pgbench -S tps", "tps", false, func(ctx context.Context, w *wegoLab, b *bench) (float64, error) {
+	{key: "pgbench_tps", title: "pgbench -S tps", unit: "tps", run: func(ctx context.Context, w *wegoLab, b *bench) (float64, error) {
 		return b.pgbench(ctx, vpcEndpoint(w.lab.Laptop), 1, 1)
 	}},
+	{key: "select1_idle_p95_ms", title: "psql select 1 p95 ms", unit: "ms", lowerBetter: true, scenario: idleScenario, detail: true},
+	{key: "rtt_open_idle_p50_ms", title: "open echo ms", unit: "ms", lowerBetter: true, scenario: idleScenario, detail: true},
+	{key: "rtt_open_idle_p95_ms", title: "open echo p95 ms", unit: "ms", lowerBetter: true, scenario: idleScenario, detail: true},
+	{key: "select1_busy_p95_ms", title: "during a download p95 ms", unit: "ms", lowerBetter: true, scenario: busyScenario, detail: true},
+	{key: "rtt_open_busy_p50_ms", title: "open echo during a download ms", unit: "ms", lowerBetter: true, scenario: busyScenario, detail: true},
+	{key: "rtt_open_busy_p95_ms", title: "open echo during a download p95 ms", unit: "ms", lowerBetter: true, scenario: busyScenario, detail: true},
+	{key: "down4_mbps", title: "4 downloads MB/s", unit: "MB/s", scenario: busy4Scenario, detail: true},
+	{key: "select1_busy4_p50_ms", title: "during 4 downloads ms", unit: "ms", lowerBetter: true, scenario: busy4Scenario, detail: true},
+	{key: "select1_busy4_p95_ms", title: "during 4 downloads p95 ms", unit: "ms", lowerBetter: true, scenario: busy4Scenario, detail: true},
+	{key: "sessions_used", title: "sessions used", unit: "sessions", scenario: busy4Scenario, vpcvpnOnly: true, detail: true},
+	{key: "rss_idle_sessions_mib", title: "RSS after MiB", unit: "MiB", lowerBetter: true, scenario: busy4Scenario, vpcvpnOnly: true, detail: true},
 }
 
 // wegoMetrics are the wego path's metrics: every measure of the vpcvpn
 // side, then of the Wego side, keyed "<side>_<measure>". Each side's
-// first metric starts it.
+// first metric starts it; a scenario runs at its first measure.
 var wegoMetrics = func() []metric {
 	var ms []metric
 	for _, s := range wegoSides {
+		ran := map[*wegoScenario]bool{}
 		for i, m := range wegoMeasures {
-			run := func(ctx context.Context, b *bench, ep endpoint) (float64, error) {
-				return m.run(ctx, ep.wego, b)
+			if m.vpcvpnOnly && s.id != "vpcvpn" {
+				continue
 			}
-			if i == 0 {
+			var run func(ctx context.Context, b *bench, ep endpoint) (float64, error)
+			switch first := !ran[m.scenario]; {
+			case i == 0:
 				run = func(ctx context.Context, b *bench, ep endpoint) (float64, error) {
 					return ep.wego.start(ctx, s.id)
+				}
+			case m.scenario != nil:
+				ran[m.scenario] = true
+				run = func(ctx context.Context, b *bench, ep endpoint) (float64, error) {
+					return ep.wego.figure(ctx, b, m, first)
+				}
+			default:
+				run = func(ctx context.Context, b *bench, ep endpoint) (float64, error) {
+					return m.run(ctx, ep.wego, b)
 				}
 			}
 			ms = append(ms, metric{s.id + "_" + m.key, s.id + " " + m.title, m.unit, false, run})
@@ -107,6 +127,10 @@ type wegoLab struct {
 	in    *lab.Instance // vpcvpn up, while it runs
 	chain *lab.Process  // the Wego chain's sshuttle, while it runs
 	keys  int           // Wego keys generated so far
+	// upArgs are added to vpcvpn up's (-vpcvpn-args, --max-sessions).
+	upArgs []string
+	// figures are each scenario's last run's.
+	figures map[*wegoScenario]scenarioResult
 }
 
 // openWego builds the lab (PostgreSQL with pgbench's tables, the data
@@ -123,7 +147,7 @@ func openWego(ctx context.Context, b *bench) (endpoint, func() error, error) {
 	if err != nil {
 		return endpoint{}, nil, err
 	}
-	w := &wegoLab{lab: l}
+	w := &wegoLab{lab: l, upArgs: b.cfg.upArgs, figures: map[*wegoScenario]scenarioResult{}}
 	closeAll := func() error {
 		progress("%s: removing its lab", wegoID)
 		return errors.Join(w.stop(), l.Close())
@@ -163,7 +187,7 @@ func (w *wegoLab) start(ctx context.Context, side string) (float64, error) {
 	defer cancel()
 	began := time.Now()
 	if side == "vpcvpn" {
-		in, err := w.vpn.Start(ctx, w.vpn.UpArgsSSM(vpcvpnIf)...)
+		in, err := w.vpn.Start(ctx, append(w.vpn.UpArgsSSM(vpcvpnIf), w.upArgs...)...)
 		if err != nil {
 			return 0, err
 		}
@@ -178,7 +202,7 @@ func (w *wegoLab) start(ctx context.Context, side string) (float64, error) {
 			return 0, err
 		}
 	}
-	if _, err := w.selectOne(ctx); err != nil {
+	if _, err := w.selectOne(ctx, psqlIdleLimit); err != nil {
 		return 0, fmt.Errorf("first query: %w", err)
 	}
 	return ms(time.Since(began)), nil
@@ -198,13 +222,21 @@ func (w *wegoLab) stop() error {
 	return err
 }
 
-// selectOne runs `psql -c 'select 1'` from the laptop to the VPC host and
-// returns how long the whole run took.
-func (w *wegoLab) selectOne(ctx context.Context) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, slack)
+// Limits of one psql run: idle, and behind downloads, where one session
+// of today's vpcvpn (2026-12-06) queues 2 MiB per download in front of
+// each round trip, 10 s or more at the agent's pace.
+const (
+	psqlIdleLimit = 10 * time.Second
+	psqlBusyLimit = 90 * time.Second
+)
+
+// selectOne runs `psql -c 'select 1'` from the laptop to the VPC host,
+// connecting within limit, and returns how long the whole run took.
+func (w *wegoLab) selectOne(ctx context.Context, limit time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit+slack)
 	defer cancel()
 	began := time.Now()
-	out, err := runIn(ctx, w.lab.Laptop, "env", "PGCONNECT_TIMEOUT=10", "psql", "-X", "-A", "-t",
+	out, err := runIn(ctx, w.lab.Laptop, "env", fmt.Sprintf("PGCONNECT_TIMEOUT=%d", int(limit/time.Second)), "psql", "-X", "-A", "-t",
 		"-h", lab.VPCHostAddr, "-p", fmt.Sprint(lab.PostgresPort), "-U", "postgres", "-d", lab.Database, "-c", "select 1")
 	d := time.Since(began)
 	if err != nil {
@@ -214,55 +246,6 @@ func (w *wegoLab) selectOne(ctx context.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("psql select 1 printed %q", out)
 	}
 	return d, nil
-}
-
-// idleLatency is the median of idleQueries psql runs, in milliseconds.
-func (w *wegoLab) idleLatency(ctx context.Context) (float64, error) {
-	var times []float64
-	for range idleQueries {
-		d, err := w.selectOne(ctx)
-		if err != nil {
-			return 0, err
-		}
-		times = append(times, ms(d))
-	}
-	return median(times), nil
-}
-
-// busyLatency downloads n bytes and, from the first of them until the
-// download ends, runs psql select 1 one after another (at least once); it
-// returns the median in milliseconds.
-func (w *wegoLab) busyLatency(ctx context.Context, n int64) (float64, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	flowing := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := w.download(ctx, n, flowing)
-		done <- err
-	}()
-	select {
-	case <-flowing:
-	case err := <-done:
-		return 0, fmt.Errorf("download ended before its first byte: %w", err)
-	}
-	var times []float64
-	for finished := false; !finished; {
-		d, err := w.selectOne(ctx)
-		if err != nil {
-			return 0, err
-		}
-		times = append(times, ms(d))
-		select {
-		case err := <-done:
-			if err != nil {
-				return 0, fmt.Errorf("download: %w", err)
-			}
-			finished = true
-		default:
-		}
-	}
-	return median(times), nil
 }
 
 // download asks Source for n bytes through whichever side runs and returns
@@ -316,57 +299,3 @@ func (b *bench) agentName() string {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// wegoAdvantage is how many times better vpcvpn's median of m is than the
-// Wego chain's: their quotient, turned so that above 1 favours vpcvpn.
-func (r *report) wegoAdvantage(p *pathResult, m wegoMeasure) (float64, bool) {
-	v, wg := p.Metrics["vpcvpn_"+m.key], p.Metrics["wego_"+m.key]
-	if v == nil || wg == nil || v.Median == nil || wg.Median == nil || *v.Median == 0 || *wg.Median == 0 {
-		return 0, false
-	}
-	if m.lowerBetter {
-		return *wg.Median / *v.Median, true
-	}
-	return *v.Median / *wg.Median, true
-}
-
-// printWegoTable writes the wego path's table: a row per side, then
-// vpcvpn's advantage per column.
-func printWegoTable(w io.Writer, r *report, p *pathResult) {
-	fmt.Fprintf(w, "\n### Over SSM: vpcvpn and the Wego chain, the same service and %s\n", r.SSMAgent)
-	header := []string{"path"}
-	for _, m := range wegoMeasures {
-		header = append(header, m.title)
-	}
-	printHeader(w, header)
-	for _, s := range wegoSides {
-		cells := []string{s.label}
-		for _, m := range wegoMeasures {
-			cells = append(cells, r.cell(p, metricByKey(p, s.id+"_"+m.key)))
-		}
-		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
-	}
-	cells := []string{"vpcvpn's advantage"}
-	for _, m := range wegoMeasures {
-		cell := "-"
-		if q, ok := r.wegoAdvantage(p, m); ok {
-			cell = formatRatio(q)
-		}
-		cells = append(cells, cell)
-	}
-	fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
-	fmt.Fprintf(w, "\nMedians of %d run(s), the sides taking turns. first query: from starting the side (for the\n"+
-		"Wego chain: ssh-keygen, send-ssh-public-key, sshuttle) to the first answered `psql -c 'select 1'`;\n"+
-		"psql select 1: a whole psql run, idle (median of %d) and during a %.1f MB download through the same\n"+
-		"tunnel (one run after another until it ends); down, up: %.1f MB from the Source server, to the Sink\n"+
-		"server; pgbench -S: one client for %d s. vpcvpn's advantage: the Wego chain's time over vpcvpn's, vpcvpn's rate over the\n"+
-		"Wego chain's (above 1: vpcvpn is better).\n",
-		min(r.Runs, wegoMaxRuns), idleQueries, float64(ssmBytes(r.Seconds))/1e6, float64(ssmBytes(r.Seconds))/1e6, r.Seconds)
-}
-
-// metricByKey returns p's metric with key.
-func metricByKey(p *pathResult, key string) metric {
-	ms := p.path.metrics()
-	i := slices.IndexFunc(ms, func(m metric) bool { return m.key == key })
-	return ms[i]
-}
