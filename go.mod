@@ -17,6 +17,7 @@ require (
 )
 
 require github.com/aws/aws-sdk-go-v2/service/ec2 v1.344.1 // indirect
+require github.com/pelletier/go-toml/v2 v2.4.3 // indirect
 
 require (
 	github.com/aws/aws-sdk-go-v2/credentials v1.20.15 // indirect

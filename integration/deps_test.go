@@ -44,6 +44,7 @@ var confined = map[string][]string{
 	"github.com/aws/smithy-go":       {"tunnel/ssm", "tunnel/eic", "cmd/vpcvpn/cli"},
 	"github.com/miekg/dns":           {"dnsproxy"},
 	"github.com/vishvananda/netlink": {"platform"},
+	"github.com/pelletier/go-toml":   {"cmd/vpcvpn/cli"},
 }
 
 func TestImportRules(t *testing.T) {

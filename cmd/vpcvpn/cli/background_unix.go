@@ -31,17 +31,23 @@ const (
 func isBackgroundChild() bool { return os.Getenv(backgroundEnv) == "1" }
 
 func startBackground(ctx context.Context, o *upOptions) error {
+	return spawnBackground(o.name, os.Environ())
+}
+
+// spawnBackground starts the background child that runs tunnel name with
+// env, and returns once it is connected (or has failed, saying why).
+func spawnBackground(name string, env []string) error {
 	if err := os.MkdirAll(runDir(), 0o755); err != nil {
 		return fmt.Errorf("create run directory: %w", err)
 	}
 	// A tunnel of that name still running keeps its log: the child would
 	// refuse to start, but only after the log had been cut short under it.
-	if c, err := net.DialTimeout("unix", socketPath(o.name), time.Second); err == nil {
+	if c, err := net.DialTimeout("unix", socketPath(name), time.Second); err == nil {
 		c.Close()
-		return alreadyRunning(o.name)
+		return alreadyRunning(name)
 	}
 	// A fresh file, so its mode is ours whoever made the last one.
-	path := logPath(o.name)
+	path := logPath(name)
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove the last log file: %w", err)
 	}
@@ -64,7 +70,7 @@ func startBackground(ctx context.Context, o *upOptions) error {
 		return fmt.Errorf("find own executable: %w", err)
 	}
 	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), backgroundEnv+"=1")
+	cmd.Env = append(env, backgroundEnv+"=1")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{w, logf}
 	if err := cmd.Start(); err != nil {
@@ -74,7 +80,7 @@ func startBackground(ctx context.Context, o *upOptions) error {
 	w.Close()
 	line, _ := bufio.NewReader(r).ReadString('\n')
 	if strings.TrimSpace(line) == "ok" {
-		fmt.Fprintf(os.Stderr, "vpcvpn: running in the background (pid %d), logging to %s; stop it with: sudo vpcvpn down --name %s\n", cmd.Process.Pid, path, o.name)
+		fmt.Fprintf(os.Stderr, "vpcvpn: running in the background (pid %d), logging to %s; stop it with: sudo vpcvpn down --name %s\n", cmd.Process.Pid, path, name)
 		cmd.Process.Release()
 		return nil
 	}
@@ -89,6 +95,13 @@ func startBackground(ctx context.Context, o *upOptions) error {
 // backgroundReady tells a waiting parent that the tunnel is up and detaches
 // from the terminal. Outside --background it does nothing.
 func backgroundReady() {
+	if os.Getenv(supervisedEnv) == "1" {
+		// Out of the terminal's process group: Ctrl-C reaches the
+		// supervising `up`, which passes it on once to each tunnel.
+		unix.Setpgid(0, 0)
+		tellReady()
+		return
+	}
 	if !isBackgroundChild() {
 		return
 	}
@@ -96,9 +109,7 @@ func backgroundReady() {
 	// use_pty, the terminal sudo made goes away with the parent and hangs
 	// up the processes still in its session.
 	unix.Setsid()
-	ready := os.NewFile(readyFD, "ready")
-	fmt.Fprintln(ready, "ok")
-	ready.Close()
+	tellReady()
 	if null, err := os.Open(os.DevNull); err == nil {
 		dupTo(int(null.Fd()), 0)
 		null.Close()
@@ -106,4 +117,11 @@ func backgroundReady() {
 	dupTo(logFD, 1)
 	dupTo(logFD, 2)
 	unix.Close(logFD)
+}
+
+// tellReady tells the waiting parent that the tunnel is connected.
+func tellReady() {
+	ready := os.NewFile(readyFD, "ready")
+	fmt.Fprintln(ready, "ok")
+	ready.Close()
 }

@@ -22,7 +22,12 @@ func parseUp(t *testing.T, args ...string) (*upOptions, error) {
 	for _, c := range root.Commands {
 		if c.Name == "up" {
 			c.Action = func(ctx context.Context, cmd *ucli.Command) error {
-				got, perr = parseUpOptions(cmd)
+				sel, err := selectTunnels(cmd, currentInvoker())
+				if err != nil {
+					perr = err
+					return nil
+				}
+				got, perr = sel.options(cmd)
 				return nil
 			}
 		}

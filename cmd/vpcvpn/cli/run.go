@@ -63,6 +63,10 @@ func (r *upRun) run(ctx context.Context, host platform.Host) error {
 	if err != nil {
 		return err
 	}
+	if err := checkRunningOverlap(ctx, r.opts.name, r.opts.cidrs); err != nil {
+		ctl.close()
+		return err
+	}
 	eng, err := r.newEngine(ctx, host)
 	if err != nil {
 		ctl.close()
@@ -240,6 +244,10 @@ func (r *upRun) awaitGoodbye(eng *engine.Engine, ctl *controlServer) {
 }
 
 func (r *upRun) progress(format string, args ...any) {
+	if os.Getenv(tunnelEnv) != "" {
+		// One of several: say which.
+		format = r.opts.name + ": " + format
+	}
 	fmt.Fprintf(r.out, "vpcvpn: "+format+"\n", args...)
 }
 

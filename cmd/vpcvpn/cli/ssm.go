@@ -77,7 +77,8 @@ func (d *dialer) ssmPeer(ctx context.Context, hooks engine.ConnHooks) (*peer, er
 		Logger:    d.log,
 	}
 	p.transport = ssmTransport(awsssm.NewFromConfig(awsCfg), o.host, ssm.SessionOptions{
-		Port: o.port,
+		Port:   o.port,
+		Reason: o.reason,
 		Config: ssm.Config{
 			Header:    ssm.SigV4Header(awsCfg.Credentials, awsCfg.Region, d.log),
 			TLSConfig: tlsCfg,

@@ -19,7 +19,7 @@ import (
 func statusCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "status",
-		Usage: "show a running tunnel's state, routes and traffic",
+		Usage: "show the running tunnels' state, routes and traffic (--name: one tunnel's)",
 		Flags: []ucli.Flag{
 			nameFlag(),
 			&ucli.BoolFlag{Name: "json", Usage: "print a JSON object"},
@@ -32,6 +32,11 @@ func runStatus(ctx context.Context, cmd *ucli.Command) error {
 	name := cmd.String("name")
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if !cmd.IsSet("name") {
+		if running, _ := runningTunnels(ctx); len(running) > 0 {
+			return printStatuses(cmd.Root().Writer, running, cmd.Bool("json"))
+		}
+	}
 	st, err := callControl(ctx, socketPath(name), "status")
 	w := cmd.Root().Writer
 	if errors.Is(err, errNotRunning) {
@@ -51,6 +56,26 @@ func runStatus(ctx context.Context, cmd *ucli.Command) error {
 		return enc.Encode(st)
 	}
 	return printStatus(w, st)
+}
+
+// printStatuses prints the status of each running tunnel: a block of text
+// each, or one JSON object each (a stream, as jq reads it).
+func printStatuses(w io.Writer, sts []*Status, asJSON bool) error {
+	for i, st := range sts {
+		if asJSON {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(st); err != nil {
+				return err
+			}
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		printStatus(w, st)
+	}
+	return nil
 }
 
 // status is what the control socket answers: the flags, and the engine's

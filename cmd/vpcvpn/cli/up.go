@@ -24,6 +24,7 @@ type upOptions struct {
 	profile        string // --via ssm: AWS profile
 	region         string // --via ssm: AWS region
 	strictHostKey  bool   // --via ssm: refuse an unknown host key
+	reason         string // --via ssm: StartSession's Reason, for the audit trail
 	dns            dnsOptions
 	identity       string // -i; empty: agent and default keys
 	proxyCommand   string
@@ -44,13 +45,17 @@ type upOptions struct {
 
 const defaultSSHUser = "ec2-user"
 
+// maxReason is the longest Reason StartSession accepts.
+const maxReason = 256
+
 func upCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "up",
 		Usage:     "connect and route CIDRs through the bastion (runs until Ctrl-C)",
-		ArgsUsage: "[CIDR...]",
+		ArgsUsage: "[CIDR...] | TUNNEL...",
 		Description: "Examples:\n" +
 			"   sudo vpcvpn up 10.0.0.0/16 --target i-0123456789abcdef0\n" +
+			"   sudo vpcvpn up prod staging             # tunnels of ~/.config/vpcvpn/config.toml\n" +
 			"   sudo vpcvpn up 10.0.0.0/16 10.1.0.0/16 --target i-0123456789abcdef0 --profile work --region eu-west-1\n" +
 			"   sudo vpcvpn up -N --target bastion               # the instance tagged Name=bastion; its VPC's ranges\n" +
 			"   sudo vpcvpn up 10.0.0.0/16 --target tag:Role=bastion\n" +
@@ -66,12 +71,14 @@ func upCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "profile", Usage: "--via ssm: AWS `PROFILE` (default: AWS_PROFILE, then default)"},
 			&ucli.StringFlag{Name: "region", Usage: "--via ssm: AWS `REGION` (default: AWS_REGION or the profile's)"},
 			&ucli.BoolFlag{Name: "strict-host-key", Usage: "--via ssm: refuse an instance host key not already in known_hosts"},
+			&ucli.StringFlag{Name: "reason", Usage: "--via ssm: why the session is opened, recorded with it (CloudTrail, the Session Manager console), e.g. a ticket `TEXT`"},
 			&ucli.StringFlag{Name: "ssh", Usage: "bastion as `[USER@]HOST[:PORT]` (user defaults to " + defaultSSHUser + ")"},
 			&ucli.StringFlag{Name: "identity", Aliases: []string{"i"}, Usage: "private key `FILE` (default: ssh-agent, then ~/.ssh/id_*)"},
 			&ucli.StringFlag{Name: "proxy-command", Usage: "reach the bastion through `CMD`'s stdin/stdout, as OpenSSH's ProxyCommand (%h %p %r)"},
 			&ucli.StringFlag{Name: "known-hosts", Usage: "known_hosts `FILE` (default: ~/.ssh/known_hosts of the user running sudo)"},
 			&ucli.BoolFlag{Name: "accept-new-host-key", Usage: "trust and record an unknown bastion host key (like StrictHostKeyChecking=accept-new)"},
 			nameFlag(),
+			&ucli.StringFlag{Name: "config", Usage: "config `FILE` naming the tunnels (default ~/.config/vpcvpn/config.toml of the user running sudo)"},
 			&ucli.IntFlag{Name: "mtu", Value: 1500, Usage: "MTU of the tunnel interface"},
 			&ucli.StringFlag{Name: "tun-address", Usage: "`IP` of the tunnel interface (default: one outside every routed CIDR)"},
 			&ucli.DurationFlag{Name: "connect-timeout", Value: 15 * time.Second, Usage: "how long a new connection waits for the far side before it is reset"},
@@ -85,12 +92,22 @@ func upCommand() *ucli.Command {
 }
 
 func runUp(ctx context.Context, cmd *ucli.Command) error {
-	opts, err := parseUpOptions(cmd)
+	sel, err := selectTunnels(cmd, currentInvoker())
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
-		return errors.New("vpcvpn up changes routes and creates an interface, so it must run as root: sudo vpcvpn up ...")
+	if len(sel.names) > 1 {
+		if err := checkRoot(); err != nil {
+			return err
+		}
+		return runSeveral(ctx, cmd, sel)
+	}
+	opts, err := sel.options(cmd)
+	if err != nil {
+		return err
+	}
+	if err := checkRoot(); err != nil {
+		return err
 	}
 	if opts.background && !isBackgroundChild() {
 		return startBackground(ctx, opts)
@@ -98,7 +115,24 @@ func runUp(ctx context.Context, cmd *ucli.Command) error {
 	return runTunnel(ctx, opts, cmd.Root().ErrWriter)
 }
 
-func parseUpOptions(cmd *ucli.Command) (*upOptions, error) {
+func checkRoot() error {
+	if os.Geteuid() != 0 {
+		return errors.New("vpcvpn up changes routes and creates an interface, so it must run as root: sudo vpcvpn up ...")
+	}
+	return nil
+}
+
+// options applies the one tunnel named, if any, and checks the options.
+func (s *upSelection) options(cmd *ucli.Command) (*upOptions, error) {
+	if err := s.apply(cmd); err != nil {
+		return nil, err
+	}
+	o, err := parseUpOptions(cmd, s.cidrs)
+	return o, s.locate(err)
+}
+
+// parseUpOptions checks the flags of `up` and the ranges it routes.
+func parseUpOptions(cmd *ucli.Command, cidrs []string) (*upOptions, error) {
 	inv := currentInvoker()
 	o := &upOptions{
 		name:           cmd.String("name"),
@@ -114,8 +148,8 @@ func parseUpOptions(cmd *ucli.Command) (*upOptions, error) {
 	}
 	var err error
 	o.autoNets = cmd.Bool("auto-nets")
-	if args := cmd.Args().Slice(); len(args) > 0 || !o.autoNets {
-		if o.cidrs, err = routing.ParseCIDRs(args); err != nil && len(args) == 0 {
+	if len(cidrs) > 0 || !o.autoNets {
+		if o.cidrs, err = routing.ParseCIDRs(cidrs); err != nil && len(cidrs) == 0 {
 			return nil, fmt.Errorf("%w, or route the bastion's VPC with -N --target", err)
 		} else if err != nil {
 			return nil, err
@@ -179,7 +213,7 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 		if cmd.IsSet("auto-nets") {
 			return errors.New("-N looks the bastion's VPC up in EC2, so it needs --target; with --ssh give the ranges as CIDRs")
 		}
-		for _, f := range []string{"user", "ssh-port", "profile", "region", "strict-host-key"} {
+		for _, f := range []string{"user", "ssh-port", "profile", "region", "strict-host-key", "reason"} {
 			if cmd.IsSet(f) {
 				return fmt.Errorf("--%s applies to --via ssm only; with --ssh give [USER@]HOST[:PORT]", f)
 			}
@@ -191,6 +225,9 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 		}
 		o.profile, o.region, o.strictHostKey = cmd.String("profile"), cmd.String("region"), cmd.Bool("strict-host-key")
 		o.userSet = cmd.IsSet("user")
+		if o.reason = cmd.String("reason"); len(o.reason) > maxReason {
+			return fmt.Errorf("--reason is %d characters long: StartSession takes at most %d", len(o.reason), maxReason)
+		}
 		return o.parseSSMTarget(target, cmd.String("user"), int(cmd.Int("ssh-port")))
 	default:
 		return fmt.Errorf("unknown --via %q: use ssh or ssm", o.via)
