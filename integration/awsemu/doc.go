@@ -1,6 +1,6 @@
 // Package awsemu emulates the AWS side of vpcvpn's SSM and EC2 Instance
 // Connect paths for tests: an HTTPS endpoint that verifies SigV4 and serves
-// AmazonSSM StartSession/ResumeSession/TerminateSession and
+// AmazonSSM StartSession/ResumeSession/TerminateSession/DescribeSessions and
 // AWSEC2InstanceConnectService.SendSSHPublicKey over AWS JSON 1.1, and the
 // ssmmessages data channel (WebSocket).
 //

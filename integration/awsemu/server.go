@@ -119,6 +119,7 @@ type Server struct {
 	faults   map[string]*startFault   // instance → forced StartSession error
 	frames   FrameFaults              // for sessions without frame faults of their own
 	relays   map[string]*relay        // sessions with a real agent
+	history  []sessionRecord          // every session started, for DescribeSessions
 	agents   map[string]*agentState   // instances with a real agent
 	issued   map[string]credentials   // temporary credentials by access key
 	imds     *imds                    // nil without Config.IMDS

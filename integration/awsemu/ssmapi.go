@@ -15,7 +15,8 @@ const sshDocument = "AWS-StartSSHSession"
 
 func (s *Server) ssmService() jsonService {
 	ops := map[string]operation{
-		"StartSession":                s.startSession,
+		"StartSession":                s.recorded(s.startSession),
+		"DescribeSessions":            s.describeSessions,
 		"ResumeSession":               s.resumeSession,
 		"TerminateSession":            s.terminateSession,
 		"DescribeInstanceInformation": s.describeInstances,
