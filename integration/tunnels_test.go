@@ -261,4 +261,3 @@ func assertNoTunnels(t *testing.T, l *lab.Lab, v *lab.VPCVPN) {
 		t.Errorf("control sockets left: %v", socks)
 	}
 }
-

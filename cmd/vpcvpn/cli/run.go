@@ -125,6 +125,12 @@ func (r *upRun) newEngine(ctx context.Context, host platform.Host) (*engine.Engi
 		if err := r.findTarget(ctx, cfg, endpoints, names); err != nil {
 			return nil, sudoHint(err, o, r.inv)
 		}
+		if o.autoNets {
+			// The VPC's ranges are known only now.
+			if err := checkRunningOverlap(ctx, o.name, o.cidrs); err != nil {
+				return nil, err
+			}
+		}
 	}
 	r.progress("connecting to %s via %s", o.bastion(), o.transportName())
 	protect, err := resolveBastion(ctx, o)
