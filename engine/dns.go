@@ -24,6 +24,10 @@ type DNSConfig struct {
 	Upstream netip.Addr // the VPC resolver, as the bastion reaches it (port 53)
 	Domains  []string   // the split domains, normalized
 
+	// Avoid are addresses the proxy must not take, besides the host's own:
+	// those where other tunnels' proxies serve, whose /32 routes are theirs.
+	Avoid []netip.Addr
+
 	// NewResolver makes the OS resolver configuration the plan sets, e.g.
 	// with platform.NewResolver. It must call fallbackChanged when the
 	// host's own nameservers change (ResolverConfig.FallbackChanged).
@@ -75,7 +79,9 @@ func (e *Engine) planDNS(rcfg *routing.Config) error {
 	if err != nil {
 		return err
 	}
-	addr, err := pickDNSAddr(rcfg.CIDRs, rcfg.TUNAddr, func(a netip.Addr) bool { return slices.Contains(locals, a) })
+	addr, err := pickDNSAddr(rcfg.CIDRs, rcfg.TUNAddr, func(a netip.Addr) bool {
+		return slices.Contains(locals, a) || slices.Contains(d.Avoid, a)
+	})
 	if err != nil {
 		return err
 	}

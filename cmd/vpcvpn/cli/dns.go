@@ -4,9 +4,11 @@ package cli
 // DNS (engine/dns.go) sets.
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -110,6 +112,7 @@ func (r *upRun) dnsConfig() *engine.DNSConfig {
 	return &engine.DNSConfig{
 		Upstream: o.dns.server,
 		Domains:  o.dns.domains,
+		Avoid:    otherDNSServers(o.name),
 		NewResolver: func(fallbackChanged func([]netip.Addr)) (platform.Resolver, error) {
 			rcfg.FallbackChanged = fallbackChanged
 			res, err := platform.NewResolver(rcfg)
@@ -127,4 +130,22 @@ func dnsSummary(d *engine.DNSStatus) string {
 		return ""
 	}
 	return fmt.Sprintf("; DNS for %s at %s (%s)", strings.Join(d.Domains, ", "), d.Server, d.Mode)
+}
+
+// otherDNSServers returns the addresses where the DNS proxies of the other
+// running tunnels serve: each has its own, routed to its interface.
+func otherDNSServers(name string) []netip.Addr {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	running, _ := runningTunnels(ctx)
+	var addrs []netip.Addr
+	for _, st := range running {
+		if st.Name == name || st.DNS == nil {
+			continue
+		}
+		if a, err := netip.ParseAddr(st.DNS.Server); err == nil {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
 }
