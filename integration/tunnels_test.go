@@ -20,8 +20,10 @@ import (
 )
 
 // The tunnels of the config file: vpchost over the emulated SSM to the VPC
-// host, bastion over SSH to an echo server on the bastion's VPC address,
-// and wide, which overlaps both.
+// host, with split DNS for the lab's private zone too; bastion over SSH to
+// an echo server on the bastion's VPC address, without DNS (resolv.conf,
+// as in the lab's namespaces, can send names to one tunnel only); and
+// wide, which overlaps both.
 const (
 	tunnelsReason = "INC-1234 on-call"
 	bastionEcho   = lab.BastionVPCAddr + ":7"
@@ -38,7 +40,7 @@ user = %q
 known_hosts = %q
 cidrs = ["%s/32"]
 reason = %q
-dns = false
+dns_domains = [%q]
 
 [tunnel.bastion]
 ssh = %q
@@ -52,7 +54,7 @@ ssh = %q
 identity = %q
 known_hosts = %q
 cidrs = [%q]
-`, lab.InstanceID, lab.SSHUser, l.Path("known_hosts_ssm"), lab.VPCHostAddr, tunnelsReason,
+`, lab.InstanceID, lab.SSHUser, l.Path("known_hosts_ssm"), lab.VPCHostAddr, tunnelsReason, lab.PrivateZone,
 		s.Target(), s.KeyPath, s.KnownHosts, lab.BastionVPCAddr,
 		s.Target(), s.KeyPath, s.KnownHosts, lab.VPCCIDR)
 	p := filepath.Join(t.TempDir(), "config.toml")
@@ -67,7 +69,7 @@ cidrs = [%q]
 // leaves running is stopped with `down --all` before the lab goes.
 func upTunnelsLab(t *testing.T) (*lab.Lab, *lab.VPCVPN, string) {
 	t.Helper()
-	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Agent: lab.AgentBuiltin, Pacing: "none"}})
+	l, v := upSSMLab(t, lab.Options{DNS: true, AWS: &lab.AWSOptions{Agent: lab.AgentBuiltin, Pacing: "none"}})
 	ln, err := l.Listen(l.Bastion, "tcp", bastionEcho)
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +149,11 @@ func reasonOf(ss []types.Session) string {
 // third that overlaps is refused, and `down --all` removes both.
 func TestTunnelsSeveral(t *testing.T) {
 	l, v, cfg := upTunnelsLab(t)
+	resolvConf := filepath.Join("/etc/netns", l.Laptop, "resolv.conf")
+	before, err := os.ReadFile(resolvConf)
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := v.Run(testContext(t, 60*time.Second), "up", "vpchost", "bastion", "--config", cfg, "--background")
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("up vpchost bastion --background: exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
@@ -170,6 +177,9 @@ func TestTunnelsSeveral(t *testing.T) {
 		}
 	}
 	assertNoTunnels(t, l, v)
+	if after, err := os.ReadFile(resolvConf); err != nil || string(after) != string(before) {
+		t.Errorf("resolv.conf after down --all (%v):\n%s\nwant it as before:\n%s", err, after, before)
+	}
 }
 
 // TestTunnelsSeveralForeground: `up A B` in the foreground supervises both;
@@ -203,6 +213,10 @@ func TestTunnelsSeveralForeground(t *testing.T) {
 func testBothTunnels(t *testing.T, l *lab.Lab, v *lab.VPCVPN) {
 	t.Helper()
 	testPsqlViaBastion(t, l)
+	out, err := l.Exec(testContext(t, 20*time.Second), l.Laptop, "getent", "ahostsv4", lab.PrivateZoneName)
+	if f := strings.Fields(out); err != nil || len(f) == 0 || f[0] != lab.VPCHostAddr {
+		t.Errorf("getent %s = %q, %v; want %s through vpchost's split DNS", lab.PrivateZoneName, out, err, lab.VPCHostAddr)
+	}
 	if err := echoOnce(testContext(t, 20*time.Second), l, bastionEcho, 1, 1<<20); err != nil {
 		t.Errorf("through tunnel bastion: %v", err)
 	}
