@@ -95,7 +95,7 @@ func autoNetsErr(in instance, err error) error {
 
 // vpcBlocks returns vpc's associated IPv4 CIDR blocks.
 func (inv inventory) vpcBlocks(ctx context.Context, vpc string) ([]netCandidate, error) {
-	out, err := inv.ec2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{vpc}})
+	out, err := inv.describeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{vpc}})
 	if err != nil {
 		return nil, permissionHint(err, "ec2:DescribeVpcs")
 	}
@@ -155,7 +155,7 @@ func (inv inventory) routeTable(ctx context.Context, filter, value string) (*ec2
 	if filter == "vpc-id" {
 		filters = append(filters, ec2types.Filter{Name: aws.String("association.main"), Values: []string{"true"}})
 	}
-	out, err := inv.ec2.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{Filters: filters})
+	out, err := inv.describeRouteTables(ctx, &ec2.DescribeRouteTablesInput{Filters: filters})
 	if err != nil {
 		return nil, permissionHint(err, "ec2:DescribeRouteTables")
 	}

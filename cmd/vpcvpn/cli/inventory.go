@@ -17,21 +17,25 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
 
-// ec2API is the part of EC2 that --target, -N and `vpcvpn targets` call.
-type ec2API interface {
-	ec2.DescribeInstancesAPIClient
-	ec2.DescribeVpcsAPIClient
-	ec2.DescribeRouteTablesAPIClient
-}
-
-// inventory reaches the two services; tests fill it with fakes.
+// inventory reaches the two services; tests fill it with fakes. The EC2
+// calls are method values rather than an interface: an *ec2.Client held in
+// an interface keeps all of its several hundred operations in the binary
+// (the linker cannot drop methods reflection might call), 20 MB of it.
 type inventory struct {
-	ec2 ec2API
-	ssm awsssm.DescribeInstanceInformationAPIClient
+	describeInstances   func(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	describeVpcs        func(context.Context, *ec2.DescribeVpcsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error)
+	describeRouteTables func(context.Context, *ec2.DescribeRouteTablesInput, ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error)
+	ssm                 awsssm.DescribeInstanceInformationAPIClient
 }
 
 func newInventory(cfg aws.Config) inventory {
-	return inventory{ec2: ec2.NewFromConfig(cfg), ssm: awsssm.NewFromConfig(cfg)}
+	c := ec2.NewFromConfig(cfg)
+	return inventory{
+		describeInstances:   c.DescribeInstances,
+		describeVpcs:        c.DescribeVpcs,
+		describeRouteTables: c.DescribeRouteTables,
+		ssm:                 awsssm.NewFromConfig(cfg),
+	}
 }
 
 // instance is a candidate bastion: EC2's view joined with SSM's.
@@ -102,9 +106,9 @@ func eicUser(platformName, version string) string {
 // terminated ones; SSM's information is not joined yet.
 func (inv inventory) ec2Instances(ctx context.Context, filters []ec2types.Filter) ([]instance, error) {
 	var list []instance
-	p := ec2.NewDescribeInstancesPaginator(inv.ec2, &ec2.DescribeInstancesInput{Filters: filters})
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
+	in := &ec2.DescribeInstancesInput{Filters: filters}
+	for {
+		out, err := inv.describeInstances(ctx, in)
 		if err != nil {
 			return nil, permissionHint(err, "ec2:DescribeInstances")
 		}
@@ -115,6 +119,10 @@ func (inv inventory) ec2Instances(ctx context.Context, filters []ec2types.Filter
 				}
 			}
 		}
+		if aws.ToString(out.NextToken) == "" {
+			break
+		}
+		in.NextToken = out.NextToken
 	}
 	return list, nil
 }

@@ -192,6 +192,12 @@ func (r *upRun) findTarget(ctx context.Context, awsCfg aws.Config, protect []net
 	if err != nil {
 		return err
 	}
+	var plan autoNetPlan
+	if o.autoNets {
+		if plan, err = autoNets(ctx, awsCfg, in, o.cidrs, protect, names); err != nil {
+			return err
+		}
+	}
 	if !o.target.isID() {
 		r.progress("--target %s: %s in %s %s, SSM agent %s on %s", o.target, in.label(), in.VPC, in.AZ, in.AgentVersion, orDash(in.Platform))
 		o.host = in.ID
@@ -199,14 +205,9 @@ func (r *upRun) findTarget(ctx context.Context, awsCfg aws.Config, protect []net
 			o.user = in.EICUser
 		}
 	}
-	if !o.autoNets {
-		return nil
+	if o.autoNets {
+		printAutoNets(r.out, in, plan)
+		o.cidrs = plan.CIDRs
 	}
-	plan, err := autoNets(ctx, awsCfg, in, o.cidrs, protect, names)
-	if err != nil {
-		return err
-	}
-	printAutoNets(r.out, in, plan)
-	o.cidrs = plan.CIDRs
 	return nil
 }

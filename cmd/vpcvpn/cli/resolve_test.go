@@ -198,7 +198,9 @@ func tableMatches(rt ec2types.RouteTable, filters []ec2types.Filter) bool {
 	return true
 }
 
-func (f *fakeAWS) inventory() inventory { return inventory{ec2: f, ssm: f} }
+func (f *fakeAWS) inventory() inventory {
+	return inventory{describeInstances: f.DescribeInstances, describeVpcs: f.DescribeVpcs, describeRouteTables: f.DescribeRouteTables, ssm: f}
+}
 
 func ec2Instance(id, state, vpc, az string, tags ...string) ec2types.Instance {
 	i := ec2types.Instance{
