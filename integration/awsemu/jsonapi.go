@@ -37,6 +37,10 @@ type jsonService struct {
 }
 
 func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request) {
+	if isEC2Query(r) {
+		s.serveEC2(w, r)
+		return
+	}
 	target := r.Header.Get("X-Amz-Target")
 	prefix, op, _ := strings.Cut(target, ".")
 	svc, ok := s.services[prefix]

@@ -47,6 +47,8 @@ type Config struct {
 	// Faults are frame-level faults of every session's data channel; the
 	// admin action frames changes them at run time.
 	Faults FrameFaults
+	// EC2 is the account's EC2 side (ec2inventory.go); nil: no instances.
+	EC2 *EC2Inventory
 	// Logger receives one line per call; nil discards.
 	Logger *slog.Logger
 }
@@ -110,6 +112,7 @@ type Server struct {
 	maxAge    atomic.Int64   // Config.MaxSessionDuration (ns), likewise
 	agentAway atomic.Int64   // agentAwayLimit (ns); tests shorten it
 	delay     atomic.Int64   // admin delay without a session (ns): every relay's from then on
+	ec2       *ec2Service    // Config.EC2 and what is denied; has its own lock
 
 	mu       sync.Mutex // guards following
 	closed   bool
@@ -194,6 +197,7 @@ func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 	for _, id := range cfg.Disconnected {
 		s.offline[id] = true
 	}
+	s.ec2 = newEC2Service(cfg.EC2)
 	s.services = map[string]jsonService{
 		"AmazonSSM":                        s.ssmService(),
 		"AWSEC2InstanceConnectService":     s.eicService(),
@@ -207,6 +211,7 @@ func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 	mux.HandleFunc("GET /v1/control-channel/{id}", s.serveControlChannel)
 	mux.HandleFunc("GET "+keysPath, s.serveAuthorizedKeys)
 	mux.HandleFunc("POST "+adminPath+"{action}", s.serveAdmin)
+	mux.HandleFunc("POST "+adminPath+"deny", s.serveDeny)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	return s

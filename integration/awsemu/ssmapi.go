@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"net"
 	"net/http"
-	"sort"
 )
 
 // AmazonSSM operations (SSM-PROTOCOL.md §1).
@@ -188,33 +187,4 @@ func (s *Server) terminateSession(body []byte) (any, error) {
 		r.end("", true)
 	}
 	return sessionOutput{SessionId: sid}, nil
-}
-
-type instanceInfo struct {
-	InstanceId, PingStatus, AgentVersion, PlatformType, ResourceType string
-	IsLatestVersion                                                  bool
-}
-
-func (s *Server) describeInstances([]byte) (any, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	list := []instanceInfo{}
-	for id := range s.cfg.Instances {
-		ping := "Online"
-		if s.offline[id] {
-			ping = "ConnectionLost"
-		}
-		list = append(list, instanceInfo{id, ping, s.cfg.AgentVersion, "Linux", "EC2Instance", true})
-	}
-	for id, a := range s.agents {
-		// PingStatus from the agent's own check-ins: Online while its
-		// control channel is open, ConnectionLost once it is not.
-		ping := "ConnectionLost"
-		if a.ctl != nil && !a.offline {
-			ping = "Online"
-		}
-		list = append(list, instanceInfo{id, ping, a.version, "Linux", "EC2Instance", true})
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].InstanceId < list[j].InstanceId })
-	return map[string]any{"InstanceInformationList": list}, nil
 }
