@@ -242,6 +242,11 @@ func (l *Lab) startEmulator(ctx context.Context, o *AWSOptions, realAgent bool) 
 		"--listen", hostPort(BastionAddr, AWSPort), "--state-dir", l.AWS.Dir,
 		"--access-key", AWSAccessKey, "--secret-key", AWSSecretKey, "--region", AWSRegion,
 		"--pacing", pacing, "--key-ttl", ttl.String()}
+	ec2, err := l.ec2Args()
+	if err != nil {
+		return err
+	}
+	argv = append(argv, ec2...)
 	if realAgent {
 		if err := runIP(ctx, "-n", l.Bastion, "addr", "add", IMDSAddr+"/32", "dev", "lo"); err != nil {
 			return err

@@ -39,6 +39,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", awsemu.DefaultIdleTimeout, "end a session after this long without client input (session preferences; negative: never)")
 	fs.DurationVar(&cfg.MaxSessionDuration, "max-session-duration", 0, "end any session this old (0: never)")
 	fs.StringVar(&cfg.AgentVersion, "agent-version", "3.3.1000.0", "agent version sent in the handshake")
+	ec2File := fs.String("ec2", "", "the account's EC2 instances, VPCs and route tables: a JSON `file` (see awsemu.EC2Inventory)")
 	faults := fs.String("frame-faults", "", "data-channel frame `faults` of every session, in the admin endpoint's query form, e.g. drop-out=1/50&dup-in=0.01&ack-delay=300ms")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -52,6 +53,11 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Faults = f
+	if *ec2File != "" {
+		if cfg.EC2, err = awsemu.LoadEC2Inventory(*ec2File); err != nil {
+			return fmt.Errorf("serve: --ec2: %w", err)
+		}
+	}
 	cfg.Disconnected = disconnected
 	cfg.AgentInstances = agents
 	m, err := parseInstances(instances)
