@@ -238,7 +238,10 @@ func checkAutoNet(cidr string, protect []netip.Addr, names map[netip.Addr]string
 			if what == "" {
 				what = "an address that must stay out of the tunnel"
 			}
-			return p, fmt.Sprintf("it would capture %s (%s)", what, a)
+			if !strings.Contains(what, a.String()) {
+				what += " (" + a.String() + ")"
+			}
+			return p, "it would capture " + what
 		}
 	}
 	if _, err := routing.ParseCIDRs([]string{p.String()}); err != nil {
