@@ -214,6 +214,16 @@ func (c *Client) Err() error {
 // "SSH-2.0-OpenSSH_9.2p1 Debian-2".
 func (c *Client) RemoteVersion() string { return string(c.sc.ServerVersion()) }
 
+// TransportID returns the transport's name for this connection, for
+// status: an SSM session's ID, or "" when the transport's conn has none
+// (it answers SessionID() string when it has).
+func (c *Client) TransportID() string {
+	if s, ok := c.conn.Conn.(interface{ SessionID() string }); ok {
+		return s.SessionID()
+	}
+	return ""
+}
+
 // Stats are counters of a Client, for status output.
 type Stats struct {
 	BytesIn      uint64 // bytes read from the transport, SSH framing included

@@ -95,6 +95,34 @@ func TestDialContextRelaysAndHalfCloses(t *testing.T) {
 	if s := c.Stats(); s.BytesIn < uint64(len(msg)) || s.BytesOut < uint64(len(msg)) {
 		t.Errorf("Stats = %+v, want at least %d bytes each way", s, len(msg))
 	}
+	if id := c.TransportID(); id != "" {
+		t.Errorf("TransportID() over TCP = %q, want none", id)
+	}
+}
+
+// sessionConn is a transport conn with a session ID, as an SSM data
+// channel has.
+type sessionConn struct{ net.Conn }
+
+func (sessionConn) SessionID() string { return "user-0a1b2c3d4e5f" }
+
+// TestTransportID: a transport conn that names its session names the
+// Client's.
+func TestTransportID(t *testing.T) {
+	vpctest.LeakCheck(t)
+	e := newEnv(t, tunneltest.ServerConfig{})
+	cfg := e.config(t)
+	tcp := cfg.Transport
+	cfg.Transport = func(ctx context.Context) (net.Conn, error) {
+		c, err := tcp(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return sessionConn{c}, nil
+	}
+	if id := dial(t, cfg).TransportID(); id != "user-0a1b2c3d4e5f" {
+		t.Errorf("TransportID() = %q, want the session's", id)
+	}
 }
 
 func TestDialContextRefused(t *testing.T) {

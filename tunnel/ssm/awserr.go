@@ -47,6 +47,11 @@ func (e *SessionError) Permanent() bool {
 	return false
 }
 
+// Throttled reports whether AWS refused the call for its rate
+// (ThrottlingException), after the SDK's own retries: a caller that can
+// wait should back off longer than for other failures.
+func (e *SessionError) Throttled() bool { return e.Kind == ErrThrottled }
+
 // sessionError maps err from the StartSession or ResumeSession call op
 // for target (and document) to a *SessionError.
 func sessionError(op, target, document string, err error) *SessionError {

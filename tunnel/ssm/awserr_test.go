@@ -60,6 +60,9 @@ func TestStartErrors(t *testing.T) {
 			if se.Permanent() != tt.permanent {
 				t.Errorf("Permanent() = %v", se.Permanent())
 			}
+			if want := tt.kind == ssm.ErrThrottled; se.Throttled() != want {
+				t.Errorf("Throttled() = %v, want %v", se.Throttled(), want)
+			}
 			if _, _, n := f.calls(); n != 0 {
 				t.Errorf("TerminateSession called after a failed start")
 			}

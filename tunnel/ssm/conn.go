@@ -409,6 +409,10 @@ func (c *Conn) Acknowledged() uint64 { return c.out.acknowledged() }
 // from the destination that Read cannot give yet.
 func (c *Conn) Received() uint64 { return c.received.Load() }
 
+// SessionID returns the ID of the session the Conn carries, as
+// StartSession returned it; "" for a Conn not made by Start.
+func (c *Conn) SessionID() string { return c.cfg.sessionID }
+
 // Carrier names what relays the stream, for messages about damage to it.
 func (c *Conn) Carrier() string { return "the instance's SSM agent" }
 

@@ -116,6 +116,9 @@ func TestStart(t *testing.T) {
 	f := &fakeAPI{}
 	c, s := startSession(t, &ssmtest.Agent{Greeting: greeting}, f)
 	readGreeting(t, c)
+	if id := c.SessionID(); id != testSessionID {
+		t.Errorf("SessionID() = %q, want %q", id, testSessionID)
+	}
 	in := f.starts[0]
 	if aws.ToString(in.Target) != "i-0123456789abcdef0" || aws.ToString(in.DocumentName) != "AWS-StartSSHSession" ||
 		len(in.Parameters["portNumber"]) != 1 || in.Parameters["portNumber"][0] != "22" {
