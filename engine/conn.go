@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/vpcvpn/vpcvpn/tunnel"
@@ -73,14 +74,26 @@ type ConnStatus struct {
 }
 
 // conn is one SSH connection of the pool, from its dial to its close.
-// Fields other than id are guarded by the pool's mu.
+// Fields other than id, extra and the atomics are guarded by the pool's mu.
 type conn struct {
-	id     int
-	extra  bool // dialed by the pool for more room, not by serve
-	state  ConnState
-	since  time.Time
-	client *tunnel.Client     // nil while dialing
-	cancel context.CancelFunc // ends the dial; nil once it has ended
+	id    int
+	extra bool // dialed by the pool for more room, not by serve
+
+	state   ConnState
+	since   time.Time
+	client  *tunnel.Client     // nil while dialing
+	session string             // client.TransportID()
+	cancel  context.CancelFunc // ends the dial; nil once it has ended
+	ready   chan struct{}      // an extra's: closed when its dial has ended
+	claimed bool               // an extra's: a flow waits for it
+
+	flows      map[*flow]struct{} // open, and being opened
+	flowsTotal uint64
+	idleSince  time.Duration // on the pool's clock: when its last flow closed, or it came up
+	bulkUntil  time.Duration // counts as bulk until then, after its last bulk flow
+	lastErr    string
+
+	bytesUp, bytesDown atomic.Uint64 // payload through its flows
 }
 
 // usable reports whether flows can be opened on c: it is up, or resuming
@@ -88,4 +101,48 @@ type conn struct {
 // held.
 func (c *conn) usable() bool {
 	return c.client != nil && (c.state == ConnUp || c.state == ConnResuming)
+}
+
+// hasClient reports whether c is connected, up or resuming. p.mu is held.
+func (c *conn) hasClient() bool { return c.client != nil }
+
+// view is what placement knows of c at now. p.mu is held.
+func (c *conn) view(now time.Duration) connView {
+	v := connView{id: c.id, open: len(c.flows)}
+	if now < c.bulkUntil {
+		v.bulk++
+	}
+	for f := range c.flows {
+		if f.active(now) {
+			v.active++
+		}
+		if f.isBulk.Load() {
+			v.bulk++
+		}
+		if f.unproven(now) {
+			v.unproven++
+		}
+	}
+	return v
+}
+
+// status is c in Status at now. p.mu is held.
+func (c *conn) status(now time.Duration) ConnStatus {
+	st := ConnStatus{
+		ID: c.id, State: c.state, Since: c.since, Session: c.session,
+		FlowsOpen: len(c.flows), FlowsTotal: c.flowsTotal, LastError: c.lastErr,
+		BytesUp: c.bytesUp.Load(), BytesDown: c.bytesDown.Load(),
+	}
+	for f := range c.flows {
+		if f.isBulk.Load() {
+			st.FlowsBulk++
+		}
+	}
+	switch {
+	case st.FlowsBulk > 0 || now < c.bulkUntil:
+		st.Class = ClassBulk
+	case st.FlowsOpen > 0:
+		st.Class = ClassInteractive
+	}
+	return st
 }

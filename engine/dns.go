@@ -95,7 +95,7 @@ func (e *Engine) planDNS(rcfg *routing.Config) error {
 // domains are refused until setFallback learns the host's own nameservers.
 func (e *Engine) startDNSProxy(stack *netstack.Stack, pl *pool) (*dnsproxy.Proxy, error) {
 	p, err := dnsproxy.New(dnsproxy.Config{
-		Dial:     pl.DialContext,
+		Dial:     pl.dialQuiet,
 		Upstream: net.JoinHostPort(e.dns.cfg.Upstream.String(), "53"),
 		Domains:  e.dns.cfg.Domains,
 		Logger:   e.log,

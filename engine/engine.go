@@ -11,7 +11,9 @@
 //
 //	app -> kernel route -> TUN (platform.Host.CreateTUN)
 //	    -> netstack.Stack: terminates TCP, dials each flow before it accepts it
-//	    -> pool.DialContext: one of the SSH connections, or the next one (pool.go)
+//	    -> pool.DialContext: placed on one of the SSH connections (open.go,
+//	       schedule.go), a new one if each carries a bulk transfer (up to
+//	       Config.MaxConns), and metered (flow.go)
 //	    -> tunnel.Client.DialContext: a direct-tcpip channel on that SSH connection
 //	    -> Transport (TCP, ProxyCommand, SSM) -> sshd on the bastion -> the destination
 //
@@ -89,6 +91,23 @@ type Config struct {
 	// redialed when the next flow or DNS query needs it.
 	KeepAlive bool
 
+	// MaxConns is how many SSH connections the tunnel may hold, each over
+	// its own transport (an SSM session; a TCP connection or proxy
+	// command). New flows go to a connection that carries no bulk flow,
+	// opening another when there is none (docs/parallel-sessions.md).
+	// Zero or 1: one connection.
+	MaxConns int
+
+	// ConnIdle is how long an extra connection without flows stays open.
+	// The last one never closes on its own (KeepAlive). Zero means
+	// DefaultConnIdle.
+	ConnIdle time.Duration
+
+	// NoSpare leaves out the spare connection kept while interactive
+	// flows are in use, so that the next new flow, which may be a
+	// download, does not land beside them.
+	NoSpare bool
+
 	// NetworkChanged, if not nil, receives when the machine's network
 	// changed (platform.WatchNetwork): a reconnect waiting or dialing
 	// starts again at once.
@@ -120,9 +139,14 @@ type Status struct {
 	Traffic   netstack.Stats
 	DNS       *DNSStatus // nil without split DNS
 
-	MaxConns    int          // SSH connections at most
-	Connections []ConnStatus // in dial order
+	MaxConns    int           // SSH connections at most
+	Connections []ConnStatus  // in dial order
+	DialBackoff time.Duration // > 0 while extra dials wait after failures or throttling
+	DialError   string        // why the last extra dial failed, if one did
 }
+
+// DefaultConnIdle is Config.ConnIdle's default.
+const DefaultConnIdle = time.Minute
 
 // DNSStatus is the split DNS part of Status.
 type DNSStatus struct {
@@ -203,7 +227,8 @@ func (e *Engine) Status() Status {
 	stack := up.stackOrNil()
 	e.mu.Unlock()
 	if p != nil {
-		st.MaxConns, st.Connections = p.max, p.status()
+		st.MaxConns = p.cfg.max
+		st.Connections, st.DialBackoff, st.DialError = p.status()
 	}
 	if stack == nil || st.State == StateConnecting {
 		return st

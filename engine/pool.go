@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -11,49 +12,126 @@ import (
 )
 
 // pool holds the tunnel's SSH connections: those up, those resuming, and
-// those being dialed. Its DialContext is what the netstack and the DNS
-// proxy dial every flow with. A connection that ends is taken out and
-// closed in the background; when the last one is gone, serve (reconnect.go)
-// takes over, as it does with a single connection.
+// those being dialed. Its DialContext is what the netstack dials every flow
+// with: it places the flow (schedule.go), opening another connection when
+// every one carries something the flow would wait behind, up to max. The
+// pool closes extra connections left without flows (maint.go). A
+// connection that ends is taken out and its flows alone end; when the last
+// one is gone, serve (reconnect.go) takes over, as with a single
+// connection.
 type pool struct {
-	max    int                // connections at most
-	demand chan struct{}      // a flow waits for a connection; capacity 1
-	gone   chan *conn         // the last connection ended; capacity 1
-	lost   func(*conn, error) // a connection ended while others remain
+	cfg     poolConfig
+	log     *slog.Logger
+	now     func() time.Duration // a monotonic clock; tests set it
+	connect func(context.Context, *conn) (*tunnel.Client, error)
+	emit    func(Event)
 
-	mu      sync.Mutex    // guards following, and the conns' fields
-	conns   []*conn       // in dial order
-	nextID  int           // the last id given
-	changed chan struct{} // closed when conns or a state changes
-	empty   bool          // the last connection ended and serve has not dialed the next
-	closed  chan struct{} // made by close, closed when every close is done
+	demand chan struct{} // a flow waits for a connection; capacity 1
+	gone   chan *conn    // the last connection ended; capacity 1
+	fatal  chan error    // an extra dial met what ends Run; capacity 1
+	kick   chan struct{} // wakes maint; capacity 1
+	ctx    context.Context
+	cancel context.CancelFunc // ends extra dials and maint, at close
 
-	wg sync.WaitGroup // watchers, and connections being closed
+	mu       sync.Mutex    // guards following, and the conns' fields
+	conns    []*conn       // in dial order
+	nextID   int           // the last id given
+	changed  chan struct{} // closed when conns or a state changes
+	empty    bool          // the last connection ended and serve has not dialed the next
+	closed   chan struct{} // made by close, closed when every close is done
+	ticking  bool          // maint's ticker runs
+	dialTime time.Duration // moving average of successful dials
+	backoff  backoff       // extra dials after failures
+	noExtras bool          // a permanent error stopped extra dials
+	dialErr  string        // why the last extra dial failed
+
+	wg sync.WaitGroup // maint, watchers, extra dials, connections being closed
 }
 
-func newPool(max int, lost func(*conn, error)) *pool {
-	return &pool{
-		max:     max,
-		demand:  make(chan struct{}, 1),
-		gone:    make(chan *conn, 1),
-		lost:    lost,
-		changed: make(chan struct{}),
+// poolConfig is what the Engine's Config says of the pool.
+type poolConfig struct {
+	max       int           // connections at most
+	idle      time.Duration // an extra connection without flows closes after it
+	spare     bool          // keep a clean connection while interactive flows are in use
+	keepAlive bool          // Config.KeepAlive: the only connection keeps alive without flows
+}
+
+// Dial waits: a new flow waits this long at most for an extra connection
+// (1.5 times the average dial, within these bounds), then takes the best
+// one there is.
+const (
+	dialWaitMin     = 50 * time.Millisecond
+	dialWaitMax     = 3 * time.Second
+	dialTimeDefault = time.Second // before the first dial is measured
+)
+
+func newPool(cfg poolConfig, log *slog.Logger, connect func(context.Context, *conn) (*tunnel.Client, error), emit func(Event)) *pool {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
+	if emit == nil {
+		emit = func(Event) {}
+	}
+	start := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pool{
+		cfg:      cfg,
+		log:      log,
+		now:      func() time.Duration { return time.Since(start) },
+		connect:  connect,
+		emit:     emit,
+		demand:   make(chan struct{}, 1),
+		gone:     make(chan *conn, 1),
+		fatal:    make(chan error, 1),
+		kick:     make(chan struct{}, 1),
+		ctx:      ctx,
+		cancel:   cancel,
+		changed:  make(chan struct{}),
+		dialTime: dialTimeDefault,
+	}
+	p.wg.Go(p.maintain)
+	return p
 }
 
-// notifyLocked wakes the dials waiting for a change. p.mu is held.
+// notifyLocked wakes the flows waiting for a change. p.mu is held.
 func (p *pool) notifyLocked() {
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
 
-// begin records a connection about to be dialed; the dial's context is
-// canceled when the pool closes, or, for an extra, when the last
-// connection ends.
-func (p *pool) begin(ctx context.Context, extra bool) (*conn, context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
+// kickLocked wakes maint unless its ticker runs. p.mu is held.
+func (p *pool) kickLocked() {
+	if p.ticking {
+		return
+	}
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// dial makes the connection serve needs, the next after the last ended.
+func (p *pool) dial(ctx context.Context) (*conn, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	c, ctx := p.beginLocked(ctx, false)
+	p.mu.Unlock()
+	began := p.now()
+	client, err := p.connect(ctx, c)
+	if err != nil {
+		p.abandon(c)
+		return nil, err
+	}
+	if !p.add(c, client, p.now()-began) {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+
+// beginLocked records a connection about to be dialed; the dial's context
+// is canceled when the pool closes, or, for an extra, when the last
+// connection ends. p.mu is held.
+func (p *pool) beginLocked(ctx context.Context, extra bool) (*conn, context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
 	p.nextID++
 	c := &conn{id: p.nextID, extra: extra, state: ConnDialing, since: time.Now(), cancel: cancel}
 	if p.closed != nil {
@@ -70,7 +148,7 @@ func (p *pool) begin(ctx context.Context, extra bool) (*conn, context.Context) {
 // closed, or c is an extra and the connections it was to join are gone.
 // After close it is called only from goroutines in p.wg (extra dials):
 // serve's dials end before Close closes the pool.
-func (p *pool) add(c *conn, client *tunnel.Client) bool {
+func (p *pool) add(c *conn, client *tunnel.Client, took time.Duration) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c.cancel()
@@ -81,8 +159,14 @@ func (p *pool) add(c *conn, client *tunnel.Client) bool {
 		return false
 	}
 	c.client, c.state, c.since = client, ConnUp, time.Now()
+	c.session = client.TransportID()
+	c.flows = make(map[*flow]struct{})
+	c.idleSince = p.now()
 	p.empty = false
+	p.dialTime = (3*p.dialTime + took) / 4
+	p.backoff.reset()
 	p.notifyLocked()
+	p.kickLocked()
 	p.wg.Go(func() { p.watch(c) })
 	return true
 }
@@ -114,6 +198,7 @@ func (p *pool) watch(c *conn) {
 		return
 	}
 	p.removeLocked(c)
+	flows := len(c.flows)
 	last := !slices.ContainsFunc(p.conns, (*conn).hasClient)
 	if last {
 		// serve takes over: only a flow from now on asks for the next
@@ -132,8 +217,8 @@ func (p *pool) watch(c *conn) {
 	p.mu.Unlock()
 	if last {
 		p.gone <- c // never blocks: the next is added after serve took it
-	} else if p.lost != nil {
-		p.lost(c, c.client.Err())
+	} else {
+		p.emit(Event{Kind: EventConnLost, Conn: c.id, Err: c.client.Err(), Flows: flows})
 	}
 	// Its transport's goodbye can take seconds on a dead path (an SSM
 	// session waits for the agent's acks, then calls TerminateSession,
@@ -141,86 +226,53 @@ func (p *pool) watch(c *conn) {
 	c.client.Close()
 }
 
-// hasClient reports whether c is connected, up or resuming. p.mu is held.
-func (c *conn) hasClient() bool { return c.client != nil }
-
 // setState moves c from one state to another and reports whether it did,
 // with whether any connection is up afterwards.
-func (p *pool) setState(c *conn, from, to ConnState) (ok, anyUp bool) {
+func (p *pool) setState(c *conn, from, to ConnState, why string) (ok, anyUp bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c.state != from {
 		return false, false
 	}
 	c.state = to
+	if why != "" {
+		c.lastErr = why
+	}
 	p.notifyLocked()
 	return true, slices.ContainsFunc(p.conns, func(c *conn) bool { return c.state == ConnUp })
 }
 
-// pickLocked returns a connection to open a flow on: the first up, else the
-// first resuming; nil when there is none.
-func (p *pool) pickLocked() *conn {
-	var resuming *conn
-	for _, c := range p.conns {
-		switch {
-		case !c.usable():
-		case c.state == ConnUp:
-			return c
-		case resuming == nil:
-			resuming = c
-		}
-	}
-	return resuming
-}
-
-// DialContext opens a channel on one of the connections. While there is
-// none, or when the one it chose dies during the dial, it waits for the
-// next one until ctx ends.
-func (p *pool) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	for {
-		p.mu.Lock()
-		c, changed := p.pickLocked(), p.changed
-		p.mu.Unlock()
-		if c != nil {
-			nc, err := c.client.DialContext(ctx, network, addr)
-			select {
-			case <-c.client.Done(): // lost under the dial: wait for the next
-				if nc != nil {
-					nc.Close()
-				}
-			default:
-				return nc, err
-			}
-		} else {
-			select { // an idle engine reconnects on demand
-			case p.demand <- struct{}{}:
-			default:
-			}
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// status returns the connections' part of Status.
-func (p *pool) status() []ConnStatus {
+// keepAliveActive is c's tunnel.Config.KeepAliveActive: while flows are
+// open on it, whose user would otherwise wait out TCP's minutes on a dead
+// path, or, with Config.KeepAlive, while it is the only connection. An
+// idle tunnel sends nothing.
+func (p *pool) keepAliveActive(c *conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if len(c.flows) > 0 {
+		return true
+	}
+	return p.cfg.keepAlive && !slices.ContainsFunc(p.conns, func(d *conn) bool { return d != c && d.hasClient() })
+}
+
+// status returns the connections' part of Status, and how long extra
+// dials wait yet.
+func (p *pool) status() ([]ConnStatus, time.Duration, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
 	out := make([]ConnStatus, 0, len(p.conns))
 	for _, c := range p.conns {
-		out = append(out, ConnStatus{ID: c.id, State: c.state, Since: c.since})
+		out = append(out, c.status(now))
 	}
-	return out
+	return out, max(p.backoff.until-now, 0), p.dialErr
 }
 
 // close closes every connection and gives up the dials in progress, and
-// returns a channel that is closed when every connection is closed; every
-// call returns the same one. The connections end at once (their flows'
-// reads and writes fail); the engine restores the host meanwhile. No
-// connection is added after close.
+// returns a channel that is closed when every connection is closed and
+// the pool's goroutines have returned; every call returns the same one.
+// The connections end at once (their flows' reads and writes fail); the
+// engine restores the host meanwhile. No connection is added after close.
 func (p *pool) close() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -229,6 +281,7 @@ func (p *pool) close() <-chan struct{} {
 	}
 	done := make(chan struct{})
 	p.closed = done
+	p.cancel()
 	for _, c := range p.conns {
 		if c.cancel != nil {
 			c.cancel()
@@ -245,11 +298,4 @@ func (p *pool) close() <-chan struct{} {
 		close(done)
 	}()
 	return done
-}
-
-// newPool makes the engine's pool.
-func (e *Engine) newPool() *pool {
-	return newPool(1, func(c *conn, err error) {
-		e.emit(Event{Kind: EventConnLost, Conn: c.id, Err: err})
-	})
 }

@@ -9,11 +9,11 @@ package engine
 // key, refused credentials, AWS access denied or no such target) ends Run.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +46,7 @@ func IsPermanent(err error) bool {
 // next flow or DNS query needs it.
 func (e *Engine) serve(ctx context.Context, p *pool) error {
 	for {
-		c, end, err := until(e, ctx, p.gone)
+		c, end, err := until(e, ctx, p, p.gone)
 		if end {
 			return err
 		}
@@ -62,7 +62,7 @@ func (e *Engine) serve(ctx context.Context, p *pool) error {
 		if c.client.EndedIdle() {
 			e.move(StateIdle)
 			e.emit(Event{Kind: EventLostIdle, Conn: c.id, Err: lost})
-			if _, end, err := until(e, ctx, p.demand); end {
+			if _, end, err := until(e, ctx, p, p.demand); end {
 				return err
 			}
 			e.emit(Event{Kind: EventDemand})
@@ -85,12 +85,15 @@ func (e *Engine) serve(ctx context.Context, p *pool) error {
 	}
 }
 
-// until waits for a value from ch, or for what ends Run: ctx, or the TUN
-// gone. end reports the latter, and err what serve returns then.
-func until[T any](e *Engine, ctx context.Context, ch <-chan T) (v T, end bool, err error) {
+// until waits for a value from ch, or for what ends Run: ctx, the TUN
+// gone, or an extra dial that met a changed host key. end reports the
+// latter, and err what serve returns then.
+func until[T any](e *Engine, ctx context.Context, p *pool, ch <-chan T) (v T, end bool, err error) {
 	select {
 	case v = <-ch:
 		return v, false, nil
+	case err := <-p.fatal:
+		return v, true, fmt.Errorf("another connection to %s: %w", e.cfg.Bastion, err)
 	case <-ctx.Done():
 		e.emit(Event{Kind: EventStopping})
 		return v, true, nil
@@ -126,7 +129,7 @@ func (e *Engine) reconnect(ctx context.Context, p *pool, first time.Duration) (*
 		var c *conn
 		_, err, changed := e.dialOnce(ctx, func(ctx context.Context) (*tunnel.Client, error) {
 			var err error
-			c, err = e.dial(ctx, p, false)
+			c, err = p.dial(ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -182,19 +185,18 @@ func (e *Engine) dialOnce(ctx context.Context, dial func(context.Context) (*tunn
 	return c, err, err != nil && netChanged.Load()
 }
 
-// dial makes a connection with Config.Connect, hooked to this engine, and
-// adds it to p: an extra one (for more room), or the one serve needs.
-func (e *Engine) dial(ctx context.Context, p *pool, extra bool) (*conn, error) {
-	c, ctx := p.begin(ctx, extra)
-	client, err := e.cfg.Connect(ctx, e.hooks(p, c))
-	if err != nil {
-		p.abandon(c)
-		return nil, err
-	}
-	if !p.add(c, client) {
-		return nil, net.ErrClosed
-	}
-	return c, nil
+// newPool makes the pool of Run's connections.
+func (e *Engine) newPool() *pool {
+	var p *pool
+	p = newPool(poolConfig{
+		max:       max(e.cfg.MaxConns, 1),
+		idle:      cmp.Or(e.cfg.ConnIdle, DefaultConnIdle),
+		spare:     !e.cfg.NoSpare,
+		keepAlive: e.cfg.KeepAlive,
+	}, e.log, func(ctx context.Context, c *conn) (*tunnel.Client, error) {
+		return e.cfg.Connect(ctx, e.hooks(p, c))
+	}, e.emit)
+	return p
 }
 
 // hooks follow the connection c: an SSM data channel that breaks and
@@ -203,21 +205,22 @@ func (e *Engine) dial(ctx context.Context, p *pool, extra bool) (*conn, error) {
 // connection the pool let go change nothing.
 func (e *Engine) hooks(p *pool, c *conn) ConnHooks {
 	return ConnHooks{
-		KeepAliveActive: e.keepAliveActive,
+		KeepAliveActive: func() bool { return p.keepAliveActive(c) },
 		Resuming: func(cause error) {
-			ok, anyUp := p.setState(c, ConnUp, ConnResuming)
+			why := "SSM data channel broken: " + cause.Error()
+			ok, anyUp := p.setState(c, ConnUp, ConnResuming, why)
 			if !ok {
 				return
 			}
 			if !anyUp && e.moveFrom(StateConnected, StateReconnecting) {
-				e.setLastErr("SSM data channel broken: " + cause.Error())
+				e.setLastErr(why)
 				e.emit(Event{Kind: EventResuming, Conn: c.id, Err: cause})
 				return
 			}
 			e.log.Info("SSM data channel broken; resuming the session", "conn", c.id, "err", cause)
 		},
 		Resumed: func() {
-			if ok, _ := p.setState(c, ConnResuming, ConnUp); !ok {
+			if ok, _ := p.setState(c, ConnResuming, ConnUp, ""); !ok {
 				return
 			}
 			if e.moveFrom(StateReconnecting, StateConnected) {
@@ -229,9 +232,11 @@ func (e *Engine) hooks(p *pool, c *conn) ConnHooks {
 	}
 }
 
-// keepAliveActive says when the SSH connection sends keepalives: while
-// flows are open, whose user would otherwise wait out TCP's minutes on a
-// dead path, or always with KeepAlive. An idle tunnel sends nothing.
-func (e *Engine) keepAliveActive() bool {
-	return e.cfg.KeepAlive || e.Traffic().FlowsOpen > 0
+// IsThrottled reports whether err, from a ConnectFunc, says the service
+// refused the dial for its rate (an SSM StartSession ThrottlingException):
+// some error in its chain answers Throttled() true. Extra connections back
+// off longer then.
+func IsThrottled(err error) bool {
+	var t interface{ Throttled() bool }
+	return errors.As(err, &t) && t.Throttled()
 }

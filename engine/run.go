@@ -43,7 +43,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	e.pool = p
 	e.mu.Unlock()
-	if _, err := e.dial(ctx, p, false); err != nil {
+	if _, err := p.dial(ctx); err != nil {
 		if ctx.Err() != nil {
 			e.emit(Event{Kind: EventStoppedEarly})
 			return nil

@@ -131,6 +131,17 @@ const (
 	// EventConnLost: one of several connections (Conn) was lost (Err);
 	// its flows were reset, Flows of them, and the others carry on.
 	EventConnLost
+	// EventConnOpened: an extra connection (Conn) is up, Took to dial.
+	EventConnOpened
+	// EventConnClosedIdle: an extra connection (Conn) carried no flow for
+	// Config.ConnIdle and was closed.
+	EventConnClosedIdle
+	// EventConnThrottled: AWS throttled an extra connection's dial (Err);
+	// extra dials wait Took.
+	EventConnThrottled
+	// EventConnFailed: an extra connection's dial failed (Err); extra
+	// dials wait Took, or stop if Err is permanent.
+	EventConnFailed
 )
 
 // Event is progress for the person: what happened, and why.
@@ -138,6 +149,6 @@ type Event struct {
 	Kind  EventKind
 	Conn  int           // the connection's ConnStatus.ID, for those about one
 	Err   error         // EventResuming, EventLost, EventLostIdle, EventRetry, EventConnLost
-	Took  time.Duration // EventReconnected
+	Took  time.Duration // EventReconnected, EventConnOpened; EventConnThrottled, EventConnFailed: the backoff
 	Flows int           // EventConnLost: flows reset with it
 }

@@ -1,0 +1,97 @@
+package engine
+
+// What marks a flow bulk (docs/parallel-sessions.md §4.3). The client
+// cannot see a channel's bytes in flight (x/crypto/ssh keeps them to
+// itself); it sees the rate it reads and writes at. A download at SSM's
+// pace (0.8 MB/s) is bulk within about a third of a second; a database
+// connection that moves a lot in small replies (pgbench over plain SSH, a
+// few hundred bytes each) stays interactive by the read-size guard.
+
+import "time"
+
+// The bulk rule, per direction of a flow.
+const (
+	bucketSpan = 250 * time.Millisecond
+	nBuckets   = 8 // 2 s: the hysteresis's span; the rule reads the last 4
+
+	bulkBytes    = 256 << 10 // within the last second, one direction
+	bulkMeanRead = 8 << 10   // the mean read (or write) among those bytes
+	calmBytes    = 64 << 10  // within the last 2 s, both directions: no longer bulk
+
+	// bulkHold is how long a connection counts as bulk after its last
+	// bulk flow closed or calmed down.
+	bulkHold = 2 * time.Second
+	// unprovenAge and unprovenBytes: a flow younger than the first and
+	// with fewer bytes than the second is of a class not known yet.
+	unprovenAge   = time.Second
+	unprovenBytes = 64 << 10
+	// activeWithin: a flow that moved a byte within it is active.
+	activeWithin = 5 * time.Second
+)
+
+// meter counts one direction of a flow in nBuckets buckets of bucketSpan,
+// a ring: head is the number (time / bucketSpan) of the newest bucket.
+type meter struct {
+	head  int64
+	bytes [nBuckets]uint32
+	calls [nBuckets]uint32
+}
+
+// advance moves the ring to now's bucket, emptying those it passes.
+func (m *meter) advance(now time.Duration) {
+	b := int64(now / bucketSpan)
+	if b <= m.head {
+		return
+	}
+	for i := m.head + 1; i <= b && i <= m.head+nBuckets; i++ {
+		m.bytes[i%nBuckets], m.calls[i%nBuckets] = 0, 0
+	}
+	m.head = b
+}
+
+// add counts one read or write of n bytes at now.
+func (m *meter) add(now time.Duration, n int) {
+	m.advance(now)
+	i := m.head % nBuckets
+	m.bytes[i] = satAdd(m.bytes[i], uint32(min(n, 1<<31)))
+	m.calls[i] = satAdd(m.calls[i], 1)
+}
+
+func satAdd(a, b uint32) uint32 {
+	if a+b < a {
+		return ^uint32(0)
+	}
+	return a + b
+}
+
+// sum returns the bytes and calls of the last k buckets up to now's
+// (advance first).
+func (m *meter) sum(k int) (bytes, calls uint64) {
+	for i := range int64(k) {
+		j := (m.head - i) % nBuckets
+		if j < 0 {
+			j += nBuckets
+		}
+		bytes += uint64(m.bytes[j])
+		calls += uint64(m.calls[j])
+	}
+	return bytes, calls
+}
+
+// bulk reports whether the last second holds bulkBytes in reads (or
+// writes) averaging bulkMeanRead.
+func (m *meter) bulk(now time.Duration) bool {
+	m.advance(now)
+	bytes, calls := m.sum(nBuckets / 2)
+	return bytes >= bulkBytes && bytes >= bulkMeanRead*calls
+}
+
+// calm reports whether the last 2 s hold fewer than calmBytes in both
+// directions together.
+func calm(up, down *meter, now time.Duration) bool {
+	up.advance(now)
+	down.advance(now)
+	u, _ := up.sum(nBuckets)
+	d, _ := down.sum(nBuckets)
+	return u+d < calmBytes
+}

@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// flow is one flow's channel as the netstack (or the DNS proxy) relays it:
+// it counts the bytes each way for its connection and classifies the flow
+// (classify.go). It is small (about 200 bytes): a tunnel may hold
+// thousands of idle flows.
+type flow struct {
+	net.Conn // the channel; nil while it is being opened
+	p        *pool
+	c        *conn
+	born     time.Duration // on p's clock
+
+	last   atomic.Int64 // p's clock at the last byte either way
+	isBulk atomic.Bool  // by the bulk rule now
+	proven atomic.Bool  // unprovenBytes moved: its class is known
+	closed atomic.Bool
+
+	mu       sync.Mutex // guards following
+	up, down meter
+}
+
+// closeWriter is what netstack's relay half-closes a flow with.
+type closeWriter interface{ CloseWrite() error }
+
+var _ closeWriter = (*flow)(nil)
+
+// Read reads from the far side: the download direction.
+func (f *flow) Read(b []byte) (int, error) {
+	n, err := f.Conn.Read(b)
+	if n > 0 {
+		f.c.bytesDown.Add(uint64(n))
+		f.count(&f.down, n)
+	}
+	return n, err
+}
+
+// Write writes to the far side: the upload direction.
+func (f *flow) Write(b []byte) (int, error) {
+	n, err := f.Conn.Write(b)
+	if n > 0 {
+		f.c.bytesUp.Add(uint64(n))
+		f.count(&f.up, n)
+	}
+	return n, err
+}
+
+// count adds n bytes to m, and tells the pool when the flow turns bulk.
+func (f *flow) count(m *meter, n int) {
+	now := f.p.now()
+	f.last.Store(int64(now))
+	f.mu.Lock()
+	m.add(now, n)
+	turned := !f.isBulk.Load() && m.bulk(now)
+	if !f.proven.Load() {
+		u, _ := f.up.sum(nBuckets)
+		d, _ := f.down.sum(nBuckets)
+		if u+d >= unprovenBytes || now-f.born >= unprovenAge {
+			f.proven.Store(true)
+		}
+	}
+	f.mu.Unlock()
+	if turned {
+		f.p.turnedBulk(f)
+	}
+}
+
+// CloseWrite half-closes the channel: the app sent its FIN.
+func (f *flow) CloseWrite() error {
+	if cw, ok := f.Conn.(closeWriter); ok {
+		return cw.CloseWrite()
+	}
+	return f.Close()
+}
+
+// Close closes the channel and tells the pool, once.
+func (f *flow) Close() error {
+	if f.closed.CompareAndSwap(false, true) {
+		f.p.detach(f)
+	}
+	return f.Conn.Close()
+}
+
+// calmed reports whether a bulk flow's last 2 s were calm (classify.go).
+func (f *flow) calmed(now time.Duration) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return calm(&f.up, &f.down, now)
+}
+
+// unproven reports whether the flow's class is not known yet at now.
+func (f *flow) unproven(now time.Duration) bool {
+	return now-f.born < unprovenAge && !f.proven.Load()
+}
+
+// active reports whether the flow moved a byte within activeWithin of now,
+// or is new.
+func (f *flow) active(now time.Duration) bool {
+	return now-max(time.Duration(f.last.Load()), f.born) < activeWithin
+}

@@ -1,0 +1,146 @@
+package engine
+
+// The pool's upkeep, one goroutine: flows that calmed down are interactive
+// again, extra connections left without flows close after cfg.idle, and a
+// spare connection is dialed while interactive flows are in use, so that
+// the next new flow (which may be a download) does not land beside them.
+// Its ticker runs only while flows are open or extra connections exist: an
+// idle tunnel wakes nothing.
+
+import (
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+const (
+	maintEvery = 500 * time.Millisecond
+	// spareWithin: a proven interactive flow that moved a byte this
+	// recently wants a spare connection beside it.
+	spareWithin = 60 * time.Second
+)
+
+// Extra dials back off after a failure: from backoffFailed (or
+// backoffThrottled when AWS throttled StartSession), doubling up to
+// backoffMax, each +-20%. A successful dial resets it.
+const (
+	backoffFailed    = 2 * time.Second
+	backoffThrottled = 5 * time.Second
+	backoffMax       = 2 * time.Minute
+)
+
+type backoff struct {
+	step  time.Duration // the last wait, before jitter; 0: no failure since the last success
+	until time.Duration // on the pool's clock: no extra dial before
+}
+
+func (b *backoff) fail(now, first time.Duration) {
+	b.step = min(max(2*b.step, first), backoffMax)
+	b.until = now + time.Duration(float64(b.step)*(0.8+0.4*rand.Float64()))
+}
+
+func (b *backoff) reset() { *b = backoff{} }
+
+// maintain is maint's goroutine, until the pool closes.
+func (p *pool) maintain() {
+	var ticker *time.Ticker
+	var tick <-chan time.Time
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-p.kick:
+		case <-tick:
+		case <-p.ctx.Done():
+			return
+		}
+		busy := p.upkeep()
+		switch {
+		case busy && ticker == nil:
+			ticker = time.NewTicker(maintEvery)
+			tick = ticker.C
+		case !busy && ticker != nil:
+			ticker.Stop()
+			ticker, tick = nil, nil
+		}
+	}
+}
+
+// upkeep runs one round of maint, and reports whether another is due.
+func (p *pool) upkeep() (busy bool) {
+	p.mu.Lock()
+	now := p.now()
+	flows, interactive := 0, false
+	for _, c := range p.conns {
+		for f := range c.flows {
+			flows++
+			if f.isBulk.Load() && f.calmed(now) {
+				f.isBulk.Store(false)
+				c.bulkUntil = now + bulkHold
+			}
+			if !f.isBulk.Load() && !f.unproven(now) && now-time.Duration(f.last.Load()) < spareWithin {
+				interactive = true
+			}
+		}
+	}
+	spare := p.cfg.spare && interactive
+	closed := p.closeIdleLocked(now, spare)
+	if spare && p.needSpareLocked(now) {
+		p.startDialLocked()
+	}
+	busy = flows > 0 || len(p.conns) > 1
+	p.ticking = busy
+	p.mu.Unlock()
+	for _, c := range closed {
+		p.emit(Event{Kind: EventConnClosedIdle, Conn: c.id})
+	}
+	return busy
+}
+
+// closeIdleLocked closes the extra connections that carried no flow for
+// cfg.idle, newest first, keeping one up, and a clean empty one as the
+// spare when spare. p.mu is held.
+func (p *pool) closeIdleLocked(now time.Duration, spare bool) (closed []*conn) {
+	up := 0
+	for _, c := range p.conns {
+		if c.state == ConnUp {
+			up++
+		}
+	}
+	keptSpare := false
+	for _, c := range slices.Backward(slices.Clone(p.conns)) {
+		if c.state != ConnUp || len(c.flows) > 0 || c.claimed {
+			continue
+		}
+		if spare && !keptSpare && now >= c.bulkUntil {
+			keptSpare = true
+			continue
+		}
+		if up <= 1 || now-c.idleSince < p.cfg.idle {
+			continue
+		}
+		up--
+		p.removeLocked(c)
+		closed = append(closed, c)
+		p.wg.Go(func() { c.client.Close() })
+	}
+	return closed
+}
+
+// needSpareLocked reports whether a spare should be dialed: no clean
+// connection without flows is up or being dialed, and one more is allowed.
+// p.mu is held.
+func (p *pool) needSpareLocked(now time.Duration) bool {
+	if !p.mayDialLocked(now) || len(p.conns) >= p.cfg.max {
+		return false
+	}
+	for _, c := range p.conns {
+		if c.state == ConnDialing || (c.state == ConnUp && len(c.flows) == 0 && now >= c.bulkUntil) {
+			return false
+		}
+	}
+	return true
+}

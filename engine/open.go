@@ -1,0 +1,248 @@
+package engine
+
+// Opening a flow: placed (schedule.go), counted on its connection, and
+// wrapped in its meter (flow.go). A flow that waits for an extra
+// connection claims that dial; the connection is kept for it when it comes
+// up.
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/tunnel"
+)
+
+// DialContext opens a flow's channel on the connection placement chooses.
+// While there is none, or when the one it chose dies during the dial, it
+// waits for the next one until ctx ends. It is the netstack's Dial.
+func (p *pool) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return p.open(ctx, network, addr, false)
+}
+
+// dialQuiet opens a channel for the DNS proxy: a connection kept for
+// reuse, with queries too small and short to be worth a connection of
+// their own. It is placed as a flow, without waiting for a dial, and not
+// counted: it neither keeps a connection up nor alive.
+func (p *pool) dialQuiet(ctx context.Context, network, addr string) (net.Conn, error) {
+	return p.open(ctx, network, addr, true)
+}
+
+func (p *pool) open(ctx context.Context, network, addr string, quiet bool) (net.Conn, error) {
+	var mine *conn // the extra dial this flow waits for
+	waited := quiet
+	for {
+		p.mu.Lock()
+		changed := p.changed
+		c, wait := p.placeLocked(mine, waited)
+		var f *flow
+		if c != nil && !quiet {
+			f = p.attachLocked(c)
+		}
+		p.mu.Unlock()
+		if c != nil {
+			nc, err := c.client.DialContext(ctx, network, addr)
+			select {
+			case <-c.client.Done(): // lost under the dial: wait for the next
+				if nc != nil {
+					nc.Close()
+				}
+				if f != nil {
+					p.detach(f)
+				}
+			default:
+				if err != nil || f == nil {
+					if f != nil {
+						p.detach(f)
+					}
+					return nc, err
+				}
+				f.Conn = nc
+				return f, nil
+			}
+		} else if wait != nil {
+			mine, waited = wait, true
+			if err := p.awaitDial(ctx, wait); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// placeLocked returns the connection to open a flow on, or the extra dial
+// to wait for, or neither: wait for a change (there is no connection; one
+// was asked for). mine is the dial the flow waited for, if any. p.mu is
+// held.
+func (p *pool) placeLocked(mine *conn, waited bool) (*conn, *conn) {
+	if mine != nil {
+		mine.claimed = false
+		if mine.state == ConnUp {
+			return mine, nil
+		}
+	}
+	now := p.now()
+	var up []*conn
+	for _, c := range p.conns {
+		if c.state == ConnUp && !(c.extra && c.claimed) {
+			up = append(up, c)
+		}
+	}
+	if len(up) == 0 { // only resuming ones, or none: as with one connection
+		for _, c := range p.conns {
+			if c.usable() {
+				up = append(up, c)
+			}
+		}
+	}
+	v := placeView{
+		conns:  make([]connView, len(up)),
+		total:  len(p.conns),
+		max:    p.cfg.max,
+		noDial: waited || !p.mayDialLocked(now),
+	}
+	for i, c := range up {
+		v.conns[i] = c.view(now)
+	}
+	for _, c := range p.conns {
+		if c.state == ConnDialing && c.extra && !c.claimed {
+			v.unclaimed++
+		}
+	}
+	switch d, i := place(v); d {
+	case placeUse:
+		return up[i], nil
+	case placeJoin:
+		for _, c := range p.conns {
+			if c.state == ConnDialing && c.extra && !c.claimed {
+				c.claimed = true
+				return nil, c
+			}
+		}
+	case placeDial:
+		c := p.startDialLocked()
+		c.claimed = true
+		return nil, c
+	}
+	select { // an idle engine reconnects on demand
+	case p.demand <- struct{}{}:
+	default:
+	}
+	return nil, nil
+}
+
+// mayDialLocked reports whether an extra dial may start now. p.mu is held.
+func (p *pool) mayDialLocked(now time.Duration) bool {
+	return p.cfg.max > 1 && !p.empty && !p.noExtras && p.closed == nil && now >= p.backoff.until &&
+		len(p.conns) > 0
+}
+
+// awaitDial waits for the extra dial c to end, for 1.5 times the average
+// dial at most: then the flow is placed on what there is.
+func (p *pool) awaitDial(ctx context.Context, c *conn) error {
+	p.mu.Lock()
+	wait := min(max(p.dialTime*3/2, dialWaitMin), dialWaitMax)
+	p.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c.ready:
+	case <-t.C:
+	case <-ctx.Done():
+		p.mu.Lock()
+		c.claimed = false
+		p.mu.Unlock()
+		return ctx.Err()
+	}
+	return nil
+}
+
+// attachLocked counts a flow being opened on c. p.mu is held.
+func (p *pool) attachLocked(c *conn) *flow {
+	f := &flow{p: p, c: c, born: p.now()}
+	c.flows[f] = struct{}{}
+	c.flowsTotal++
+	p.kickLocked()
+	return f
+}
+
+// detach uncounts a flow that closed, or whose open failed.
+func (p *pool) detach(f *flow) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := f.c
+	delete(c.flows, f)
+	now := p.now()
+	if f.isBulk.Load() {
+		c.bulkUntil = now + bulkHold
+	}
+	if len(c.flows) == 0 {
+		c.idleSince = now
+	}
+}
+
+// turnedBulk is a flow's news that it moves data in bulk: maint follows it.
+func (p *pool) turnedBulk(f *flow) {
+	f.isBulk.Store(true)
+	p.mu.Lock()
+	p.kickLocked()
+	p.mu.Unlock()
+}
+
+// startDialLocked starts an extra dial. p.mu is held.
+func (p *pool) startDialLocked() *conn {
+	c, ctx := p.beginLocked(p.ctx, true)
+	c.ready = make(chan struct{})
+	p.wg.Go(func() {
+		defer close(c.ready)
+		began := p.now()
+		client, err := p.connect(ctx, c)
+		if err == nil {
+			if p.add(c, client, p.now()-began) {
+				p.emit(Event{Kind: EventConnOpened, Conn: c.id, Took: p.now() - began})
+			}
+			return
+		}
+		gaveUp := ctx.Err() != nil // the pool closed, or its last connection ended
+		p.abandon(c)
+		if !gaveUp {
+			p.dialFailed(c, err)
+		}
+	})
+	return c
+}
+
+// dialFailed backs off extra dials after err; a permanent error stops them
+// for the pool's life, and a changed host key ends Run.
+func (p *pool) dialFailed(c *conn, err error) {
+	var hostKey *tunnel.HostKeyError
+	p.mu.Lock()
+	p.dialErr = err.Error()
+	kind := EventConnFailed
+	switch {
+	case errors.As(err, &hostKey):
+		p.noExtras = true
+		select {
+		case p.fatal <- err:
+		default:
+		}
+	case IsPermanent(err):
+		p.noExtras = true
+		p.log.Warn("cannot open another connection; carrying on with those open", "err", err)
+	case IsThrottled(err):
+		kind = EventConnThrottled
+		p.backoff.fail(p.now(), backoffThrottled)
+	default:
+		p.backoff.fail(p.now(), backoffFailed)
+	}
+	wait := max(p.backoff.until-p.now(), 0)
+	p.notifyLocked()
+	p.mu.Unlock()
+	p.emit(Event{Kind: kind, Conn: c.id, Err: err, Took: wait})
+}
