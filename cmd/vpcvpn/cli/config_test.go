@@ -218,7 +218,7 @@ func TestConfigSeveral(t *testing.T) {
 		{"overlap", overlapping, []string{"prod", "wide"}, []string{"config.toml:20: tunnel.wide:", "10.0.0.0/8 overlaps 10.0.0.0/16 of tunnel prod (line 6)"}},
 		{"target for several", exampleConfig, []string{"prod", "staging", "--target", "i-0123456789abcdef0"}, []string{"--target applies to one tunnel", "set target in each tunnel's table"}},
 		{"name for several", exampleConfig, []string{"prod", "staging", "--name", "x"}, []string{"--name applies to one tunnel"}},
-		{"background mixed", mixed, []string{"prod", "bg"}, []string{"bg run in the background and prod do not", "--background"}},
+		{"background mixed", mixed, []string{"prod", "bg"}, []string{"config.toml: background = true for bg but not for prod", "--background"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,4 +284,23 @@ func checkSeveralArgs(t *testing.T, args ...string) error {
 		return err
 	}
 	return perr
+}
+
+// TestConfigHomePaths: ~/ in a path key is the invoking user's home.
+func TestConfigHomePaths(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("SUDO_UID", "")
+	os.WriteFile(filepath.Join(home, "key"), []byte("x"), 0o600)
+	p := writeConfig(t, "[tunnel.lab]\nssh = \"bastion\"\nidentity = \"~/key\"\nknown_hosts = \"~/kh\"\ncidrs = [\"10.0.0.0/16\"]\nproxy_command = \"nc ~/x %h %p\"\n")
+	o, err := parseUp(t, "lab", "--config", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.identity != filepath.Join(home, "key") || o.knownHosts != filepath.Join(home, "kh") {
+		t.Errorf("identity %q, known_hosts %q: want both under %s", o.identity, o.knownHosts, home)
+	}
+	if o.proxyCommand != "nc ~/x %h %p" {
+		t.Errorf("proxy_command = %q, want it as written (a shell expands it)", o.proxyCommand)
+	}
 }

@@ -70,8 +70,8 @@ func (c *configFile) background(cmd *ucli.Command, names []string) (bool, error)
 		}
 	}
 	if len(on) > 0 && len(off) > 0 {
-		return false, fmt.Errorf("%s run in the background and %s do not (background key of %s): give --background or --background=false to run them alike",
-			strings.Join(on, ", "), strings.Join(off, ", "), displayPath(c.path))
+		return false, fmt.Errorf("%s: background = true for %s but not for %s: give --background or --background=false to run them alike",
+			displayPath(c.path), strings.Join(on, ", "), strings.Join(off, ", "))
 	}
 	return len(on) > 0, nil
 }

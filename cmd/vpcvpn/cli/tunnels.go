@@ -29,8 +29,13 @@ type upSelection struct {
 	names  []string      // the arguments that name tunnels, each once
 	config *configFile   // nil unless a tunnel is named
 	tunnel *tunnelConfig // the one tunnel applied, if any
+	home   string        // the invoking user's, for ~/ in paths
 	set    []string      // the keys apply took from the file
 }
+
+// pathKeys are the keys whose values are paths, where ~/ is the invoking
+// user's home as a shell would have it.
+var pathKeys = map[string]bool{"identity": true, "known_hosts": true}
 
 // isRangeArg reports whether an argument of `up` is meant as a range (and
 // is checked as one) rather than a tunnel's name.
@@ -45,7 +50,7 @@ func isRangeArg(a string) bool {
 // selectTunnels sorts the arguments of `up` into ranges and tunnels, and
 // reads the config file when a tunnel is named.
 func selectTunnels(cmd *ucli.Command, inv invoker) (*upSelection, error) {
-	s := &upSelection{}
+	s := &upSelection{home: inv.Home}
 	for _, a := range cmd.Args().Slice() {
 		switch {
 		case isRangeArg(a):
@@ -129,6 +134,9 @@ func (s *upSelection) apply(cmd *ucli.Command) error {
 		}
 		vals, _ := flagStrings(f, t.values[k])
 		for _, v := range vals {
+			if pathKeys[k] && strings.HasPrefix(v, "~/") && s.home != "" {
+				v = filepath.Join(s.home, v[2:])
+			}
 			if err := cmd.Set(f.Names()[0], v); err != nil {
 				return t.errorf(t.lines[k], "%s: invalid value %q: %w", k, v, err)
 			}
