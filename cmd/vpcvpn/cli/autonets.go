@@ -87,8 +87,8 @@ func autoNetsWith(ctx context.Context, inv inventory, in instance, given []netip
 func autoNetsErr(in instance, err error) error {
 	var de *deniedError
 	if errors.As(err, &de) {
-		return fmt.Errorf("-N needs %s, which these AWS credentials may not call (%s): give the VPC's ranges as CIDRs instead, e.g. vpcvpn up 10.0.0.0/16 --target %s",
-			de.Permission, de.Code, in.ID)
+		return &hintError{fmt.Sprintf("-N needs %s, which these AWS credentials may not call (%s): give the VPC's ranges as CIDRs instead, e.g. vpcvpn up 10.0.0.0/16 --target %s",
+			de.Permission, de.Code, in.ID), err}
 	}
 	return fmt.Errorf("-N: %w", err)
 }

@@ -232,7 +232,8 @@ func sudoHint(err error, o *upOptions, inv invoker) error {
 		return err
 	}
 	if !errors.Is(err, errNoRegion) && !errors.Is(err, ssm.ErrCredentialsExpired) &&
-		!errors.Is(err, ssm.ErrInvalidTarget) && !errors.Is(err, ssm.ErrAccessDenied) {
+		!errors.Is(err, ssm.ErrInvalidTarget) && !errors.Is(err, ssm.ErrAccessDenied) &&
+		!errors.Is(err, errNoMatch) && !errors.Is(err, errDenied) {
 		return err
 	}
 	return &hintError{err.Error() + "; under sudo, your shell's AWS_PROFILE and AWS_REGION do not reach vpcvpn: pass --profile and --region", err}

@@ -17,8 +17,11 @@ import (
 	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
 )
 
 // targetSpec is --target as given: an instance id, or a tag whose value
@@ -99,8 +102,8 @@ func resolveWith(ctx context.Context, inv inventory, region string, spec targetS
 // pickTarget chooses among the instances spec selected.
 func pickTarget(spec targetSpec, region string, found []instance, choose chooseFunc) (instance, error) {
 	if len(found) == 0 {
-		return instance{}, fmt.Errorf("--target %s: no instance in %s has %s: list the candidates with `vpcvpn targets`, or check --profile and --region",
-			spec, region, spec.tagText())
+		return instance{}, &hintError{fmt.Sprintf("--target %s: no instance in %s has %s: list the candidates with `vpcvpn targets`, or check --profile and --region",
+			spec, region, spec.tagText()), errNoMatch}
 	}
 	var usable []instance
 	for _, in := range found {
@@ -157,8 +160,12 @@ func sortInstances(list []instance) {
 // deniedCodes are the error codes of a call the credentials may not make.
 var deniedCodes = []string{"UnauthorizedOperation", "AccessDeniedException", "AccessDenied"}
 
-// errDenied marks a call the credentials may not make.
-var errDenied = errors.New("access denied")
+var (
+	// errDenied marks a call the credentials may not make.
+	errDenied = errors.New("access denied")
+	// errNoMatch marks a name or tag no instance has.
+	errNoMatch = errors.New("no instance matches")
+)
 
 // deniedError is a call the credentials may not make, naming the
 // permission it needs.
@@ -173,12 +180,21 @@ func (e *deniedError) Error() string {
 }
 func (e *deniedError) Unwrap() []error { return []error{errDenied, e.err} }
 
-// permissionHint names the permission a denied call needs, and says what
-// call failed otherwise.
+// credentialCodes are the error codes of credentials AWS does not take.
+var credentialCodes = []string{"AuthFailure", "ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId",
+	"UnrecognizedClientException", "InvalidSignatureException", "SignatureDoesNotMatch"}
+
+// permissionHint names the permission a denied call needs, says that the
+// credentials are expired or missing, or what call failed otherwise.
 func permissionHint(err error, permission string) error {
 	var ae smithy.APIError
-	if errors.As(err, &ae) && slices.Contains(deniedCodes, ae.ErrorCode()) {
+	var sign *v4.SigningError
+	switch {
+	case errors.As(err, &ae) && slices.Contains(deniedCodes, ae.ErrorCode()):
 		return &deniedError{Permission: permission, Code: ae.ErrorCode(), err: err}
+	case errors.As(err, &ae) && slices.Contains(credentialCodes, ae.ErrorCode()), errors.As(err, &sign):
+		return &hintError{"AWS credentials expired or missing: refresh them (for SSO: aws sso login)",
+			errors.Join(ssm.ErrCredentialsExpired, err)}
 	}
 	return fmt.Errorf("%s: %w", permission, err)
 }

@@ -14,6 +14,8 @@ import (
 	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/vpcvpn/vpcvpn/tunnel/ssm"
 )
 
 func TestParseTargetSpec(t *testing.T) {
@@ -404,6 +406,45 @@ func TestChoose(t *testing.T) {
 			if !strings.Contains(out.String(), w) {
 				t.Errorf("the question\n%s\ndoes not show %q", out.String(), w)
 			}
+		}
+	}
+}
+
+func TestPermissionHint(t *testing.T) {
+	tests := []struct {
+		code string
+		kind error // nil: neither denied nor credentials
+		msg  string
+	}{
+		{"UnauthorizedOperation", errDenied, "these AWS credentials may not call ec2:DescribeVpcs (UnauthorizedOperation)"},
+		{"AccessDeniedException", errDenied, "may not call ec2:DescribeVpcs (AccessDeniedException)"},
+		{"AuthFailure", ssm.ErrCredentialsExpired, "AWS credentials expired or missing: refresh them"},
+		{"ExpiredToken", ssm.ErrCredentialsExpired, "AWS credentials expired or missing"},
+		{"InternalError", nil, "ec2:DescribeVpcs: api error InternalError"},
+	}
+	for _, tt := range tests {
+		api := &smithy.GenericAPIError{Code: tt.code, Message: "m"}
+		err := permissionHint(api, "ec2:DescribeVpcs")
+		var ae smithy.APIError
+		if !strings.Contains(err.Error(), tt.msg) || !errors.As(err, &ae) ||
+			tt.kind != nil && !errors.Is(err, tt.kind) || tt.kind == nil && (errors.Is(err, errDenied) || errors.Is(err, ssm.ErrCredentialsExpired)) {
+			t.Errorf("%s: %v, want %q and kind %v", tt.code, err, tt.msg, tt.kind)
+		}
+	}
+}
+
+// TestTargetErrorsSudoHint: a name no instance has, and a denied call, may
+// come from the wrong profile or region, which sudo drops.
+func TestTargetErrorsSudoHint(t *testing.T) {
+	t.Setenv("AWS_PROFILE", "")
+	f := vpcAccount()
+	_, noMatch := resolveWith(context.Background(), f.inventory(), "us-east-1", targetSpec{Key: "Name", Value: "prod-bastion"}, nil)
+	f.denied = "DescribeVpcs"
+	_, denied := autoNetsWith(context.Background(), f.inventory(), instance{ID: "i-0000000000000000a", VPC: "vpc-a", Subnet: "subnet-a"}, nil, nil, nil)
+	for _, err := range []error{noMatch, denied} {
+		got := sudoHint(err, &upOptions{}, invoker{UID: 1000, GID: 1000})
+		if !strings.Contains(got.Error(), "under sudo") || !strings.HasPrefix(got.Error(), err.Error()) {
+			t.Errorf("sudoHint(%v) = %v", err, got)
 		}
 	}
 }
