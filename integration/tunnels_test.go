@@ -22,8 +22,9 @@ import (
 // The tunnels of the config file: vpchost over the emulated SSM to the VPC
 // host, with split DNS for the lab's private zone too; bastion over SSH to
 // an echo server on the bastion's VPC address, without DNS (resolv.conf,
-// as in the lab's namespaces, can send names to one tunnel only); and
-// wide, which overlaps both.
+// as in the lab's namespaces, can send names to one tunnel only); wide,
+// which overlaps both; and dnstoo, bastion with split DNS, which cannot
+// come up beside vpchost.
 const (
 	tunnelsReason = "INC-1234 on-call"
 	bastionEcho   = lab.BastionVPCAddr + ":7"
@@ -54,9 +55,16 @@ ssh = %q
 identity = %q
 known_hosts = %q
 cidrs = [%q]
+
+[tunnel.dnstoo]
+ssh = %q
+identity = %q
+known_hosts = %q
+cidrs = ["%s/32"]
 `, lab.InstanceID, lab.SSHUser, l.Path("known_hosts_ssm"), lab.VPCHostAddr, tunnelsReason, lab.PrivateZone,
 		s.Target(), s.KeyPath, s.KnownHosts, lab.BastionVPCAddr,
-		s.Target(), s.KeyPath, s.KnownHosts, lab.VPCCIDR)
+		s.Target(), s.KeyPath, s.KnownHosts, lab.VPCCIDR,
+		s.Target(), s.KeyPath, s.KnownHosts, lab.BastionVPCAddr)
 	p := filepath.Join(t.TempDir(), "config.toml")
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
@@ -154,7 +162,18 @@ func TestTunnelsSeveral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := v.Run(testContext(t, 60*time.Second), "up", "vpchost", "bastion", "--config", cfg, "--background")
+	// The second cannot come up: the first is stopped again.
+	res, err := v.Run(testContext(t, 60*time.Second), "up", "vpchost", "dnstoo", "--config", cfg, "--background")
+	if err != nil || res.ExitCode == 0 || !strings.Contains(res.Stderr, "belongs to the running vpcvpn instance vpchost") ||
+		!strings.Contains(res.Stderr, "tunnel dnstoo did not come up; stopping vpchost") {
+		t.Errorf("up vpchost dnstoo: exit %d, %v\n%s\nwant dnstoo refused and vpchost stopped", res.ExitCode, err, res.Stderr)
+	}
+	assertNoTunnels(t, l, v)
+	if after, err := os.ReadFile(resolvConf); err != nil || string(after) != string(before) {
+		t.Errorf("resolv.conf after a failed up (%v):\n%s\nwant it as before:\n%s", err, after, before)
+	}
+
+	res, err = v.Run(testContext(t, 60*time.Second), "up", "vpchost", "bastion", "--config", cfg, "--background")
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("up vpchost bastion --background: exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
 	}

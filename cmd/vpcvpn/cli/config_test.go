@@ -304,3 +304,19 @@ func TestConfigHomePaths(t *testing.T) {
 		t.Errorf("proxy_command = %q, want it as written (a shell expands it)", o.proxyCommand)
 	}
 }
+
+func TestDefaultConfigPath(t *testing.T) {
+	inv := invoker{UID: 1000, Home: "/home/alice"}
+	t.Setenv("XDG_CONFIG_HOME", "")
+	if got := defaultConfigPath(inv); got != "/home/alice/.config/vpcvpn/config.toml" {
+		t.Errorf("without XDG_CONFIG_HOME: %s, want the invoking user's ~/.config", got)
+	}
+	t.Setenv("XDG_CONFIG_HOME", "/srv/alice/conf")
+	if got := defaultConfigPath(inv); got != "/srv/alice/conf/vpcvpn/config.toml" {
+		t.Errorf("with XDG_CONFIG_HOME: %s, want it honoured", got)
+	}
+	t.Setenv("XDG_CONFIG_HOME", "relative")
+	if got := defaultConfigPath(inv); got != "/home/alice/.config/vpcvpn/config.toml" {
+		t.Errorf("with a relative XDG_CONFIG_HOME: %s, want it ignored, as the spec says", got)
+	}
+}
