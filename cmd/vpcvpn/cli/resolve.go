@@ -214,6 +214,8 @@ func (r *upRun) findTarget(ctx context.Context, awsCfg aws.Config, protect []net
 			return err
 		}
 	}
+	r.found.Lock()
+	defer r.found.Unlock()
 	if !o.target.isID() {
 		r.progress("--target %s: %s in %s %s, SSM agent %s on %s", o.target, in.label(), in.VPC, in.AZ, in.AgentVersion, orDash(in.Platform))
 		o.host = in.ID

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -39,6 +40,10 @@ type upRun struct {
 	stop  context.CancelCauseFunc       // ends the run; errDown for `vpcvpn down`
 	eng   atomic.Pointer[engine.Engine] // nil until the bastion is resolved and the routes planned
 	procs atomic.Pointer[procGovernor]  // nil until connected, or when GOMAXPROCS is the user's
+
+	// found guards opts.host, user and cidrs while findTarget settles
+	// them (--target by name, -N) and the control socket answers status.
+	found sync.Mutex
 }
 
 func runTunnel(ctx context.Context, o *upOptions, stderr io.Writer) error {

@@ -86,15 +86,17 @@ func (r *upRun) status() Status {
 		Name:      o.name,
 		State:     "connecting",
 		Transport: o.transportName(),
-		Bastion:   o.bastion(),
 		Interface: o.name,
 		PID:       os.Getpid(),
 		Since:     r.since,
 		Routes:    []string{},
 	}
+	r.found.Lock()
+	st.Bastion = o.bastion()
 	for _, p := range o.cidrs {
 		st.Routes = append(st.Routes, p.String())
 	}
+	r.found.Unlock()
 	eng := r.eng.Load()
 	if eng == nil {
 		return st
