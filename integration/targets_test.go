@@ -46,7 +46,8 @@ func TestTargets(t *testing.T) {
 			assertNoTunnel(t, l)
 		})
 	}
-	t.Run("AutoNets", func(t *testing.T) { testAutoNets(t, l, v) })
+	t.Run("AutoNets", func(t *testing.T) { testAutoNets(t, l, v, "") })
+	t.Run("AutoNetsAndCIDR", func(t *testing.T) { testAutoNets(t, l, v, "172.31.0.0/16") })
 	t.Run("AutoNetsDenied", func(t *testing.T) {
 		awsAdmin(t, l, "deny", url.Values{"action": {"ec2:DescribeVpcs"}})
 		t.Cleanup(func() { awsAdmin(t, l, "deny", nil) })
@@ -163,12 +164,17 @@ func testUpByTarget(t *testing.T, l *lab.Lab, v *lab.VPCVPN, target string) {
 
 // testAutoNets: -N routes the VPC's two blocks and the peering and transit
 // gateway destinations, not the default route nor the range holding the
-// emulator, plus a CIDR given; it shows them before connecting.
-func testAutoNets(t *testing.T, l *lab.Lab, v *lab.VPCVPN) {
-	const extra = "172.31.0.0/16"
-	in := startVPCVPN(t, v, upTargetArgs(v, "bastion", "-N", extra)...)
+// emulator, plus the CIDR given, if any; it shows them before connecting.
+func testAutoNets(t *testing.T, l *lab.Lab, v *lab.VPCVPN, given string) {
+	extra := []string{"-N"}
+	want := []string{lab.VPCCIDR, lab.SecondVPCCIDR, lab.PeeringCIDR, lab.TransitCIDR}
+	if given != "" {
+		extra = append(extra, given)
+		want = append(want, given)
+	}
+	in := startVPCVPN(t, v, upTargetArgs(v, "bastion", extra...)...)
 	out := in.Stderr()
-	t.Logf("vpcvpn up -N --target bastion %s:\n%s", extra, out)
+	t.Logf("vpcvpn %s:\n%s", strings.Join(upTargetArgs(v, "bastion", extra...), " "), out)
 	shown := [][]string{ // each on a line of its own
 		{"vpcvpn: -N: the ranges of bastion (" + lab.InstanceID + ") in " + lab.VPCID},
 		{lab.VPCCIDR, lab.VPCID}, {lab.SecondVPCCIDR, lab.VPCID},
@@ -187,7 +193,6 @@ func testAutoNets(t *testing.T, l *lab.Lab, v *lab.VPCVPN) {
 	if strings.Index(out, "-N: the ranges") > strings.Index(out, "vpcvpn: connecting to") {
 		t.Errorf("the ranges are shown after connecting:\n%s", out)
 	}
-	want := []string{lab.VPCCIDR, lab.SecondVPCCIDR, lab.PeeringCIDR, lab.TransitCIDR, extra}
 	st := tunnelStatus(t, v)
 	got := slices.Clone(st.Routes)
 	slices.Sort(got)
@@ -196,6 +201,9 @@ func testAutoNets(t *testing.T, l *lab.Lab, v *lab.VPCVPN) {
 		t.Errorf("status routes %v, want %v", st.Routes, want)
 	}
 	testDownload(t, l, vpcAddr(lab.SourcePort), 1<<20)
+	if res, err := v.Run(testContext(t, 10*time.Second), "status", "--name", ifName); err == nil {
+		t.Logf("vpcvpn status:\n%s", res.Stdout)
+	}
 	stopUp(t, in)
 	assertNoTunnel(t, l)
 }
