@@ -114,8 +114,8 @@ func (inv inventory) ec2Instances(ctx context.Context, filters []ec2types.Filter
 		}
 		for _, r := range out.Reservations {
 			for _, i := range r.Instances {
-				if in := fromEC2(i); in.State != "terminated" {
-					list = append(list, in)
+				if inst := fromEC2(i); inst.State != "terminated" {
+					list = append(list, inst)
 				}
 			}
 		}
