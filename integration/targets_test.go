@@ -3,10 +3,15 @@
 package integration_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +51,7 @@ func TestTargets(t *testing.T) {
 			assertNoTunnel(t, l)
 		})
 	}
+	t.Run("ChooseOnTerminal", func(t *testing.T) { testChooseOnTerminal(t, l, v) })
 	t.Run("AutoNets", func(t *testing.T) { testAutoNets(t, l, v, "") })
 	t.Run("AutoNetsAndCIDR", func(t *testing.T) { testAutoNets(t, l, v, "172.31.0.0/16") })
 	t.Run("AutoNetsDenied", func(t *testing.T) {
@@ -232,5 +238,95 @@ func stopUp(t *testing.T, in *lab.Instance) {
 	t.Helper()
 	if res, ok := in.Stop(10 * time.Second); !ok || res.ExitCode != 0 {
 		t.Errorf("vpcvpn up did not stop cleanly (exit %d):\n%s", res.ExitCode, res.Stderr)
+	}
+}
+
+// testChooseOnTerminal: on a terminal (script(1) gives vpcvpn a pty), a
+// target several online instances match is a numbered question, and the
+// answer picks the instance.
+func testChooseOnTerminal(t *testing.T, l *lab.Lab, v *lab.VPCVPN) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("integration: needs script(1) (util-linux) to give vpcvpn a terminal")
+	}
+	quoted := []string{shellQuote(v.Bin)}
+	for _, a := range upTargetArgs(v, "tag:Role=bastion") {
+		quoted = append(quoted, shellQuote(a))
+	}
+	ctx := testContext(t, time.Minute)
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.Laptop, "script", "-qfec", strings.Join(quoted, " "), "/dev/null")
+	cmd.Env = append(append(os.Environ(), "VPCVPN_RUN_DIR="+v.RunDir), l.AWS.Env()...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &grower{grew: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	if err := out.waitFor(ctx, "Which one (1-2)? "); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	stdin.Write([]byte("1\n")) // bastion, before bastion-b
+	if err := out.waitFor(ctx, "vpcvpn: connected to"); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	t.Logf("on a terminal:\n%s", out)
+	for _, w := range []string{"--target tag:Role=bastion matches 2 online instances:", "#  NAME       ID", "1  bastion    " + lab.InstanceID,
+		"2  bastion-b  " + lab.BastionBID, "--target tag:Role=bastion: bastion (" + lab.InstanceID + ")", "connected to root@" + lab.InstanceID} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("the terminal does not show %q", w)
+		}
+	}
+	if res, err := v.Run(ctx, "down", "--name", ifName); err != nil || res.ExitCode != 0 {
+		t.Fatalf("vpcvpn down: exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("vpcvpn up on a terminal: %v\n%s", err, out)
+	}
+	assertNoTunnel(t, l)
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// grower collects output and tells waiters when it grows.
+type grower struct {
+	mu   sync.Mutex
+	b    strings.Builder
+	grew chan struct{} // closed and replaced when b grows
+}
+
+func (g *grower) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.b.Write(p)
+	close(g.grew)
+	g.grew = make(chan struct{})
+	return len(p), nil
+}
+
+func (g *grower) String() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return strings.ReplaceAll(g.b.String(), "\r\n", "\n")
+}
+
+// waitFor returns once the output holds s, or ctx ends.
+func (g *grower) waitFor(ctx context.Context, s string) error {
+	for {
+		g.mu.Lock()
+		has, grew := strings.Contains(g.b.String(), s), g.grew
+		g.mu.Unlock()
+		if has {
+			return nil
+		}
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %q: %w", s, ctx.Err())
+		}
 	}
 }
