@@ -89,11 +89,22 @@ type conn struct {
 
 	flows      map[*flow]struct{} // open, and being opened
 	flowsTotal uint64
+	flowsCut   int           // flows closed after a read found the connection lost
 	idleSince  time.Duration // on the pool's clock: when its last flow closed, or it came up
 	bulkUntil  time.Duration // counts as bulk until then, after its last bulk flow
 	lastErr    string
 
 	bytesUp, bytesDown atomic.Uint64 // payload through its flows
+	marks              [2]uint64     // bytes both ways at maint's last two rounds
+}
+
+// moved reports whether c moved payload since maint's round before last,
+// about a second ago, and records this round. p.mu is held.
+func (c *conn) moved() bool {
+	total := c.bytesUp.Load() + c.bytesDown.Load()
+	moved := total != c.marks[0]
+	c.marks[0], c.marks[1] = c.marks[1], total
+	return moved
 }
 
 // usable reports whether flows can be opened on c: it is up, or resuming

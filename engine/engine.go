@@ -122,7 +122,8 @@ type Config struct {
 
 	// TrafficChanged, if not nil, is called when the netstack's Active or
 	// bulk counters change (netstack.Config.BulkChanged and
-	// ActiveChanged); Traffic says how. It must not block.
+	// ActiveChanged), and when whether two or more connections move data
+	// changes; Traffic and ConnsMoving say how. It must not block.
 	TrafficChanged func()
 
 	Logger *slog.Logger // nil: discard
@@ -250,6 +251,19 @@ func (e *Engine) Traffic() netstack.Stats {
 		return netstack.Stats{}
 	}
 	return stack.Stats()
+}
+
+// ConnsMoving returns how many connections moved payload in about the
+// last second (measured twice a second while flows are open). It is cheap,
+// for Config.TrafficChanged.
+func (e *Engine) ConnsMoving() int {
+	e.mu.Lock()
+	p := e.pool
+	e.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	return int(p.moving.Load())
 }
 
 // Wait returns a channel that is closed once Close has restored the host

@@ -214,3 +214,45 @@ func TestCloseBeforeRun(t *testing.T) {
 		t.Errorf("the host was changed: %q", got)
 	}
 }
+
+// TestSeveralConnections: with MaxConns above 1, a flow opened beside one
+// that moves data in bulk gets a connection of its own; losing that
+// connection resets its flow only, the engine stays connected, and status
+// shows the connections.
+func TestSeveralConnections(t *testing.T) {
+	vpctest.LeakCheck(t)
+	h := newHarness(t, engine.Config{MaxConns: 3, NoSpare: true})
+	h.start(t)
+	bulk := h.dialApp(t)
+	const size = 4 << 20
+	go bulk.Write(make([]byte, size)) // an upload, echoed: bulk both ways
+	if _, err := io.CopyN(io.Discard, bulk, size); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.eng.Status(); len(st.Connections) != 1 || st.Connections[0].Class != engine.ClassBulk {
+		t.Fatalf("connections after a transfer: %+v", st.Connections)
+	}
+
+	flow := h.dialApp(t)
+	echo(t, flow, "beside a download")
+	if ev := h.expect(t, engine.EventConnOpened); ev.Conn != 2 {
+		t.Errorf("opened #%d, want #2", ev.Conn)
+	}
+	st := h.eng.Status()
+	if st.MaxConns != 3 || len(st.Connections) != 2 || st.Connections[1].FlowsOpen != 1 || st.Connections[1].Class != engine.ClassInteractive {
+		t.Fatalf("status: max %d, connections %+v", st.MaxConns, st.Connections)
+	}
+
+	h.dropConn(2)
+	if ev := h.expect(t, engine.EventConnLost); ev.Conn != 2 || ev.Flows != 1 {
+		t.Errorf("lost: #%d with %d flows, want #2 with 1", ev.Conn, ev.Flows)
+	}
+	flow.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.Copy(io.Discard, flow); err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("the flow on the lost connection ended with %v, want a reset", err)
+	}
+	if st := h.eng.Status(); st.State != engine.StateConnected || len(st.Connections) != 1 || st.Connections[0].ID != 1 {
+		t.Errorf("after the loss: %v, %+v", st.State, st.Connections)
+	}
+	echo(t, bulk, "the other connection carries on")
+}

@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vpcvpn/vpcvpn/tunnel"
 )
 
 // flow is one flow's channel as the netstack (or the DNS proxy) relays it:
@@ -21,6 +24,7 @@ type flow struct {
 	isBulk atomic.Bool  // by the bulk rule now
 	proven atomic.Bool  // unprovenBytes moved: its class is known
 	closed atomic.Bool
+	cut    atomic.Bool // a read found the connection lost
 
 	mu       sync.Mutex // guards following
 	up, down meter
@@ -37,6 +41,9 @@ func (f *flow) Read(b []byte) (int, error) {
 	if n > 0 {
 		f.c.bytesDown.Add(uint64(n))
 		f.count(&f.down, n)
+	}
+	if err != nil && errors.Is(err, tunnel.ErrConnectionLost) {
+		f.cut.Store(true)
 	}
 	return n, err
 }

@@ -125,6 +125,15 @@ func (h *harness) drop() {
 	far.Close()
 }
 
+// dropConn ends the SSH connection of dial number n, from 1, from the
+// server's side.
+func (h *harness) dropConn(n int) {
+	h.mu.Lock()
+	far := h.far[n-1]
+	h.mu.Unlock()
+	far.Close()
+}
+
 // dialHooks returns the hooks of dial number n, from 1.
 func (h *harness) dialHooks(n int) engine.ConnHooks {
 	h.mu.Lock()

@@ -73,15 +73,20 @@ func (p *pool) maintain() {
 func (p *pool) upkeep() (busy bool) {
 	p.mu.Lock()
 	now := p.now()
-	flows, interactive := 0, false
+	flows, interactive, moving := 0, false, 0
 	for _, c := range p.conns {
+		if c.state == ConnUp && c.moved() {
+			moving++
+		}
 		for f := range c.flows {
 			flows++
 			if f.isBulk.Load() && f.calmed(now) {
 				f.isBulk.Store(false)
 				c.bulkUntil = now + bulkHold
 			}
-			if !f.isBulk.Load() && !f.unproven(now) && now-time.Duration(f.last.Load()) < spareWithin {
+			// A proven interactive flow, older than unprovenAge: a
+			// download that has not reached the bulk rule yet is not.
+			if !f.isBulk.Load() && now-f.born >= unprovenAge && now-time.Duration(f.last.Load()) < spareWithin {
 				interactive = true
 			}
 		}
@@ -96,6 +101,9 @@ func (p *pool) upkeep() (busy bool) {
 	p.mu.Unlock()
 	for _, c := range closed {
 		p.emit(Event{Kind: EventConnClosedIdle, Conn: c.id})
+	}
+	if was := p.moving.Swap(int32(moving)); (was >= 2) != (moving >= 2) && p.trafficChanged != nil {
+		p.trafficChanged()
 	}
 	return busy
 }

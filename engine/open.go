@@ -182,6 +182,9 @@ func (p *pool) detach(f *flow) {
 	if f.isBulk.Load() {
 		c.bulkUntil = now + bulkHold
 	}
+	if f.cut.Load() {
+		c.flowsCut++
+	}
 	if len(c.flows) == 0 {
 		c.idleSince = now
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vpcvpn/vpcvpn/tunnel"
@@ -25,6 +26,9 @@ type pool struct {
 	now     func() time.Duration // a monotonic clock; tests set it
 	connect func(context.Context, *conn) (*tunnel.Client, error)
 	emit    func(Event)
+	// trafficChanged is Config.TrafficChanged: called when moving crosses 2.
+	trafficChanged func()
+	moving         atomic.Int32 // connections that moved payload in about the last second
 
 	demand chan struct{} // a flow waits for a connection; capacity 1
 	gone   chan *conn    // the last connection ended; capacity 1
@@ -89,9 +93,11 @@ func newPool(cfg poolConfig, log *slog.Logger, connect func(context.Context, *co
 		changed:  make(chan struct{}),
 		dialTime: dialTimeDefault,
 	}
-	p.wg.Go(p.maintain)
 	return p
 }
+
+// start runs maint, until close.
+func (p *pool) start() { p.wg.Go(p.maintain) }
 
 // notifyLocked wakes the flows waiting for a change. p.mu is held.
 func (p *pool) notifyLocked() {
@@ -198,7 +204,7 @@ func (p *pool) watch(c *conn) {
 		return
 	}
 	p.removeLocked(c)
-	flows := len(c.flows)
+	flows := len(c.flows) + c.flowsCut // those whose relays ended already, and the rest
 	last := !slices.ContainsFunc(p.conns, (*conn).hasClient)
 	if last {
 		// serve takes over: only a flow from now on asks for the next

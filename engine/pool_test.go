@@ -16,7 +16,8 @@ import (
 )
 
 // testPool is a pool with its Engine (for the hooks), connected over pipes
-// to a farSide, with a clock the test moves.
+// to a farSide, with a clock the test moves. Its maint runs a round when
+// the test calls upkeep.
 type testPool struct {
 	*pool
 	e      *Engine
@@ -500,5 +501,35 @@ func TestPoolBulkFlow(t *testing.T) {
 	tp.advance(bulkHold)
 	if got := tp.conns(); got != "#1 up interactive 1, #2 up idle 0" {
 		t.Errorf("bulkHold later: %s", got)
+	}
+}
+
+// TestPoolMoving: the count of connections that moved data within about a
+// second (two rounds of maint), and the call when it crosses 2.
+func TestPoolMoving(t *testing.T) {
+	vpctest.LeakCheck(t)
+	changed := make(chan struct{}, 10)
+	tp := newTestPool(t, Config{MaxConns: 2, NoSpare: true})
+	tp.pool.trafficChanged = func() { changed <- struct{}{} }
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a, b := tp.flow(t), tp.flow(t)
+	if on(a) == on(b) {
+		t.Fatal("both flows on one connection")
+	}
+	for _, f := range []net.Conn{a, b} {
+		if err := echoLine(t, f, "hello"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round, want := range []int32{2, 2, 0} {
+		tp.upkeep()
+		if got := tp.moving.Load(); got != want {
+			t.Errorf("round %d: %d connections moving, want %d", round, got, want)
+		}
+	}
+	if len(changed) != 2 {
+		t.Errorf("TrafficChanged called %d times, want 2 (up to 2 and back)", len(changed))
 	}
 }

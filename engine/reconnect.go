@@ -196,6 +196,7 @@ func (e *Engine) newPool() *pool {
 	}, e.log, func(ctx context.Context, c *conn) (*tunnel.Client, error) {
 		return e.cfg.Connect(ctx, e.hooks(p, c))
 	}, e.emit)
+	p.trafficChanged = e.cfg.TrafficChanged
 	return p
 }
 

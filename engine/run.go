@@ -40,6 +40,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	defer close(running)
 	p := e.newPool()
+	p.start()
 	e.mu.Lock()
 	e.pool = p
 	e.mu.Unlock()
