@@ -67,6 +67,9 @@ func TestUpDefaults(t *testing.T) {
 	if o.user != defaultSSHUser || o.port != "22" || o.name != defaultName || o.mtu != 1500 {
 		t.Errorf("defaults: user %q port %q name %q mtu %d", o.user, o.port, o.name, o.mtu)
 	}
+	if o.maxSessions != 5 || o.sessionIdle != time.Minute || !o.spare {
+		t.Errorf("defaults: max sessions %d, session idle %v, spare %v", o.maxSessions, o.sessionIdle, o.spare)
+	}
 	if !strings.HasSuffix(o.knownHosts, filepath.Join(".ssh", "known_hosts")) {
 		t.Errorf("known hosts default = %q", o.knownHosts)
 	}
@@ -88,6 +91,9 @@ func TestUpBadInput(t *testing.T) {
 		{"bad name", []string{"10.0.0.0/16", "--ssh", "b", "--name", "a/b"}, `invalid --name "a/b"`},
 		{"bad timeout", []string{"10.0.0.0/16", "--ssh", "b", "--connect-timeout", "0s"}, "invalid --connect-timeout"},
 		{"bad keep-alive interval", []string{"10.0.0.0/16", "--ssh", "b", "--keep-alive-interval", "-1s"}, "invalid --keep-alive-interval"},
+		{"no sessions", []string{"10.0.0.0/16", "--ssh", "b", "--max-sessions", "0"}, "invalid --max-sessions 0: use a value from 1 (one connection) to 32"},
+		{"too many sessions", []string{"10.0.0.0/16", "--ssh", "b", "--max-sessions", "100"}, "invalid --max-sessions 100"},
+		{"bad session idle", []string{"10.0.0.0/16", "--ssh", "b", "--session-idle", "0s"}, "invalid --session-idle 0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

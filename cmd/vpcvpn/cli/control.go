@@ -39,6 +39,28 @@ type Status struct {
 	BytesDown   uint64     `json:"bytes_down"`
 	LastError   string     `json:"last_error,omitempty"`
 	DNS         *DNSStatus `json:"dns,omitempty"` // nil with --no-dns
+
+	// The SSM sessions (with --ssh, connections) the tunnel's flows are
+	// spread over.
+	MaxSessions        int          `json:"max_sessions"`
+	DialBackoffSeconds int          `json:"dial_backoff_seconds"` // > 0 while extra ones wait after failures or throttling
+	DialError          string       `json:"dial_error,omitempty"` // why the last extra one failed
+	Connections        []ConnStatus `json:"connections"`
+}
+
+// ConnStatus is one SSM session (with --ssh, connection) in Status.
+type ConnStatus struct {
+	ID         int       `json:"id"`      // 1, 2, ... in the order they were opened
+	State      string    `json:"state"`   // dialing, up, resuming, closing
+	Class      string    `json:"class"`   // bulk, interactive, idle
+	Session    string    `json:"session"` // the SSM session id; "" with --ssh
+	Since      time.Time `json:"since"`   // when it came up (or began dialing)
+	FlowsOpen  int       `json:"flows_open"`
+	FlowsBulk  int       `json:"flows_bulk"`
+	FlowsTotal uint64    `json:"flows_total"`
+	BytesUp    uint64    `json:"bytes_up"`
+	BytesDown  uint64    `json:"bytes_down"`
+	LastError  string    `json:"last_error"`
 }
 
 // DNSStatus is the split DNS part of Status.

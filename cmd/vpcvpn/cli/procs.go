@@ -66,6 +66,13 @@ import (
 // (44 MiB without: the collector keeps what it took). GOGC or GOMEMLIMIT
 // in the environment leaves the collector alone (GOMAXPROCS, the whole
 // governor).
+//
+// Several SSH connections (--max-sessions) each have their own x/crypto/ssh
+// reader and writer, and a request on one does not hand off to another:
+// when two or more moved data within the last second (the engine's
+// ConnsMoving), the work is many connections' at once, as with 16 pgbench
+// clients over plain SSH, and vpcvpn runs on all processors (procsParallel),
+// the collector left alone unless a flow downloads in bulk too.
 
 // procsHold is how long vpcvpn keeps all processors after bulk data
 // stopped moving.
@@ -78,9 +85,10 @@ const bulkGCPercent = 400
 type procMode int
 
 const (
-	procsIdle   procMode = iota // no packets: one processor
-	procsActive                 // requests and responses: one, and one held
-	procsBulk                   // a bulk download: all processors
+	procsIdle     procMode = iota // no packets: one processor
+	procsActive                   // requests and responses: one, and one held
+	procsParallel                 // several connections move data: all processors
+	procsBulk                     // a bulk download: all processors, and the collector's GOGC
 )
 
 // procGovernor sets GOMAXPROCS, holds a processor and sets the collector's
@@ -92,6 +100,7 @@ type procGovernor struct {
 	// open: one that paused may resume.
 	bulkOpen func() bool
 	active   func() bool // whether packets arrive
+	parallel func() bool // whether several connections move data; nil: never
 	many     int         // processors while a flow moves data in bulk
 	hold     time.Duration
 	set      func(int) // runtime.GOMAXPROCS; tests watch it
@@ -114,12 +123,12 @@ type procGovernor struct {
 
 // newProcGovernor returns a governor that has set one processor, or nil
 // when GOMAXPROCS is set in the environment or there is only one anyway.
-func newProcGovernor(bulk, bulkOpen, active func() bool, log *slog.Logger) *procGovernor {
+func newProcGovernor(bulk, bulkOpen, active, parallel func() bool, log *slog.Logger) *procGovernor {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return nil
 	}
 	g := &procGovernor{
-		bulk: bulk, bulkOpen: bulkOpen, active: active, many: runtime.GOMAXPROCS(0), hold: procsHold,
+		bulk: bulk, bulkOpen: bulkOpen, active: active, parallel: parallel, many: runtime.GOMAXPROCS(0), hold: procsHold,
 		set: func(n int) {
 			runtime.GOMAXPROCS(n)
 			log.Debug("processors", "GOMAXPROCS", n)
@@ -199,7 +208,10 @@ func (g *procGovernor) settle() {
 
 // calm is the mode without bulk data.
 func (g *procGovernor) calm() procMode {
-	if g.active() {
+	switch {
+	case g.parallel != nil && g.parallel():
+		return procsParallel
+	case g.active():
 		return procsActive
 	}
 	return procsIdle
@@ -232,6 +244,9 @@ func (g *procGovernor) setMode(m procMode) (garbage bool) {
 			g.gcPrev = g.gcPercent(bulkGCPercent)
 		}
 		return false
+	case m == procsParallel:
+		g.unhold()
+		g.setProcs(g.many)
 	case m == procsActive && g.holdProc != nil:
 		g.setProcs(2)
 		if g.release == nil {

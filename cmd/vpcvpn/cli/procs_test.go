@@ -60,6 +60,7 @@ func (l *holdLog) take() []string {
 // govFlags are what a loggedGovernor's stack reports.
 type govFlags struct {
 	bulk, open, active atomic.Bool // Stats.BulkDownloads, BulkOpen, Active
+	parallel           atomic.Bool // ConnsMoving() >= 2
 }
 
 // loggedGovernor returns a governor over flags the test sets, whose
@@ -68,7 +69,8 @@ func loggedGovernor(l *holdLog) (*procGovernor, *govFlags) {
 	f := new(govFlags)
 	gogc := 100
 	g := &procGovernor{
-		bulk: f.bulk.Load, bulkOpen: f.open.Load, active: f.active.Load, many: 4, hold: time.Hour, procs: 1,
+		bulk: f.bulk.Load, bulkOpen: f.open.Load, active: f.active.Load, parallel: f.parallel.Load,
+		many: 4, hold: time.Hour, procs: 1,
 		set: func(n int) { l.add(fmt.Sprint("procs ", n)) },
 		holdProc: func() func() {
 			l.add("hold")
@@ -125,6 +127,40 @@ func TestProcGovernorActive(t *testing.T) {
 	active.Store(true)
 	g.changed() // the stack's last report, after stop
 	step("active after stop")
+}
+
+// TestProcGovernorParallel: while two or more connections move data, all
+// processors work, with no processor held and the collector left alone;
+// a bulk download among them raises GOGC, and its end leaves the
+// processors to the connections.
+func TestProcGovernorParallel(t *testing.T) {
+	var l holdLog
+	g, f := loggedGovernor(&l)
+	defer g.stop()
+	step := func(what string, want ...string) {
+		t.Helper()
+		if got := l.take(); !slices.Equal(got, want) {
+			t.Errorf("%s: %q, want %q", what, got, want)
+		}
+	}
+	f.active.Store(true)
+	g.changed()
+	step("active", "procs 2", "hold")
+	f.parallel.Store(true)
+	g.changed()
+	step("two connections move data", "release", "procs 4")
+	f.bulk.Store(true)
+	f.open.Store(true)
+	g.changed()
+	step("and a bulk download", "gc 400")
+	f.bulk.Store(false)
+	g.changed()
+	step("the download paused, within the hold")
+	g.settle()
+	step("the download stopped, after the hold", "gc 100", "free")
+	f.parallel.Store(false)
+	g.changed()
+	step("one connection moves data", "procs 2", "hold")
 }
 
 // TestProcGovernorDownloadEnded: when the last flow that downloaded in
@@ -258,7 +294,7 @@ func TestProcGovernorHold(t *testing.T) {
 func TestProcGovernorOff(t *testing.T) {
 	t.Setenv("GOMAXPROCS", "3")
 	yes := func() bool { return true }
-	g := newProcGovernor(yes, yes, yes, slog.New(slog.DiscardHandler))
+	g := newProcGovernor(yes, yes, yes, yes, slog.New(slog.DiscardHandler))
 	if g != nil {
 		t.Fatal("governor with GOMAXPROCS set")
 	}

@@ -156,6 +156,9 @@ func (r *upRun) newEngine(ctx context.Context, host platform.Host) (*engine.Engi
 		MTU:            o.mtu,
 		ConnectTimeout: o.connectTimeout,
 		KeepAlive:      o.keepAlive,
+		MaxConns:       o.maxSessions,
+		ConnIdle:       o.sessionIdle,
+		NoSpare:        !o.spare,
 		NetworkChanged: netChg,
 		Events:         func(ev engine.Event) { r.event(ctx, ev) },
 		TrafficChanged: func() { r.procs.Load().changed() },
@@ -199,6 +202,27 @@ func (r *upRun) event(ctx context.Context, ev engine.Event) {
 		} else {
 			r.progress("disconnecting")
 		}
+	default:
+		r.connEvent(ev)
+	}
+}
+
+// connEvent logs what happened to one of several sessions (connections
+// over --ssh): a loss, whose connections were reset, as a warning; the
+// rest for -v.
+func (r *upRun) connEvent(ev engine.Event) {
+	name := fmt.Sprintf("%s #%d", r.opts.sessionWord(), ev.Conn)
+	switch ev.Kind {
+	case engine.EventConnLost:
+		r.log.Warn(fmt.Sprintf("%s lost; %d connection(s) through it reset, the others carry on", name, ev.Flows), "err", ev.Err)
+	case engine.EventConnOpened:
+		r.log.Debug(name+" opened", "took", ev.Took.Round(time.Millisecond))
+	case engine.EventConnClosedIdle:
+		r.log.Debug(name + " closed: nothing used it")
+	case engine.EventConnThrottled:
+		r.log.Debug(name+" throttled by AWS; no more sessions for a while", "retry_in", ev.Took.Round(time.Second), "err", ev.Err)
+	case engine.EventConnFailed:
+		r.log.Debug(name+" failed", "retry_in", ev.Took.Round(time.Second), "err", ev.Err)
 	}
 }
 
@@ -216,6 +240,8 @@ func (r *upRun) connected() {
 		return eng.Traffic().BulkOpen > 0
 	}, func() bool {
 		return eng.Traffic().Active
+	}, func() bool {
+		return eng.ConnsMoving() >= 2
 	}, r.log)
 	r.procs.Store(g)
 	g.changed()

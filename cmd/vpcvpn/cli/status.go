@@ -41,7 +41,7 @@ func runStatus(ctx context.Context, cmd *ucli.Command) error {
 	w := cmd.Root().Writer
 	if errors.Is(err, errNotRunning) {
 		if cmd.Bool("json") {
-			json.NewEncoder(w).Encode(Status{Name: name, State: "down", Routes: []string{}})
+			json.NewEncoder(w).Encode(Status{Name: name, State: "down", Routes: []string{}, Connections: []ConnStatus{}})
 		} else {
 			fmt.Fprintf(w, "%s: not running\n", name)
 		}
@@ -83,13 +83,15 @@ func printStatuses(w io.Writer, sts []*Status, asJSON bool) error {
 func (r *upRun) status() Status {
 	o := r.opts
 	st := Status{
-		Name:      o.name,
-		State:     "connecting",
-		Transport: o.transportName(),
-		Interface: o.name,
-		PID:       os.Getpid(),
-		Since:     r.since,
-		Routes:    []string{},
+		Name:        o.name,
+		State:       "connecting",
+		Transport:   o.transportName(),
+		Interface:   o.name,
+		PID:         os.Getpid(),
+		Since:       r.since,
+		Routes:      []string{},
+		MaxSessions: o.maxSessions,
+		Connections: []ConnStatus{},
 	}
 	r.found.Lock()
 	st.Bastion = o.bastion()
@@ -109,6 +111,16 @@ func (r *upRun) status() Status {
 		st.FlowsOpen, st.FlowsTotal, st.FlowsFailed = t.FlowsOpen, t.FlowsTotal, t.FlowsFailed
 		st.BytesUp, st.BytesDown = t.BytesUp, t.BytesDown
 		st.DNS = dnsStatus(es.DNS)
+	}
+	st.MaxSessions = es.MaxConns
+	st.DialBackoffSeconds = int((es.DialBackoff + time.Second - 1) / time.Second)
+	st.DialError = es.DialError
+	for _, c := range es.Connections {
+		st.Connections = append(st.Connections, ConnStatus{
+			ID: c.ID, State: c.State.String(), Class: c.Class.String(), Session: c.Session, Since: c.Since,
+			FlowsOpen: c.FlowsOpen, FlowsBulk: c.FlowsBulk, FlowsTotal: c.FlowsTotal,
+			BytesUp: c.BytesUp, BytesDown: c.BytesDown, LastError: c.LastError,
+		})
 	}
 	return st
 }
@@ -145,6 +157,15 @@ func (o *upOptions) bastion() string {
 	return o.user + "@" + joinHostPort(o.host, o.port)
 }
 
+// sessionWord is what one of the tunnel's connections to the bastion is
+// called: an SSM session, or over --ssh a connection.
+func (o *upOptions) sessionWord() string {
+	if o.via == "ssm" {
+		return "session"
+	}
+	return "connection"
+}
+
 func (o *upOptions) transportName() string {
 	if o.via == "ssm" {
 		return "ssm"
@@ -164,14 +185,20 @@ func joinPrefixes(ps []netip.Prefix) string {
 }
 
 func printStatus(w io.Writer, st *Status) error {
+	return printStatusAt(w, st, time.Now())
+}
+
+// printStatusAt prints st as of now.
+func printStatusAt(w io.Writer, st *Status, now time.Time) error {
 	fmt.Fprintf(w, "%s: %s to %s via %s for %s (pid %d)\n", st.Name, st.State, st.Bastion,
-		st.Transport, time.Since(st.Since).Round(time.Second), st.PID)
+		st.Transport, now.Sub(st.Since).Round(time.Second), st.PID)
 	if st.Address != "" {
 		fmt.Fprintf(w, "  interface  %s (%s)\n", st.Interface, st.Address)
 	}
 	fmt.Fprintf(w, "  routes     %s\n", strings.Join(st.Routes, ", "))
 	fmt.Fprintf(w, "  flows      %d open, %d total, %d failed\n", st.FlowsOpen, st.FlowsTotal, st.FlowsFailed)
 	fmt.Fprintf(w, "  traffic    %s up, %s down\n", formatBytes(st.BytesUp), formatBytes(st.BytesDown))
+	printSessions(w, st, now)
 	if d := st.DNS; d != nil {
 		fmt.Fprintf(w, "  dns        %s at %s via %s (%s)\n", strings.Join(d.Domains, ", "), d.Server, d.Upstream, d.Mode)
 		fmt.Fprintf(w, "             %d queries, %d forwarded, %d from cache, %d failed\n", d.Queries, d.Forwarded, d.CacheHits, d.Failures)
@@ -183,6 +210,51 @@ func printStatus(w io.Writer, st *Status) error {
 		fmt.Fprintf(w, "  idle: the connection ended with no flow open; the next connection or private name lookup reconnects\n")
 	}
 	return nil
+}
+
+// printSessions prints the sessions (connections over --ssh) line, and one
+// line for each:
+//
+//	sessions   3 of 5, more in 20s: throttled by AWS
+//	  #1  up         interactive  5 flows             2.1 MB up    14.0 MB down  1h2m
+func printSessions(w io.Writer, st *Status, now time.Time) {
+	if st.MaxSessions == 0 {
+		return // from a vpcvpn before --max-sessions
+	}
+	word := "sessions  "
+	if !strings.HasPrefix(st.Transport, "ssm") {
+		word = "connections"
+	}
+	line := fmt.Sprintf("  %s %d of %d", word, len(st.Connections), st.MaxSessions)
+	if st.DialBackoffSeconds > 0 {
+		line += fmt.Sprintf(", more in %v", time.Duration(st.DialBackoffSeconds)*time.Second)
+		if st.DialError != "" {
+			line += ": " + strings.TrimPrefix(st.DialError, "ssm: ")
+		}
+	}
+	fmt.Fprintln(w, line)
+	for _, c := range st.Connections {
+		fmt.Fprintf(w, "    #%-3d%-11s%-13s%-18s%10s up %10s down  %s\n", c.ID, c.State, c.Class, flowsText(c),
+			formatBytes(c.BytesUp), formatBytes(c.BytesDown), now.Sub(c.Since).Round(time.Second))
+	}
+}
+
+// flowsText says what flows a session carries: "no flows", "5 flows",
+// "1 flow, 1 bulk".
+func flowsText(c ConnStatus) string {
+	var s string
+	switch c.FlowsOpen {
+	case 0:
+		return "no flows"
+	case 1:
+		s = "1 flow"
+	default:
+		s = fmt.Sprintf("%d flows", c.FlowsOpen)
+	}
+	if c.FlowsBulk > 0 {
+		s += fmt.Sprintf(", %d bulk", c.FlowsBulk)
+	}
+	return s
 }
 
 func formatBytes(n uint64) string {

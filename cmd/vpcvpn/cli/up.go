@@ -10,6 +10,7 @@ import (
 
 	ucli "github.com/urfave/cli/v3"
 
+	"github.com/vpcvpn/vpcvpn/engine"
 	"github.com/vpcvpn/vpcvpn/routing"
 	"github.com/vpcvpn/vpcvpn/tunnel"
 )
@@ -35,6 +36,9 @@ type upOptions struct {
 	connectTimeout time.Duration
 	keepAlive      bool          // keepalives with no flow open too
 	keepAliveEvery time.Duration // --keep-alive-interval
+	maxSessions    int           // connections per tunnel
+	sessionIdle    time.Duration // an extra connection without flows closes after it
+	spare          bool          // hidden --spare: keep a clean connection beside interactive flows
 	background     bool
 	verbose        bool
 
@@ -44,6 +48,15 @@ type upOptions struct {
 }
 
 const defaultSSHUser = "ec2-user"
+
+// defaultMaxSessions is --max-sessions' default: room for four bulk
+// transfers at SSM's pace (0.8 MB/s a session) and one session kept clean
+// for interactive connections (docs/parallel-sessions.md §4.4).
+const defaultMaxSessions = 5
+
+// maxMaxSessions bounds --max-sessions: each session is a process on the
+// instance (ssm-session-worker) and a StartSession call.
+const maxMaxSessions = 32
 
 // maxReason is the longest Reason StartSession accepts.
 const maxReason = 256
@@ -84,6 +97,9 @@ func upCommand() *ucli.Command {
 			&ucli.DurationFlag{Name: "connect-timeout", Value: 15 * time.Second, Usage: "how long a new connection waits for the far side before it is reset"},
 			&ucli.BoolFlag{Name: "keep-alive", Usage: "keep the connection warm with no connection open too (default for --via ssh; with ssm an idle session may expire and reconnects on demand)"},
 			&ucli.DurationFlag{Name: "keep-alive-interval", Value: tunnel.DefaultKeepAliveInterval, Usage: "how often a silent bastion is probed while connections are open; two silent intervals end the connection"},
+			&ucli.IntFlag{Name: "max-sessions", Value: defaultMaxSessions, Usage: "at most `N` SSM sessions (with --ssh, connections) per tunnel: a connection that starts while others transfer in bulk gets its own, so it does not wait behind them; 1 carries everything in one"},
+			&ucli.DurationFlag{Name: "session-idle", Value: engine.DefaultConnIdle, Usage: "an extra session with no connection on it closes after `D` (the last one stays)"},
+			&ucli.BoolFlag{Name: "spare", Value: true, Hidden: true, Usage: "keep a session with nothing on it while interactive connections are in use, for the next one"},
 			&ucli.BoolFlag{Name: "background", Usage: "detach once connected and log to a file"},
 			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log every flow"},
 		}, dnsFlags()...),
@@ -187,6 +203,9 @@ func parseUpOptions(cmd *ucli.Command, cidrs []string) (*upOptions, error) {
 	if o.connectTimeout <= 0 {
 		return nil, fmt.Errorf("invalid --connect-timeout %v: give a positive duration such as 15s", o.connectTimeout)
 	}
+	if err := o.parseSessions(cmd); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -248,6 +267,18 @@ func (o *upOptions) parseDestination(dest string) error {
 	}
 	if o.port == "" {
 		o.port = "22"
+	}
+	return nil
+}
+
+// parseSessions checks --max-sessions and --session-idle.
+func (o *upOptions) parseSessions(cmd *ucli.Command) error {
+	o.maxSessions, o.sessionIdle, o.spare = int(cmd.Int("max-sessions")), cmd.Duration("session-idle"), cmd.Bool("spare")
+	if o.maxSessions < 1 || o.maxSessions > maxMaxSessions {
+		return fmt.Errorf("invalid --max-sessions %d: use a value from 1 (one connection) to %d", o.maxSessions, maxMaxSessions)
+	}
+	if o.sessionIdle <= 0 {
+		return fmt.Errorf("invalid --session-idle %v: give a positive duration such as 60s", o.sessionIdle)
 	}
 	return nil
 }

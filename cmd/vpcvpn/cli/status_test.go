@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fixedStatus is a tunnel over SSM with three of five sessions, one of
+// them bulk, while extra sessions back off after a throttled start.
+func fixedStatus(now time.Time) *Status {
+	return &Status{
+		Name: "work", State: "connected", Transport: "ssm", Bastion: "ec2-user@i-0123456789abcdef0",
+		Interface: "vpcvpn0", Address: "100.77.0.1", Routes: []string{"10.0.0.0/16"}, PID: 4242,
+		Since: now.Add(-62 * time.Minute), FlowsOpen: 6, FlowsTotal: 1520, FlowsFailed: 2,
+		BytesUp: 12_100_000, BytesDown: 3_400_000_000,
+		MaxSessions: 5, DialBackoffSeconds: 20,
+		DialError: "ssm: start session on i-0123456789abcdef0: throttled by AWS, try again",
+		Connections: []ConnStatus{
+			{ID: 1, State: "up", Class: "interactive", Session: "user-0a1b2c3d4e5f", Since: now.Add(-62 * time.Minute),
+				FlowsOpen: 5, FlowsTotal: 1500, BytesUp: 2_100_000, BytesDown: 14_000_000},
+			{ID: 4, State: "up", Class: "bulk", Session: "user-0a1b2c3d4e60", Since: now.Add(-15 * time.Minute),
+				FlowsOpen: 1, FlowsBulk: 1, FlowsTotal: 1, BytesUp: 100_000, BytesDown: 812_300_000},
+			{ID: 5, State: "resuming", Class: "idle", Session: "user-0a1b2c3d4e61", Since: now.Add(-2 * time.Minute),
+				LastError: "SSM data channel broken: websocket: close 1006"},
+		},
+	}
+}
+
+func TestPrintStatusSessions(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	var out bytes.Buffer
+	if err := printStatusAt(&out, fixedStatus(now), now); err != nil {
+		t.Fatal(err)
+	}
+	want := `work: connected to ec2-user@i-0123456789abcdef0 via ssm for 1h2m0s (pid 4242)
+  interface  vpcvpn0 (100.77.0.1)
+  routes     10.0.0.0/16
+  flows      6 open, 1520 total, 2 failed
+  traffic    12.1 MB up, 3.4 GB down
+  sessions   3 of 5, more in 20s: start session on i-0123456789abcdef0: throttled by AWS, try again
+    #1  up         interactive  5 flows               2.1 MB up    14.0 MB down  1h2m0s
+    #4  up         bulk         1 flow, 1 bulk      100.0 kB up   812.3 MB down  15m0s
+    #5  resuming   idle         no flows                 0 B up        0 B down  2m0s
+`
+	if got := out.String(); got != want {
+		t.Errorf("status:\n%s\nwant:\n%s", got, want)
+	}
+
+	st := fixedStatus(now)
+	st.Transport, st.DialBackoffSeconds, st.Connections = "ssh", 0, st.Connections[:1]
+	out.Reset()
+	printStatusAt(&out, st, now)
+	if !strings.Contains(out.String(), "\n  connections 1 of 5\n    #1  up ") {
+		t.Errorf("status over ssh:\n%s", out.String())
+	}
+}
+
+// TestStatusJSONSessions: the field names `vpcvpn status --json` prints
+// for the sessions, which scripts and the lab read.
+func TestStatusJSONSessions(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	b, err := json.Marshal(fixedStatus(now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["max_sessions"] != 5.0 || m["dial_backoff_seconds"] != 20.0 {
+		t.Errorf("max_sessions %v, dial_backoff_seconds %v", m["max_sessions"], m["dial_backoff_seconds"])
+	}
+	conns, _ := m["connections"].([]any)
+	if len(conns) != 3 {
+		t.Fatalf("connections: %v", m["connections"])
+	}
+	c := conns[1].(map[string]any)
+	for k, want := range map[string]any{
+		"id": 4.0, "state": "up", "class": "bulk", "session": "user-0a1b2c3d4e60", "since": "2026-12-06T09:45:00Z",
+		"flows_open": 1.0, "flows_bulk": 1.0, "flows_total": 1.0, "bytes_up": 100000.0, "bytes_down": 812300000.0,
+		"last_error": "",
+	} {
+		if c[k] != want {
+			t.Errorf("connections[1].%s = %#v, want %#v", k, c[k], want)
+		}
+	}
+	if len(c) != 11 {
+		t.Errorf("connections[1] has %d fields: %v", len(c), c)
+	}
+}
