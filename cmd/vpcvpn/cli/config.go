@@ -174,7 +174,7 @@ func suggestKey(keys map[string]ucli.Flag, k string) string {
 	}
 	sort.Strings(names)
 	norm := strings.ToLower(strings.ReplaceAll(k, "-", "_"))
-	best, bestDist := "", 3 // at most two edits away
+	best, bestDist := "", min(3, max(2, len(norm)/4+1)) // a typo or two, fewer in a short key
 	for _, n := range names {
 		if d := editDistance(norm, n); d < bestDist {
 			best, bestDist = n, d

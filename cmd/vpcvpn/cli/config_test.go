@@ -320,3 +320,21 @@ func TestDefaultConfigPath(t *testing.T) {
 		t.Errorf("with a relative XDG_CONFIG_HOME: %s, want it ignored, as the spec says", got)
 	}
 }
+
+// TestConfigOddShapes: TOML's other ways of writing a table (inline,
+// quoted and dotted keys, arrays of tables) neither upset the line index
+// nor hide a key from the checks; every error names the file.
+func TestConfigOddShapes(t *testing.T) {
+	for _, content := range []string{
+		"[tunnel]\nprod = { target = \"i-1\", \"q\\u0041\" = 1 }\n",
+		"[tunnel.\"pr\\\"od\"]\na.b.c = [1, [2]]\n",
+		"[[tunnel.x]]\ntarget = \"i-1\"\n",
+		"tunnel.prod.cidrs = \"10.0.0.0/16\"\ntunnel.prod.colour = 1\n",
+		"[tunnel.prod]\n\"mtu\" = 1400\n'region' = 2\n",
+	} {
+		_, err := parseConfig("config.toml", []byte(content))
+		if err == nil || !strings.HasPrefix(err.Error(), "config.toml:") || strings.HasPrefix(err.Error(), "config.toml:0:") {
+			t.Errorf("%q: %v; want an error at a line of config.toml", content, err)
+		}
+	}
+}
