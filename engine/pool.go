@@ -26,6 +26,9 @@ type pool struct {
 	now     func() time.Duration // a monotonic clock; tests set it
 	connect func(context.Context, *conn) (*tunnel.Client, error)
 	emit    func(Event)
+	// resuming is called when a connection was lost and those left are
+	// all resuming: the engine is reconnecting until one has resumed.
+	resuming func(cause error)
 	// trafficChanged is Config.TrafficChanged: called when moving crosses 2.
 	trafficChanged func()
 	moving         atomic.Int32 // connections that moved payload in about the last second
@@ -206,6 +209,7 @@ func (p *pool) watch(c *conn) {
 	p.removeLocked(c)
 	flows := len(c.flows) + c.flowsCut // those whose relays ended already, and the rest
 	last := !slices.ContainsFunc(p.conns, (*conn).hasClient)
+	noneUp := !slices.ContainsFunc(p.conns, func(d *conn) bool { return d.state == ConnUp })
 	if last {
 		// serve takes over: only a flow from now on asks for the next
 		// connection, and extras being dialed are given up.
@@ -225,6 +229,9 @@ func (p *pool) watch(c *conn) {
 		p.gone <- c // never blocks: the next is added after serve took it
 	} else {
 		p.emit(Event{Kind: EventConnLost, Conn: c.id, Err: c.client.Err(), Flows: flows})
+		if noneUp && p.resuming != nil { // those left are resuming
+			p.resuming(c.client.Err())
+		}
 	}
 	// Its transport's goodbye can take seconds on a dead path (an SSM
 	// session waits for the agent's acks, then calls TerminateSession,

@@ -250,6 +250,26 @@ func TestPoolConnHooks(t *testing.T) {
 	if err := echoLine(t, tp.flow(t), "hello"); err != nil {
 		t.Fatalf("a flow on the remaining connection: %v", err)
 	}
+
+	// Losing the one up while the other resumes: reconnecting until that
+	// one has resumed.
+	c3, err := tp.dial(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h3 := tp.e.hooks(tp.pool, c3)
+	h3.Resuming(errors.New("websocket: close 1006"))
+	tp.far.drop(2)
+	tp.expect(t, EventConnLost, 2)
+	tp.expect(t, EventResuming, 0)
+	if got := tp.conns(); got != "#3 resuming idle 0" || e.State() != StateReconnecting {
+		t.Errorf("the one up lost beside one resuming: %s, engine %v", got, e.State())
+	}
+	h3.Resumed()
+	tp.expect(t, EventResumed, 3)
+	if e.State() != StateConnected {
+		t.Errorf("after resuming: engine %v", e.State())
+	}
 }
 
 // TestPoolFailureIsolation: a flow that finds the connection busy with an

@@ -197,6 +197,12 @@ func (e *Engine) newPool() *pool {
 		return e.cfg.Connect(ctx, e.hooks(p, c))
 	}, e.emit)
 	p.trafficChanged = e.cfg.TrafficChanged
+	p.resuming = func(cause error) {
+		if e.moveFrom(StateConnected, StateReconnecting) {
+			e.setLastErr(cause.Error())
+			e.emit(Event{Kind: EventResuming, Err: cause})
+		}
+	}
 	return p
 }
 
