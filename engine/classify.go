@@ -25,6 +25,12 @@ const (
 	// with fewer bytes than the second is of a class not known yet.
 	unprovenAge   = time.Second
 	unprovenBytes = 64 << 10
+	// risingBytes: a flow whose last second holds this much in large
+	// reads (bulkMeanRead), and is not bulk, may be a download still
+	// ramping up (over AWS's real agent one can take a second or two to
+	// reach bulkBytes a second): placement counts it as unproven until it
+	// is bulk or calm.
+	risingBytes = 64 << 10
 	// activeWithin: a flow that moved a byte within it is active.
 	activeWithin = 5 * time.Second
 )
@@ -84,6 +90,14 @@ func (m *meter) bulk(now time.Duration) bool {
 	m.advance(now)
 	bytes, calls := m.sum(nBuckets / 2)
 	return bytes >= bulkBytes && bytes >= bulkMeanRead*calls
+}
+
+// rising reports whether the last second holds risingBytes in reads (or
+// writes) averaging bulkMeanRead.
+func (m *meter) rising(now time.Duration) bool {
+	m.advance(now)
+	bytes, calls := m.sum(nBuckets / 2)
+	return bytes >= risingBytes && bytes >= bulkMeanRead*calls
 }
 
 // calm reports whether the last 2 s hold fewer than calmBytes in both

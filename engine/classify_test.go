@@ -70,3 +70,31 @@ func TestBulkHysteresis(t *testing.T) {
 		t.Error("not calm an hour later")
 	}
 }
+
+// TestRisingRule: a flow not yet bulk whose last second holds 64 KiB in
+// large reads is rising (a download ramping up); small reads are not.
+func TestRisingRule(t *testing.T) {
+	vpctest.LeakCheck(t)
+	for _, tt := range []struct {
+		name        string
+		reads, size int
+		rising      bool
+	}{
+		{"64 KiB in 16 KiB reads", 4, 16 << 10, true},
+		{"48 KiB in 16 KiB reads", 3, 16 << 10, false},
+		{"64 KiB in 1 KiB reads", 64, 1 << 10, false},
+	} {
+		var m meter
+		now := time.Hour
+		for i := range tt.reads {
+			m.add(now+time.Duration(i)*10*time.Millisecond, tt.size)
+		}
+		end := now + time.Duration(tt.reads)*10*time.Millisecond
+		if got := m.rising(end); got != tt.rising {
+			t.Errorf("%s: rising = %v, want %v", tt.name, got, tt.rising)
+		}
+		if m.rising(end + 1100*time.Millisecond) {
+			t.Errorf("%s: rising after a quiet second", tt.name)
+		}
+	}
+}

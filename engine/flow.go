@@ -22,6 +22,7 @@ type flow struct {
 
 	last   atomic.Int64 // p's clock at the last byte either way
 	isBulk atomic.Bool  // by the bulk rule now
+	rising atomic.Bool  // by the rising rule, not yet bulk nor calm again
 	proven atomic.Bool  // unprovenBytes moved: its class is known
 	closed atomic.Bool
 	cut    atomic.Bool // a read found the connection lost
@@ -65,6 +66,9 @@ func (f *flow) count(m *meter, n int) {
 	f.mu.Lock()
 	m.add(now, n)
 	turned := !f.isBulk.Load() && m.bulk(now)
+	if !turned && !f.isBulk.Load() && !f.rising.Load() && m.rising(now) {
+		f.rising.Store(true)
+	}
 	if !f.proven.Load() {
 		u, _ := f.up.sum(nBuckets)
 		d, _ := f.down.sum(nBuckets)
@@ -101,8 +105,12 @@ func (f *flow) calmed(now time.Duration) bool {
 	return calm(&f.up, &f.down, now)
 }
 
-// unproven reports whether the flow's class is not known yet at now.
+// unproven reports whether the flow's class is not known yet at now: it is
+// new, or rising (classify.go).
 func (f *flow) unproven(now time.Duration) bool {
+	if f.rising.Load() && !f.isBulk.Load() {
+		return true
+	}
 	return now-f.born < unprovenAge && !f.proven.Load()
 }
 

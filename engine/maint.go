@@ -80,13 +80,16 @@ func (p *pool) upkeep() (busy bool) {
 		}
 		for f := range c.flows {
 			flows++
-			if f.isBulk.Load() && f.calmed(now) {
+			if (f.isBulk.Load() || f.rising.Load()) && f.calmed(now) {
+				if f.isBulk.Load() {
+					c.bulkUntil = now + bulkHold
+				}
 				f.isBulk.Store(false)
-				c.bulkUntil = now + bulkHold
+				f.rising.Store(false)
 			}
 			// A proven interactive flow, older than unprovenAge: a
 			// download that has not reached the bulk rule yet is not.
-			if !f.isBulk.Load() && now-f.born >= unprovenAge && now-time.Duration(f.last.Load()) < spareWithin {
+			if !f.isBulk.Load() && !f.unproven(now) && now-f.born >= unprovenAge && now-time.Duration(f.last.Load()) < spareWithin {
 				interactive = true
 			}
 		}

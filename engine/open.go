@@ -144,23 +144,59 @@ func (p *pool) mayDialLocked(now time.Duration) bool {
 }
 
 // awaitDial waits for the extra dial c to end, for 1.5 times the average
-// dial at most: then the flow is placed on what there is.
+// dial at most; then the flow is placed on what there is, unless every
+// connection carries a bulk or rising flow: it waits on for the dial, up to
+// dialWaitMax in all, since a round trip behind a download at SSM's pace
+// takes longer (docs/parallel-sessions.md §1.4).
 func (p *pool) awaitDial(ctx context.Context, c *conn) error {
 	p.mu.Lock()
 	wait := min(max(p.dialTime*3/2, dialWaitMin), dialWaitMax)
 	p.mu.Unlock()
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	select {
-	case <-c.ready:
-	case <-t.C:
-	case <-ctx.Done():
+	for extended := false; ; extended = true {
+		select {
+		case <-c.ready:
+			return nil
+		case <-t.C:
+		case <-ctx.Done():
+			p.mu.Lock()
+			c.claimed = false
+			p.mu.Unlock()
+			return ctx.Err()
+		}
 		p.mu.Lock()
-		c.claimed = false
+		busy := p.allBusyLocked(p.now())
 		p.mu.Unlock()
-		return ctx.Err()
+		if extended || !busy || wait >= dialWaitMax {
+			return nil
+		}
+		t.Reset(dialWaitMax - wait)
 	}
-	return nil
+}
+
+// allBusyLocked reports whether every up connection carries a bulk or
+// rising flow (or is in bulkHold). p.mu is held.
+func (p *pool) allBusyLocked(now time.Duration) bool {
+	for _, c := range p.conns {
+		if c.state != ConnUp || (c.extra && c.claimed) {
+			continue
+		}
+		if now < c.bulkUntil {
+			continue
+		}
+		busy := false
+		for f := range c.flows {
+			if f.isBulk.Load() || f.rising.Load() {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			return false
+		}
+	}
+	return true
 }
 
 // attachLocked counts a flow being opened on c. p.mu is held.

@@ -553,3 +553,34 @@ func TestPoolMoving(t *testing.T) {
 		t.Errorf("TrafficChanged called %d times, want 2 (up to 2 and back)", len(changed))
 	}
 }
+
+// TestPoolRisingFlow: a flow that moves data in large reads below the bulk
+// rate, as a download ramping up, keeps new flows off its connection until
+// it calms down.
+func TestPoolRisingFlow(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 2, NoSpare: true})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a := tp.flow(t)
+	for range 4 { // 128 KiB: rising, not bulk
+		if err := echoLine(t, a, string(make([]byte, 32<<10))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tp.advance(unprovenAge) // older than the first second
+	if got := tp.conns(); got != "#1 up interactive 1" {
+		t.Errorf("a rising flow: %s", got)
+	}
+	b := tp.flow(t)
+	tp.expect(t, EventConnOpened, 2)
+	if on(b) != 2 {
+		t.Errorf("the flow beside a rising one is on #%d, want #2", on(b))
+	}
+	tp.advance(2 * time.Second)
+	tp.upkeep() // a calmed down: #1 is as clean as #2
+	if c := tp.flow(t); on(c) != 1 {
+		t.Errorf("beside a calm flow: on #%d, want #1", on(c))
+	}
+}
