@@ -28,8 +28,8 @@ const (
 	// risingBytes: a flow whose last second holds this much in large
 	// reads (bulkMeanRead), and is not bulk, may be a download still
 	// ramping up (over AWS's real agent one can take a second or two to
-	// reach bulkBytes a second): placement counts it as unproven until it
-	// is bulk or calm.
+	// reach bulkBytes a second): placement counts it as bulk until it is
+	// bulk or calm (status does not).
 	risingBytes = 64 << 10
 	// activeWithin: a flow that moved a byte within it is active.
 	activeWithin = 5 * time.Second

@@ -127,10 +127,10 @@ func (c *conn) view(now time.Duration) connView {
 		if f.active(now) {
 			v.active++
 		}
-		if f.isBulk.Load() {
+		switch {
+		case f.bulkish():
 			v.bulk++
-		}
-		if f.unproven(now) {
+		case f.unproven(now):
 			v.unproven++
 		}
 	}

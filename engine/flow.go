@@ -105,14 +105,14 @@ func (f *flow) calmed(now time.Duration) bool {
 	return calm(&f.up, &f.down, now)
 }
 
-// unproven reports whether the flow's class is not known yet at now: it is
-// new, or rising (classify.go).
+// unproven reports whether the flow's class is not known yet at now.
 func (f *flow) unproven(now time.Duration) bool {
-	if f.rising.Load() && !f.isBulk.Load() {
-		return true
-	}
 	return now-f.born < unprovenAge && !f.proven.Load()
 }
+
+// bulkish reports whether the flow is bulk, or rising towards it: placement
+// counts both as bulk (a rising download's queue grows as a bulk one's).
+func (f *flow) bulkish() bool { return f.isBulk.Load() || f.rising.Load() }
 
 // active reports whether the flow moved a byte within activeWithin of now,
 // or is new.

@@ -89,7 +89,7 @@ func (p *pool) upkeep() (busy bool) {
 			}
 			// A proven interactive flow, older than unprovenAge: a
 			// download that has not reached the bulk rule yet is not.
-			if !f.isBulk.Load() && !f.unproven(now) && now-f.born >= unprovenAge && now-time.Duration(f.last.Load()) < spareWithin {
+			if !f.bulkish() && now-f.born >= unprovenAge && now-time.Duration(f.last.Load()) < spareWithin {
 				interactive = true
 			}
 		}

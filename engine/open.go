@@ -187,7 +187,7 @@ func (p *pool) allBusyLocked(now time.Duration) bool {
 		}
 		busy := false
 		for f := range c.flows {
-			if f.isBulk.Load() || f.rising.Load() {
+			if f.bulkish() {
 				busy = true
 				break
 			}

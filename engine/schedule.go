@@ -14,7 +14,7 @@ type connView struct {
 	id       int
 	open     int // flows open, and being opened
 	active   int // open flows that moved a byte within activeWithin
-	bulk     int // bulk flows, plus one while the connection is in bulkHold
+	bulk     int // bulk and rising flows, plus one while the connection is in bulkHold
 	unproven int // flows whose class is not known yet
 }
 
