@@ -584,3 +584,48 @@ func TestPoolRisingFlow(t *testing.T) {
 		t.Errorf("beside a calm flow: on #%d, want #1", on(c))
 	}
 }
+
+// TestPoolWaitBesideBulk: a flow whose dial outlasts its wait takes the
+// best connection there is, at once when one carries no bulk flow, but
+// waits on to dialWaitMax in all when every one does.
+func TestPoolWaitBesideBulk(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 3, NoSpare: true})
+	release := make(chan struct{})
+	defer close(release)
+	tp.setDialErr(func(n int) error {
+		if n > 1 {
+			<-release // extra dials hang until the test ends
+			return errors.New("released")
+		}
+		return nil
+	})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	tp.mu.Lock()
+	tp.pool.dialTime = 40 * time.Millisecond // a wait of 60 ms
+	tp.mu.Unlock()
+
+	a := tp.flow(t) // unproven: the next flow dials, and waits 60 ms
+	began := time.Now()
+	if b := tp.flow(t); on(b) != 1 {
+		t.Fatalf("flow on #%d, want #1", on(b))
+	}
+	if d := time.Since(began); d >= dialWaitMax {
+		t.Errorf("waited %v beside an unproven flow, want about 60 ms", d)
+	}
+
+	for range 16 { // 512 KiB at one instant: a is bulk
+		if err := echoLine(t, a, string(make([]byte, 32<<10))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	began = time.Now()
+	if c := tp.flow(t); on(c) != 1 {
+		t.Fatalf("flow on #%d, want #1", on(c))
+	}
+	if d := time.Since(began); d < dialWaitMax {
+		t.Errorf("waited %v beside a bulk flow, want %v", d, dialWaitMax)
+	}
+}
