@@ -160,8 +160,8 @@ func testUpByTarget(t *testing.T, l *lab.Lab, v *lab.VPCVPN, target string) {
 		t.Errorf("stderr lacks %q:\n%s", want, in.Stderr())
 	}
 	st := tunnelStatus(t, v)
-	if !strings.Contains(st.Bastion, lab.SSHUser+"@"+lab.InstanceID) || !slices.Equal(st.Routes, []string{lab.VPCCIDR}) {
-		t.Errorf("status %+v: want %s@%s routing %s", st, lab.SSHUser, lab.InstanceID, lab.VPCCIDR)
+	if !strings.Contains(st.Bastion, lab.SSHUser+"@"+lab.InstanceID) || st.Target != target || !slices.Equal(st.Routes, []string{lab.VPCCIDR}) {
+		t.Errorf("status %+v: want %s@%s, target %s, routing %s", st, lab.SSHUser, lab.InstanceID, target, lab.VPCCIDR)
 	}
 	testDownload(t, l, vpcAddr(lab.SourcePort), 1<<20)
 	stopUp(t, in)
@@ -217,6 +217,7 @@ func testAutoNets(t *testing.T, l *lab.Lab, v *lab.VPCVPN, given string) {
 type upStatus struct {
 	State   string   `json:"state"`
 	Bastion string   `json:"bastion"`
+	Target  string   `json:"target"`
 	Routes  []string `json:"routes"`
 }
 

@@ -27,6 +27,7 @@ type Status struct {
 	State       string     `json:"state"` // connecting, connected, reconnecting, idle
 	Transport   string     `json:"transport"`
 	Bastion     string     `json:"bastion"`
+	Target      string     `json:"target,omitempty"` // --target as given, when a name or tag:KEY=VALUE
 	Interface   string     `json:"interface"`
 	Address     string     `json:"address"`
 	Routes      []string   `json:"routes"`

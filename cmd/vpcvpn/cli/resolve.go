@@ -218,14 +218,20 @@ func (r *upRun) findTarget(ctx context.Context, awsCfg aws.Config, protect []net
 	defer r.found.Unlock()
 	if !o.target.isID() {
 		r.progress("--target %s: %s in %s %s, SSM agent %s on %s", o.target, in.label(), in.VPC, in.AZ, in.AgentVersion, orDash(in.Platform))
-		o.host = in.ID
-		if !o.userSet && in.EICUser != "" {
-			o.user = in.EICUser
-		}
+		o.useInstance(in)
 	}
 	if o.autoNets {
 		printAutoNets(r.out, in, plan)
 		o.cidrs = plan.CIDRs
 	}
 	return nil
+}
+
+// useInstance makes in, found by name or tag, the bastion: its id, and the
+// default user of its platform unless --user was given.
+func (o *upOptions) useInstance(in instance) {
+	o.host = in.ID
+	if !o.userSet && in.EICUser != "" {
+		o.user = in.EICUser
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -446,5 +447,45 @@ func TestTargetErrorsSudoHint(t *testing.T) {
 		if !strings.Contains(got.Error(), "under sudo") || !strings.HasPrefix(got.Error(), err.Error()) {
 			t.Errorf("sudoHint(%v) = %v", err, got)
 		}
+	}
+}
+
+func TestUseInstance(t *testing.T) {
+	tests := []struct {
+		name    string
+		userSet bool
+		eicUser string
+		want    string
+	}{
+		{"ubuntu by platform", false, "ubuntu", "ubuntu"},
+		{"amazon linux", false, "ec2-user", "ec2-user"},
+		{"no eic: the default kept", false, "", defaultSSHUser},
+		{"--user wins", true, "ubuntu", "admin"},
+	}
+	for _, tt := range tests {
+		o := &upOptions{user: defaultSSHUser, userSet: tt.userSet}
+		if tt.userSet {
+			o.user = "admin"
+		}
+		o.useInstance(instance{ID: "i-0000000000000000b", EICUser: tt.eicUser})
+		if o.host != "i-0000000000000000b" || o.user != tt.want {
+			t.Errorf("%s: %s@%s, want %s@i-0000000000000000b", tt.name, o.user, o.host, tt.want)
+		}
+	}
+}
+
+func TestStatusShowsTarget(t *testing.T) {
+	o := &upOptions{name: "vpcvpn0", via: "ssm", user: "ec2-user", port: "22", target: targetSpec{Key: "Name", Value: "bastion"}}
+	o.useInstance(instance{ID: "i-0000000000000000a"})
+	r := &upRun{opts: o, since: time.Now()}
+	st := r.status()
+	var out bytes.Buffer
+	printStatusAt(&out, &st, st.Since)
+	if st.Target != "bastion" || !strings.HasPrefix(out.String(), "vpcvpn0: connecting to ec2-user@i-0000000000000000a (bastion) via ssm") {
+		t.Errorf("target %q, status:\n%s", st.Target, out.String())
+	}
+	o.target = targetSpec{ID: "i-0000000000000000a"}
+	if st := r.status(); st.Target != "" {
+		t.Errorf("an id given: target %q, want none", st.Target)
 	}
 }

@@ -95,6 +95,9 @@ func (r *upRun) status() Status {
 	}
 	r.found.Lock()
 	st.Bastion = o.bastion()
+	if !o.target.isID() && o.via == "ssm" {
+		st.Target = o.target.String()
+	}
 	for _, p := range o.cidrs {
 		st.Routes = append(st.Routes, p.String())
 	}
@@ -190,7 +193,11 @@ func printStatus(w io.Writer, st *Status) error {
 
 // printStatusAt prints st as of now.
 func printStatusAt(w io.Writer, st *Status, now time.Time) error {
-	fmt.Fprintf(w, "%s: %s to %s via %s for %s (pid %d)\n", st.Name, st.State, st.Bastion,
+	bastion := st.Bastion
+	if st.Target != "" {
+		bastion += " (" + st.Target + ")"
+	}
+	fmt.Fprintf(w, "%s: %s to %s via %s for %s (pid %d)\n", st.Name, st.State, bastion,
 		st.Transport, now.Sub(st.Since).Round(time.Second), st.PID)
 	if st.Address != "" {
 		fmt.Fprintf(w, "  interface  %s (%s)\n", st.Interface, st.Address)
