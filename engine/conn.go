@@ -93,6 +93,8 @@ type conn struct {
 	idleSince  time.Duration // on the pool's clock: when its last flow closed, or it came up
 	bulkUntil  time.Duration // counts as bulk until then, after its last bulk flow
 	lastErr    string
+	pace       *pacer        // nil without Config.PaceBulk; set before its first flow
+	quietAt    time.Duration // when its last flow that was not bulk closed while it paced
 
 	bytesUp, bytesDown atomic.Uint64 // payload through its flows
 	marks              [2]uint64     // bytes both ways at maint's last two rounds

@@ -108,6 +108,11 @@ type Config struct {
 	// download, does not land beside them.
 	NoSpare bool
 
+	// PaceBulk paces the reads of bulk flows on a connection that also
+	// carries flows that are not bulk, so that their replies wait behind
+	// less of the bulk data (pace.go).
+	PaceBulk bool
+
 	// NetworkChanged, if not nil, receives when the machine's network
 	// changed (platform.WatchNetwork): a reconnect waiting or dialing
 	// starts again at once.

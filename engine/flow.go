@@ -38,8 +38,15 @@ var _ closeWriter = (*flow)(nil)
 
 // Read reads from the far side: the download direction.
 func (f *flow) Read(b []byte) (int, error) {
+	pc := f.c.pace
+	if pc != nil && f.isBulk.Load() {
+		b = pc.wait(b)
+	}
 	n, err := f.Conn.Read(b)
 	if n > 0 {
+		if pc != nil {
+			pc.took(n)
+		}
 		f.c.bytesDown.Add(uint64(n))
 		f.count(&f.down, n)
 	}

@@ -78,6 +78,7 @@ func (p *pool) upkeep() (busy bool) {
 		if c.state == ConnUp && c.moved() {
 			moving++
 		}
+		bulk, other := false, now-c.quietAt < paceHold && c.quietAt > 0
 		for f := range c.flows {
 			flows++
 			if (f.isBulk.Load() || f.rising.Load()) && f.calmed(now) {
@@ -87,11 +88,19 @@ func (p *pool) upkeep() (busy bool) {
 				f.isBulk.Store(false)
 				f.rising.Store(false)
 			}
+			if f.isBulk.Load() {
+				bulk = true
+			} else {
+				other = true
+			}
 			// A proven interactive flow, older than unprovenAge: a
 			// download that has not reached the bulk rule yet is not.
 			if !f.bulkish() && now-f.born >= unprovenAge && now-time.Duration(f.last.Load()) < spareWithin {
 				interactive = true
 			}
+		}
+		if c.pace != nil {
+			c.pace.set(bulk && other)
 		}
 	}
 	spare := p.cfg.spare && interactive

@@ -217,6 +217,8 @@ func (p *pool) detach(f *flow) {
 	now := p.now()
 	if f.isBulk.Load() {
 		c.bulkUntil = now + bulkHold
+	} else if c.pace != nil && c.pace.pacing() {
+		c.quietAt = now // pacing goes on for the next one (paceHold)
 	}
 	if f.cut.Load() {
 		c.flowsCut++

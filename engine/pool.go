@@ -61,6 +61,7 @@ type poolConfig struct {
 	idle      time.Duration // an extra connection without flows closes after it
 	spare     bool          // keep a clean connection while interactive flows are in use
 	keepAlive bool          // Config.KeepAlive: the only connection keeps alive without flows
+	pace      bool          // pace bulk flows beside others (pace.go)
 }
 
 // Dial waits: a new flow waits this long at most for an extra connection
@@ -171,6 +172,10 @@ func (p *pool) add(c *conn, client *tunnel.Client, took time.Duration) bool {
 	c.session = client.TransportID()
 	c.flows = make(map[*flow]struct{})
 	c.idleSince = p.now()
+	if p.cfg.pace {
+		c.pace = newPacer(client, p.log.With("conn", c.id))
+		c.pace.seed()
+	}
 	p.empty = false
 	p.dialTime = (3*p.dialTime + took) / 4
 	p.backoff.reset()

@@ -192,6 +192,7 @@ func (e *Engine) newPool() *pool {
 		max:       max(e.cfg.MaxConns, 1),
 		idle:      cmp.Or(e.cfg.ConnIdle, DefaultConnIdle),
 		spare:     !e.cfg.NoSpare,
+		pace:      e.cfg.PaceBulk,
 		keepAlive: e.cfg.KeepAlive,
 	}, e.log, func(ctx context.Context, c *conn) (*tunnel.Client, error) {
 		return e.cfg.Connect(ctx, e.hooks(p, c))

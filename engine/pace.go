@@ -1,0 +1,218 @@
+package engine
+
+// Pacing the reads of bulk flows on a connection that also carries
+// interactive ones (docs/parallel-sessions.md §1.4 C). x/crypto/ssh
+// advertises a 2 MiB window on every channel and returns credit as the
+// relay reads; over SSM (0.8 MB/s) a download's 2 MiB then queues ahead of
+// every reply on the same connection: 2.6 s per round trip. Reading a bulk
+// channel more slowly than it arrives leaves its data in x/crypto's buffer
+// and withholds the credit, so that less of it waits in the path. The
+// queue is measured, not guessed: a keepalive@openssh.com request with a
+// reply travels behind the queued data (tunnel.Client.Probe).
+//
+//	flow.Read (a bulk flow) -> pacer.wait: a token bucket at rate, reads of
+//	    pacedRead at most -> the channel's Read, which credits what it returns
+//	pacer.run, while pacing: a probe every probeEvery; rate by AIMD on the
+//	    probe's round trip less the lowest one seen, against paceTarget
+//
+// A connection paces only while it carries a bulk flow and a flow that is
+// not bulk (open, or closed within paceHold): a lone download reads at
+// full speed.
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vpcvpn/vpcvpn/tunnel"
+)
+
+const (
+	paceTarget   = 40 * time.Millisecond  // the queue delay aimed at
+	probeEvery   = 200 * time.Millisecond // probes, and rate steps, while pacing
+	paceWindow   = 10 * time.Second       // the lowest round trip and the highest delivery rate are of this span
+	paceHold     = 5 * time.Second        // pacing goes on this long after the last flow that was not bulk closed
+	pacedRead    = 16 << 10               // a paced read takes at most this: credit returns in small steps
+	paceDecrease = 0.9                    // the rate's factor per round trip above paceTarget
+	paceResume   = 0.95                   // below paceTarget, the rate is at least this share of the path's pace
+	paceIncrease = 32 << 10               // bytes per second added per step below paceTarget
+	// paceMinRate is the rate's floor: above calm's 64 KiB in 2 s, so
+	// that a paced download stays bulk while the queue drains.
+	paceMinRate = 48 << 10
+)
+
+// prober is what a pacer needs of its connection (a *tunnel.Client).
+type prober interface {
+	Probe(ctx context.Context) (time.Duration, error)
+	Done() <-chan struct{}
+	Stats() tunnel.Stats // BytesIn: what the connection delivered
+}
+
+// pacer paces the bulk flows of one connection.
+type pacer struct {
+	conn prober
+	log  *slog.Logger
+	now  func() time.Duration // a monotonic clock
+	wg   sync.WaitGroup       // run and its probes
+
+	mu     sync.Mutex // guards following
+	on     bool
+	wake   chan struct{}      // closed when pacing stops, so that waiting reads go on
+	cancel context.CancelFunc // run's, while on
+	ctrl   paceCtrl
+	bucket bucket
+}
+
+func newPacer(conn prober, log *slog.Logger) *pacer {
+	start := time.Now()
+	return &pacer{conn: conn, log: log, now: func() time.Duration { return time.Since(start) }}
+}
+
+// seed probes the connection once, now that nothing queues on it yet, for
+// the controller's lowest round trip. The probe ends with the connection.
+func (pc *pacer) seed() {
+	pc.wg.Add(1)
+	go func() {
+		defer pc.wg.Done()
+		rtt, err := pc.conn.Probe(context.Background())
+		if err == nil {
+			pc.mu.Lock()
+			pc.ctrl.seed(rtt)
+			pc.mu.Unlock()
+		}
+	}()
+}
+
+// set starts or stops pacing.
+func (pc *pacer) set(on bool) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if on == pc.on {
+		return
+	}
+	if !on {
+		pc.stopLocked()
+		pc.log.Debug("pacing ended", "rate_kBps", int(pc.ctrl.rate/1e3))
+		return
+	}
+	select {
+	case <-pc.conn.Done():
+		return
+	default:
+	}
+	now := pc.now()
+	pc.on = true
+	pc.wake = make(chan struct{})
+	pc.ctrl.start(now, pc.conn.Stats().BytesIn)
+	pc.bucket = bucket{at: now}
+	ctx, cancel := context.WithCancel(context.Background())
+	pc.cancel = cancel
+	pc.wg.Add(1)
+	go pc.run(ctx)
+	pc.log.Debug("pacing bulk reads beside other flows")
+}
+
+func (pc *pacer) stopLocked() {
+	if !pc.on {
+		return
+	}
+	pc.on = false
+	pc.cancel()
+	close(pc.wake)
+}
+
+// pacing reports whether the pacer paces now.
+func (pc *pacer) pacing() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.on
+}
+
+// close stops pacing and waits for the pacer's goroutines.
+func (pc *pacer) close() {
+	pc.set(false)
+	pc.wg.Wait()
+}
+
+// wait returns b, or its first pacedRead bytes, once a read may take them.
+func (pc *pacer) wait(b []byte) []byte {
+	for {
+		pc.mu.Lock()
+		if !pc.on {
+			pc.mu.Unlock()
+			return b
+		}
+		d := pc.bucket.wait(pc.now(), pc.ctrl.rate)
+		wake := pc.wake
+		pc.mu.Unlock()
+		if d <= 0 {
+			return b[:min(len(b), pacedRead)]
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-wake:
+			t.Stop()
+		}
+	}
+}
+
+// took counts n bytes read after wait.
+func (pc *pacer) took(n int) {
+	pc.mu.Lock()
+	if pc.on {
+		pc.bucket.take(n)
+	}
+	pc.mu.Unlock()
+}
+
+// run probes the connection while pacing and sets the rate: one probe at
+// a time, sent at a tick; while one is out, its age is a lower bound of
+// the round trip, so the rate falls each tick the queue is known too long.
+func (pc *pacer) run(ctx context.Context) {
+	defer pc.wg.Done()
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	results := make(chan time.Duration, 1)
+	out, sent := false, time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-pc.conn.Done():
+			pc.set(false)
+			return
+		case rtt := <-results:
+			out = false
+			if rtt > 0 {
+				pc.step(rtt, true)
+			}
+		case <-t.C:
+			if out {
+				pc.step(pc.now()-sent, false)
+				continue
+			}
+			out, sent = true, pc.now()
+			pc.wg.Add(1)
+			go func() {
+				defer pc.wg.Done()
+				rtt, err := pc.conn.Probe(ctx)
+				if err != nil {
+					rtt = 0
+				}
+				results <- rtt
+			}()
+		}
+	}
+}
+
+// step feeds the controller a round trip: one measured, or (done false)
+// the age of a probe still out.
+func (pc *pacer) step(rtt time.Duration, done bool) {
+	pc.mu.Lock()
+	if pc.on {
+		pc.ctrl.step(pc.now(), rtt, done, pc.conn.Stats().BytesIn)
+	}
+	pc.mu.Unlock()
+}

@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"io"
+	"net"
+	"testing"
+
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
+)
+
+// makeBulk sends 512 KiB through flow a and reads them back: a's
+// download side is bulk at once on the test's clock.
+func makeBulk(t *testing.T, a net.Conn) {
+	t.Helper()
+	block := make([]byte, 32<<10)
+	go func() {
+		for range 16 {
+			if _, err := a.Write(block); err != nil {
+				return
+			}
+		}
+	}()
+	if _, err := io.ReadFull(a, make([]byte, 16*len(block))); err != nil {
+		t.Fatalf("read back 512 KiB: %v", err)
+	}
+	if !a.(*flow).isBulk.Load() {
+		t.Fatal("512 KiB in 32 KiB reads at one instant: not bulk")
+	}
+}
+
+// TestPaceBesideOtherFlows: a connection paces its bulk flow only while
+// another flow is open on it, or closed within paceHold while it paced; a
+// paced read takes at most pacedRead; a lone bulk flow reads at full size.
+func TestPaceBesideOtherFlows(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 1, PaceBulk: true})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	x := tp.flow(t) // a query just before the download: no reason to pace it
+	if err := echoLine(t, x, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	a := tp.flow(t)
+	pc := a.(*flow).c.pace
+	makeBulk(t, a)
+	tp.upkeep()
+	if pc.pacing() {
+		t.Fatal("a lone bulk flow is paced")
+	}
+	if got := len(pc.wait(make([]byte, 64<<10))); got != 64<<10 {
+		t.Errorf("unpaced: a read of 64 KiB may take %d bytes", got)
+	}
+
+	b := tp.flow(t)
+	if err := echoLine(t, b, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	tp.upkeep()
+	if !pc.pacing() {
+		t.Fatal("a bulk flow beside another is not paced")
+	}
+	if _, err := a.Write(make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < 64<<10; {
+		n, err := a.Read(make([]byte, 64<<10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > pacedRead {
+			t.Fatalf("a paced read returned %d bytes, want at most %d", n, pacedRead)
+		}
+		got += n
+	}
+
+	b.Close()
+	tp.upkeep()
+	if !pc.pacing() {
+		t.Error("pacing stopped as soon as the other flow closed, want paceHold later")
+	}
+	tp.advance(paceHold)
+	tp.upkeep()
+	if pc.pacing() {
+		t.Error("still pacing paceHold after the other flow closed")
+	}
+}
+
+// TestPaceEndsWithItsConnection: a read waiting for its turn returns when
+// the connection ends, and the pacer's goroutines with it.
+func TestPaceEndsWithItsConnection(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 1, PaceBulk: true})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a := tp.flow(t)
+	makeBulk(t, a)
+	b := tp.flow(t)
+	tp.upkeep()
+	pc := a.(*flow).c.pace
+	if !pc.pacing() {
+		t.Fatal("not pacing")
+	}
+	// The first paced read overdraws the bucket; the second waits.
+	if _, err := a.Write(make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Read(make([]byte, pacedRead)); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, a)
+		errc <- err
+	}()
+	tp.far.drop(1)
+	if err := <-errc; err == nil {
+		t.Error("the paced flow ended without an error when its connection was lost")
+	}
+	b.Close()
+	pc.close()
+	if pc.pacing() {
+		t.Error("pacing after the connection ended")
+	}
+}

@@ -1,0 +1,134 @@
+package engine
+
+// The pacer's arithmetic, on an explicit clock: the rate controller and
+// the token bucket.
+
+import "time"
+
+// paceCtrl sets the paced reads' rate from probe round trips: down by
+// paceDecrease, once per round trip, while the queue delay (the round trip
+// less the lowest one, base) is above paceTarget; up by paceIncrease at
+// each step below it, and at once to paceResume of the highest delivery rate
+// seen with a queue in paceWindow (the path's pace: while a queue drains,
+// the connection delivers at it whatever the reads take). It starts at paceMinRate: the queue found when
+// pacing starts (the window's worth, 2 MiB) drains at once, about 2.6 s at
+// SSM's pace.
+//
+// base is the lowest round trip of the connection's life, from a probe
+// when it came up (seed) and every probe since. It does not expire, as a
+// windowed minimum would: pacing starts when the queue is already full,
+// so a window could hold only queued samples and take 2.6 s for the
+// path's round trip. A path that turned slower is paced to a lower
+// delay than paceTarget, never to a longer queue. Without a seed, a round
+// trip within paceTarget is taken as base, or else the lowest one after
+// paceWindow of probes.
+type paceCtrl struct {
+	rate float64 // bytes per second
+
+	base    time.Duration // the lowest round trip, once seen
+	seen    bool
+	lowest  time.Duration // without a seed: the lowest so far, since firstAt
+	firstAt time.Duration
+
+	decAt   time.Duration // of the last decrease
+	deliv   float64       // the highest delivery rate with a queue, bytes per second, at delivAt
+	delivAt time.Duration
+	rx      uint64 // the connection's bytes in at rxAt
+	rxAt    time.Duration
+}
+
+// seed takes a round trip of the connection while nothing queued.
+func (k *paceCtrl) seed(rtt time.Duration) {
+	if !k.seen || rtt < k.base {
+		k.base, k.seen = rtt, true
+	}
+}
+
+// start begins an episode of pacing at now, with the connection's bytes
+// in so far.
+func (k *paceCtrl) start(now time.Duration, rx uint64) {
+	k.rate = paceMinRate
+	k.rx, k.rxAt = rx, now
+	k.decAt = now
+}
+
+// step takes a round trip at now: a probe's (done), or the age of one
+// still out, which is a lower bound; rx is the connection's bytes in.
+func (k *paceCtrl) step(now, rtt time.Duration, done bool, rx uint64) {
+	if done {
+		k.learnBase(now, rtt)
+	}
+	delay := rtt - k.base
+	k.delivered(now, rx, delay > paceTarget/2)
+	switch {
+	case delay > paceTarget:
+		// Once per round trip: a probe sent before the last decrease
+		// saw the queue from before it.
+		if now-rtt >= k.decAt {
+			k.rate = max(k.rate*paceDecrease, paceMinRate)
+			k.decAt = now
+		}
+	case done:
+		k.rate = max(k.rate+paceIncrease, paceResume*k.deliv)
+		if k.deliv > 0 {
+			k.rate = max(min(k.rate, 2*k.deliv), paceMinRate) // no credit far beyond what arrives
+		}
+	}
+}
+
+// learnBase takes a probe's round trip at now into base.
+func (k *paceCtrl) learnBase(now, rtt time.Duration) {
+	switch {
+	case k.seen:
+		k.base = min(k.base, rtt)
+	case rtt <= paceTarget:
+		k.seed(rtt)
+	case k.lowest == 0:
+		k.lowest, k.firstAt = rtt, now
+	default:
+		k.lowest = min(k.lowest, rtt)
+		if now-k.firstAt >= paceWindow {
+			k.seed(k.lowest)
+		}
+	}
+}
+
+// delivered takes the connection's bytes in at now, over spans of
+// probeEvery at least. Only a span that ends with a queue (queued) counts
+// towards the highest delivery rate: the connection then delivers at the
+// path's pace, else at what the paced reads allow.
+func (k *paceCtrl) delivered(now time.Duration, rx uint64, queued bool) {
+	span := now - k.rxAt
+	if span < probeEvery {
+		return
+	}
+	if queued {
+		r := float64(rx-k.rx) / span.Seconds()
+		if r >= k.deliv || now-k.delivAt > paceWindow {
+			k.deliv, k.delivAt = r, now
+		}
+	}
+	k.rx, k.rxAt = rx, now
+}
+
+// bucket is a token bucket that a read may overdraw: a read waits until
+// the balance is not negative, then takes what it got.
+type bucket struct {
+	tokens float64       // bytes; negative: owed
+	at     time.Duration // of the last refill
+}
+
+// wait returns how long a read must wait at now, at rate bytes per second.
+func (b *bucket) wait(now time.Duration, rate float64) time.Duration {
+	if now > b.at {
+		b.tokens = min(b.tokens+rate*(now-b.at).Seconds(), pacedRead)
+		b.at = now
+	}
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / rate * float64(time.Second))
+}
+
+// take counts n bytes read.
+func (b *bucket) take(n int) { b.tokens -= float64(n) }
