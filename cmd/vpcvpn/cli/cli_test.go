@@ -67,11 +67,23 @@ func TestUpDefaults(t *testing.T) {
 	if o.user != defaultSSHUser || o.port != "22" || o.name != defaultName || o.mtu != 1500 {
 		t.Errorf("defaults: user %q port %q name %q mtu %d", o.user, o.port, o.name, o.mtu)
 	}
-	if o.maxSessions != 5 || o.sessionIdle != time.Minute || !o.spare {
-		t.Errorf("defaults: max sessions %d, session idle %v, spare %v", o.maxSessions, o.sessionIdle, o.spare)
+	if o.maxSessions != 5 || o.sessionIdle != time.Minute || !o.spare || !o.paceBulk {
+		t.Errorf("defaults: max sessions %d, session idle %v, spare %v, pace bulk %v", o.maxSessions, o.sessionIdle, o.spare, o.paceBulk)
 	}
 	if !strings.HasSuffix(o.knownHosts, filepath.Join(".ssh", "known_hosts")) {
 		t.Errorf("known hosts default = %q", o.knownHosts)
+	}
+}
+
+// TestUpExperimentFlags: the hidden switches of the measurements that
+// decided their defaults turn them off.
+func TestUpExperimentFlags(t *testing.T) {
+	o, err := parseUp(t, "--ssh", "bastion", "10.0.0.0/16", "--spare=false", "--pace-bulk=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.spare || o.paceBulk {
+		t.Errorf("--spare=false --pace-bulk=false: spare %v, pace bulk %v", o.spare, o.paceBulk)
 	}
 }
 

@@ -159,6 +159,7 @@ func (r *upRun) newEngine(ctx context.Context, host platform.Host) (*engine.Engi
 		MaxConns:       o.maxSessions,
 		ConnIdle:       o.sessionIdle,
 		NoSpare:        !o.spare,
+		PaceBulk:       o.paceBulk,
 		NetworkChanged: netChg,
 		Events:         func(ev engine.Event) { r.event(ctx, ev) },
 		TrafficChanged: func() { r.procs.Load().changed() },

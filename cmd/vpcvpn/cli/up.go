@@ -39,6 +39,7 @@ type upOptions struct {
 	maxSessions    int           // connections per tunnel
 	sessionIdle    time.Duration // an extra connection without flows closes after it
 	spare          bool          // hidden --spare: keep a clean connection beside interactive flows
+	paceBulk       bool          // hidden --pace-bulk: pace bulk reads on a connection shared with others
 	background     bool
 	verbose        bool
 
@@ -100,6 +101,7 @@ func upCommand() *ucli.Command {
 			&ucli.IntFlag{Name: "max-sessions", Value: defaultMaxSessions, Usage: "at most `N` SSM sessions (with --ssh, connections) per tunnel: a connection that starts while others transfer in bulk gets its own, so it does not wait behind them; 1 carries everything in one"},
 			&ucli.DurationFlag{Name: "session-idle", Value: engine.DefaultConnIdle, Usage: "an extra session with no connection on it closes after `D` (the last one stays)"},
 			&ucli.BoolFlag{Name: "spare", Value: true, Hidden: true, Usage: "keep a session with nothing on it while interactive connections are in use, for the next one"},
+			&ucli.BoolFlag{Name: "pace-bulk", Value: true, Hidden: true, Usage: "on a session that carries a bulk transfer beside other connections, read the transfer only as fast as keeps the session's queue short"},
 			&ucli.BoolFlag{Name: "background", Usage: "detach once connected and log to a file"},
 			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log every flow"},
 		}, dnsFlags()...),
@@ -274,6 +276,7 @@ func (o *upOptions) parseDestination(dest string) error {
 // parseSessions checks --max-sessions and --session-idle.
 func (o *upOptions) parseSessions(cmd *ucli.Command) error {
 	o.maxSessions, o.sessionIdle, o.spare = int(cmd.Int("max-sessions")), cmd.Duration("session-idle"), cmd.Bool("spare")
+	o.paceBulk = cmd.Bool("pace-bulk")
 	if o.maxSessions < 1 || o.maxSessions > maxMaxSessions {
 		return fmt.Errorf("invalid --max-sessions %d: use a value from 1 (one connection) to %d", o.maxSessions, maxMaxSessions)
 	}
