@@ -156,15 +156,19 @@ type rig struct {
 	ctx context.Context
 }
 
-// newRig builds the lab (agent unpaced), starts `vpcvpn up --target` with
-// extra arguments and waits until status says connected.
+// newRig builds the lab (agent unpaced), starts `vpcvpn up --target
+// --max-sessions 1` with extra arguments and waits until status says
+// connected.
 func newRig(t *testing.T, extra ...string) *rig {
 	t.Helper()
 	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Pacing: "none"}})
 	if err := l.StartDataServers(); err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{l: l, v: v, in: startVPCVPN(t, v, append(v.UpArgsSSM(ifName), extra...)...), ctx: testContext(t, 2*time.Minute)}
+	// One session: these tests follow the life of the tunnel's one
+	// connection (several have theirs: TestSSMSessions).
+	args := append(v.UpArgsSSM(ifName), "--max-sessions", "1")
+	r := &rig{l: l, v: v, in: startVPCVPN(t, v, append(args, extra...)...), ctx: testContext(t, 2*time.Minute)}
 	r.w = watchStates(t, v)
 	r.w.waitFor(t, "connected", 10*time.Second)
 	return r
