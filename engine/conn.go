@@ -159,3 +159,12 @@ func (c *conn) status(now time.Duration) ConnStatus {
 	}
 	return st
 }
+
+// closeClient closes c's connection, and then its pacer's goroutines,
+// which end with it.
+func (c *conn) closeClient() {
+	c.client.Close()
+	if c.pace != nil {
+		c.pace.close()
+	}
+}

@@ -145,7 +145,7 @@ func (p *pool) closeIdleLocked(now time.Duration, spare bool) (closed []*conn) {
 		up--
 		p.removeLocked(c)
 		closed = append(closed, c)
-		p.wg.Go(func() { c.client.Close() })
+		p.wg.Go(c.closeClient)
 	}
 	return closed
 }

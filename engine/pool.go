@@ -241,7 +241,7 @@ func (p *pool) watch(c *conn) {
 	// Its transport's goodbye can take seconds on a dead path (an SSM
 	// session waits for the agent's acks, then calls TerminateSession,
 	// each bounded).
-	c.client.Close()
+	c.closeClient()
 }
 
 // setState moves c from one state to another and reports whether it did,
@@ -306,7 +306,7 @@ func (p *pool) close() <-chan struct{} {
 		}
 		if c.client != nil {
 			c.state = ConnClosing
-			p.wg.Go(func() { c.client.Close() })
+			p.wg.Go(c.closeClient)
 		}
 	}
 	p.conns = nil
