@@ -93,6 +93,7 @@ func (p *Proxy) forward(ctx context.Context, q *dns.Msg, raw []byte) ([]byte, er
 	key := keyOf(q)
 	if m := p.cache.get(key, p.now()); m != nil {
 		p.stats.cacheHits.Add(1)
+		p.names.add(q.Question[0].Name, m)
 		m.Id = q.Id
 		m.Question = q.Question // the asker's spelling of the name
 		m.Compress = true
@@ -109,6 +110,7 @@ func (p *Proxy) forward(ctx context.Context, q *dns.Msg, raw []byte) ([]byte, er
 		return nil, err
 	}
 	p.cache.put(key, m, p.now())
+	p.names.add(q.Question[0].Name, m)
 	return ans, nil
 }
 

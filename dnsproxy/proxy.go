@@ -71,6 +71,10 @@ type Config struct {
 	// means one minute.
 	MaxTTL time.Duration
 
+	// Names bounds how many addresses of recent split-domain answers
+	// NameOf remembers. Zero means 4096; negative disables NameOf.
+	Names int
+
 	// Logger receives the proxy's logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -85,6 +89,7 @@ type Proxy struct {
 	fb      atomic.Pointer[fallback] // nil: other names are refused
 	fbDial  DialFunc                 // Config.FallbackDial
 	cache   *cache                   // nil: disabled
+	names   *names                   // nil: disabled
 	now     func() time.Time         // the cache's clock; tests replace it
 	stats   counters
 	queries chan struct{} // semaphore: maxQueries
@@ -145,6 +150,9 @@ func New(cfg Config) (*Proxy, error) {
 		closers: make(map[io.Closer]struct{}),
 	}
 	p.fb.Store(fb)
+	if cfg.Names >= 0 {
+		p.names = newNames(cmp.Or(cfg.Names, defaultNames))
+	}
 	if cfg.CacheSize >= 0 {
 		p.cache = newCache(cmp.Or(cfg.CacheSize, defaultCacheSize), cmp.Or(cfg.MaxTTL, defaultMaxTTL))
 	}

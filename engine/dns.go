@@ -98,6 +98,7 @@ func (e *Engine) startDNSProxy(stack *netstack.Stack, pl *pool) (*dnsproxy.Proxy
 		Dial:     pl.dialQuiet,
 		Upstream: net.JoinHostPort(e.dns.cfg.Upstream.String(), "53"),
 		Domains:  e.dns.cfg.Domains,
+		Names:    namesSize(e.cfg.FlowEnded != nil),
 		Logger:   e.log,
 	})
 	if err != nil {
@@ -118,6 +119,15 @@ func (e *Engine) startDNSProxy(stack *netstack.Stack, pl *pool) (*dnsproxy.Proxy
 	go p.ServePacket(pc) // both return at p.Close, which waits for them
 	go p.Serve(ln)
 	return p, nil
+}
+
+// namesSize is dnsproxy.Config.Names: the recent answers are kept only for
+// Config.FlowEnded.
+func namesSize(flowLog bool) int {
+	if flowLog {
+		return 0 // the default
+	}
+	return -1
 }
 
 // setFallback gives the proxy the host's original nameservers, which the

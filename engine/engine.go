@@ -131,6 +131,11 @@ type Config struct {
 	// changes; Traffic and ConnsMoving say how. It must not block.
 	TrafficChanged func()
 
+	// FlowEnded, if not nil, is called once for each flow the netstack
+	// dialed, when it ends (flowlog.go), from the flow's goroutine. It must
+	// not block.
+	FlowEnded func(FlowRecord)
+
 	Logger *slog.Logger // nil: discard
 }
 

@@ -19,6 +19,7 @@ type flow struct {
 	p        *pool
 	c        *conn
 	born     time.Duration // on p's clock
+	name     string        // Config.FlowEnded's: the DNS name of its destination
 
 	last   atomic.Int64 // p's clock at the last byte either way
 	isBulk atomic.Bool  // by the bulk rule now

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -29,6 +30,9 @@ var (
 )
 
 const ifName = "vpcvpn0"
+
+// refusedPort is a port the far side refuses on every address.
+const refusedPort = "1"
 
 // harness is an Engine on platformtest's fake host, connected through
 // in-memory pipes to tunneltest's SSH server, with wireguard-go's
@@ -63,7 +67,10 @@ func newHarness(t *testing.T, cfg engine.Config) *harness {
 	echo := tunneltest.Echo(t)
 	h.srv = tunneltest.NewServer(t, tunneltest.ServerConfig{
 		AuthorizedKeys: []ssh.PublicKey{h.signer.PublicKey()},
-		Dial: func(string) (net.Conn, error) { // every destination is the echo server
+		Dial: func(dst string) (net.Conn, error) { // every destination is the echo server
+			if _, port, _ := net.SplitHostPort(dst); port == refusedPort {
+				return nil, errors.New("connect: connection refused")
+			}
 			return net.Dial("tcp", echo)
 		},
 	})

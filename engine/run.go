@@ -126,7 +126,7 @@ func (e *Engine) startStack(up *setup, p *pool) error {
 		return err
 	}
 	locals := newLocalAddrs(e.cfg.Host, e.plan.TUNAddr())
-	stack, err := netstack.New(netstack.Config{
+	ncfg := netstack.Config{
 		Device:         dev,
 		MTU:            e.cfg.MTU,
 		Routes:         e.plan.Routes(),
@@ -136,7 +136,11 @@ func (e *Engine) startStack(up *setup, p *pool) error {
 		Logger:         e.log,
 		BulkChanged:    e.cfg.TrafficChanged,
 		ActiveChanged:  e.cfg.TrafficChanged,
-	})
+	}
+	if e.cfg.FlowEnded != nil {
+		ncfg.Dial, ncfg.FlowEnded = e.flowDial(p), e.flowEnded
+	}
+	stack, err := netstack.New(ncfg)
 	if err != nil {
 		dev.Close()
 		return err

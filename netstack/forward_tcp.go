@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -38,13 +39,17 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		log.Debug("flow refused: no in-stack service on this port")
 		return
 	}
+	end := FlowEnd{Src: src, Dst: dst, Start: time.Now()}
 	far, err := s.dial(dst.String())
 	if err != nil {
 		s.stats.flowsFailed.Add(1) // first: the app may look once refused
 		r.Complete(true)           // RST: the app sees "connection refused"
 		log.Debug("flow refused", "err", err)
+		end.Result, end.Err = dialResultOf(err), err
+		s.flowEnded(end)
 		return
 	}
+	end.Far = far
 	if !s.enter(&s.accepting) {
 		far.Close()
 		r.Complete(true)
@@ -55,6 +60,8 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		s.accepting.Done()
 		far.Close()
 		log.Debug("flow handshake failed", "err", err)
+		end.Result, end.Err = FlowReset, err
+		s.flowEnded(end)
 		return
 	}
 	f := &flow{app: app, appEP: ep, far: far}
@@ -68,6 +75,11 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	err = f.relay(&s.stats)
 	s.removeFlow(f)
 	log.Debug("flow closed", "err", err)
+	end.BytesUp, end.BytesDown, end.Err = f.up, f.down, err
+	if err != nil {
+		end.Result = FlowReset
+	}
+	s.flowEnded(end)
 }
 
 // accept completes the app's handshake for r and returns the app side of the

@@ -17,7 +17,6 @@ package netstack
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -30,6 +29,8 @@ type flow struct {
 	app   net.Conn       // the app's side, terminated by gVisor
 	appEP tcpip.Endpoint // app's endpoint, to reset it; nil in tests of relay alone
 	far   net.Conn       // from Config.Dial
+
+	up, down uint64 // bytes relayed each way; each written by its copy only
 
 	abortOnce sync.Once
 }
@@ -60,9 +61,9 @@ func (f *flow) close() {
 func (f *flow) relay(c *counters) error {
 	upErr := make(chan error, 1)
 	go func() { // owned by relay, which waits for it below
-		upErr <- f.copyHalf(f.far, f.app, &c.bytesUp, relayBufSize, nil)
+		upErr <- f.copyHalf(countingWriter{f.far, &c.bytesUp, &f.up}, f.app, relayBufSize, nil)
 	}()
-	errDown := f.copyHalf(f.app, f.far, &c.bytesDown, relayBigBufSize, &c.bulk)
+	errDown := f.copyHalf(countingWriter{f.app, &c.bytesDown, &f.down}, f.far, relayBigBufSize, &c.bulk)
 	errUp := <-upErr
 	f.close() // after an error, copyHalf has aborted already
 	var errs []error
@@ -78,10 +79,10 @@ func (f *flow) relay(c *counters) error {
 // copyHalf copies src to dst until EOF with buffers of up to maxBuf, then
 // half-closes dst. On an error it aborts the flow, so the other direction
 // ends too.
-func (f *flow) copyHalf(dst, src net.Conn, n *atomic.Uint64, maxBuf int, bulk *bulkCount) error {
-	err := copyAdaptive(countingWriter{dst, n}, src, maxBuf, bulk)
+func (f *flow) copyHalf(dst countingWriter, src net.Conn, maxBuf int, bulk *bulkCount) error {
+	err := copyAdaptive(dst, src, maxBuf, bulk)
 	if err == nil {
-		err = closeWrite(dst)
+		err = closeWrite(dst.w)
 	}
 	if err != nil {
 		f.abort()
@@ -97,14 +98,17 @@ func closeWrite(c net.Conn) error {
 	return c.Close()
 }
 
-// countingWriter counts the bytes written to w.
+// countingWriter counts the bytes written to w, for the Stack and for the
+// flow (one copy writes the flow's count: it needs no atomic).
 type countingWriter struct {
-	w io.Writer
-	n *atomic.Uint64
+	w    net.Conn
+	n    *atomic.Uint64
+	flow *uint64
 }
 
 func (w countingWriter) Write(p []byte) (int, error) {
 	n, err := w.w.Write(p)
 	w.n.Add(uint64(n))
+	*w.flow += uint64(n)
 	return n, err
 }

@@ -76,6 +76,11 @@ type Config struct {
 	// one passes without a packet from the TUN, between IdleAfter and twice
 	// that after the last one. Default: 1s.
 	IdleAfter time.Duration
+
+	// FlowEnded, if set, is called once for each flow dialed, when it ends:
+	// its dial failed, or its relay is over (flowend.go). It is called
+	// from the flow's handler and should not block for long.
+	FlowEnded func(FlowEnd)
 }
 
 const (
