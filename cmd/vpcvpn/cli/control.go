@@ -39,7 +39,9 @@ type Status struct {
 	BytesUp     uint64     `json:"bytes_up"`
 	BytesDown   uint64     `json:"bytes_down"`
 	LastError   string     `json:"last_error,omitempty"`
-	DNS         *DNSStatus `json:"dns,omitempty"` // nil with --no-dns
+	DNS         *DNSStatus `json:"dns,omitempty"`              // nil with --no-dns
+	FlowLog     string     `json:"flow_log,omitempty"`         // --flow-log's file
+	FlowLogDrop uint64     `json:"flow_log_dropped,omitempty"` // records it lost: a full queue or disk
 
 	// The SSM sessions (with --ssh, connections) the tunnel's flows are
 	// spread over.

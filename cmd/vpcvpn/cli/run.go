@@ -40,6 +40,7 @@ type upRun struct {
 	stop  context.CancelCauseFunc       // ends the run; errDown for `vpcvpn down`
 	eng   atomic.Pointer[engine.Engine] // nil until the bastion is resolved and the routes planned
 	procs atomic.Pointer[procGovernor]  // nil until connected, or when GOMAXPROCS is the user's
+	flows *flowLog                      // --flow-log; nil without
 
 	// found guards opts.host, user and cidrs while findTarget settles
 	// them (--target by name, -N) and the control socket answers status.
@@ -72,6 +73,11 @@ func (r *upRun) run(ctx context.Context, host platform.Host) error {
 		ctl.close()
 		return err
 	}
+	if r.flows, err = openFlowLog(r.opts.flowLog, r.opts.name, r.inv, r.log); err != nil {
+		ctl.close()
+		return err
+	}
+	defer r.flows.close() // after eng.Close: every flow has ended
 	eng, err := r.newEngine(ctx, host)
 	if err != nil {
 		ctl.close()
@@ -163,6 +169,7 @@ func (r *upRun) newEngine(ctx context.Context, host platform.Host) (*engine.Engi
 		NetworkChanged: netChg,
 		Events:         func(ev engine.Event) { r.event(ctx, ev) },
 		TrafficChanged: func() { r.procs.Load().changed() },
+		FlowEnded:      r.flows.flowEnded(),
 		Logger:         r.log,
 	})
 	if errors.Is(err, engine.ErrNoDNSAddr) {

@@ -102,6 +102,9 @@ func (r *upRun) status() Status {
 		st.Routes = append(st.Routes, p.String())
 	}
 	r.found.Unlock()
+	if r.flows != nil {
+		st.FlowLog, st.FlowLogDrop = r.flows.path, r.flows.dropped.Load()
+	}
 	eng := r.eng.Load()
 	if eng == nil {
 		return st
@@ -209,6 +212,13 @@ func printStatusAt(w io.Writer, st *Status, now time.Time) error {
 	if d := st.DNS; d != nil {
 		fmt.Fprintf(w, "  dns        %s at %s via %s (%s)\n", strings.Join(d.Domains, ", "), d.Server, d.Upstream, d.Mode)
 		fmt.Fprintf(w, "             %d queries, %d forwarded, %d from cache, %d failed\n", d.Queries, d.Forwarded, d.CacheHits, d.Failures)
+	}
+	if st.FlowLog != "" {
+		fmt.Fprintf(w, "  flow log   %s", st.FlowLog)
+		if st.FlowLogDrop > 0 {
+			fmt.Fprintf(w, " (%d records dropped)", st.FlowLogDrop)
+		}
+		fmt.Fprintln(w)
 	}
 	if st.LastError != "" {
 		fmt.Fprintf(w, "  last error %s\n", st.LastError)

@@ -91,3 +91,27 @@ func TestStatusJSONSessions(t *testing.T) {
 		t.Errorf("connections[1] has %d fields: %v", len(c), c)
 	}
 }
+
+// TestStatusFlowLog: status names the flow log, and the records it
+// dropped, in text and in --json.
+func TestStatusFlowLog(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	st := fixedStatus(now)
+	st.FlowLog, st.FlowLogDrop = "/home/ann/flows.jsonl", 3
+	var out bytes.Buffer
+	printStatusAt(&out, st, now)
+	if !strings.Contains(out.String(), "\n  flow log   /home/ann/flows.jsonl (3 records dropped)\n") {
+		t.Errorf("status:\n%s", out.String())
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["flow_log"] != "/home/ann/flows.jsonl" || m["flow_log_dropped"] != 3.0 {
+		t.Errorf("flow_log %v, flow_log_dropped %v", m["flow_log"], m["flow_log_dropped"])
+	}
+}

@@ -35,7 +35,7 @@ type upSelection struct {
 
 // pathKeys are the keys whose values are paths, where ~/ is the invoking
 // user's home as a shell would have it.
-var pathKeys = map[string]bool{"identity": true, "known_hosts": true}
+var pathKeys = map[string]bool{"identity": true, "known_hosts": true, "flow_log": true}
 
 // isRangeArg reports whether an argument of `up` is meant as a range (and
 // is checked as one) rather than a tunnel's name.

@@ -26,6 +26,7 @@ type upOptions struct {
 	region         string // --via ssm: AWS region
 	strictHostKey  bool   // --via ssm: refuse an unknown host key
 	reason         string // --via ssm: StartSession's Reason, for the audit trail
+	flowLog        string // --flow-log: absolute; "" for none
 	dns            dnsOptions
 	identity       string // -i; empty: agent and default keys
 	proxyCommand   string
@@ -86,6 +87,7 @@ func upCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "region", Usage: "--via ssm: AWS `REGION` (default: AWS_REGION or the profile's)"},
 			&ucli.BoolFlag{Name: "strict-host-key", Usage: "--via ssm: refuse an instance host key not already in known_hosts"},
 			&ucli.StringFlag{Name: "reason", Usage: "--via ssm: why the session is opened, recorded with it (CloudTrail, the Session Manager console), e.g. a ticket `TEXT`"},
+			&ucli.StringFlag{Name: "flow-log", Usage: "append one JSON line per connection to `FILE` (start, destination and the name it was looked up by, bytes, result), readable by you alone"},
 			&ucli.StringFlag{Name: "ssh", Usage: "bastion as `[USER@]HOST[:PORT]` (user defaults to " + defaultSSHUser + ")"},
 			&ucli.StringFlag{Name: "identity", Aliases: []string{"i"}, Usage: "private key `FILE` (default: ssh-agent, then ~/.ssh/id_*)"},
 			&ucli.StringFlag{Name: "proxy-command", Usage: "reach the bastion through `CMD`'s stdin/stdout, as OpenSSH's ProxyCommand (%h %p %r)"},
@@ -207,6 +209,11 @@ func parseUpOptions(cmd *ucli.Command, cidrs []string) (*upOptions, error) {
 	}
 	if err := o.parseSessions(cmd); err != nil {
 		return nil, err
+	}
+	if p := cmd.String("flow-log"); p != "" {
+		if o.flowLog, err = checkFlowLog(p, inv); err != nil {
+			return nil, err
+		}
 	}
 	return o, nil
 }
