@@ -88,6 +88,40 @@ func TestFlowLog(t *testing.T) {
 	t.Logf("flow log:\n%s", mustRead(t, path))
 }
 
+// TestFlowLogSSM: over SSM, a flow's line names the session it ran on, as
+// status does.
+func TestFlowLogSSM(t *testing.T) {
+	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Pacing: "none"}})
+	ctx := testContext(t, 2*time.Minute)
+	path := l.Path("flows.jsonl")
+	in := startVPCVPN(t, v, append(v.UpArgsSSM(ifName), "--flow-log", path)...)
+	if got, err := l.Psql(ctx, l.Laptop, lab.VPCHostAddr, lab.PostgresPort, lab.Database, "select 1"); err != nil || got != "1" {
+		t.Fatalf("psql: %q, %v", got, err)
+	}
+	res, err := v.Run(ctx, "status", "--json", "--name", ifName)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("status --json: exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
+	}
+	var st struct {
+		Connections []struct {
+			ID      int    `json:"id"`
+			Session string `json:"session"`
+		} `json:"connections"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil || len(st.Connections) == 0 || st.Connections[0].Session == "" {
+		t.Fatalf("status --json connections: %v, %v", st.Connections, err)
+	}
+	if res, ok := in.Stop(10 * time.Second); !ok || res.ExitCode != 0 {
+		t.Fatalf("vpcvpn did not stop cleanly (exit %d):\n%s", res.ExitCode, res.Stderr)
+	}
+	lines := readFlowLog(t, path)
+	want := st.Connections[0]
+	if len(lines) != 1 || lines[0].Result != "ok" || lines[0].Conn != want.ID || lines[0].Session != want.Session {
+		t.Errorf("flow log:\n%s\nwant one ok line on connection %d, session %s", mustRead(t, path), want.ID, want.Session)
+	}
+	t.Logf("flow log:\n%s", mustRead(t, path))
+}
+
 // flowLine is a line of the flow log, as scripts read it.
 type flowLine struct {
 	Time       time.Time `json:"time"`
