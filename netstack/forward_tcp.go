@@ -53,6 +53,8 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	if !s.enter(&s.accepting) {
 		far.Close()
 		r.Complete(true)
+		end.Result, end.Err = FlowReset, net.ErrClosed
+		s.flowEnded(end)
 		return
 	}
 	app, ep, err := accept(r)
@@ -68,6 +70,8 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	if !s.addFlow(f) {
 		f.abort()
 		s.accepting.Done() // after the reset: Close waits for it
+		end.Result, end.Err = FlowReset, net.ErrClosed
+		s.flowEnded(end)
 		return
 	}
 	s.accepting.Done()
