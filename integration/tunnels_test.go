@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -225,6 +226,32 @@ func TestTunnelsSeveralForeground(t *testing.T) {
 		t.Fatalf("up did not stop cleanly on SIGTERM (exit %d):\n%s", res.ExitCode, res.Stderr)
 	}
 	assertNoTunnels(t, l, v)
+
+	// Killed outright, up takes its tunnels with it: each stops cleanly.
+	in, err = v.Start(testContext(t, 60*time.Second), "up", "vpchost", "bastion", "--config", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (Not in.Done: the tunnels' processes hold its stderr until they end.)
+	in.Signal(syscall.SIGKILL)
+	waitNoTunnels(t, v, 20*time.Second)
+	assertNoTunnels(t, l, v)
+}
+
+// waitNoTunnels polls until status finds no tunnel running.
+func waitNoTunnels(t *testing.T, v *lab.VPCVPN, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		res, err := v.Run(testContext(t, 10*time.Second), "status")
+		if err == nil && res.ExitCode != 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tunnels still running %v after their up was killed:\n%s", d, res.Stdout)
+		}
+		time.Sleep(100 * time.Millisecond) // polling external processes, not synchronising
+	}
 }
 
 // testBothTunnels checks that vpchost and bastion both carry traffic and

@@ -87,6 +87,7 @@ func (s *supervisor) start(name string) (*child, error) {
 	c.cmd.Env = tunnelChildEnv(name, supervisedEnv+"=1")
 	c.cmd.Stdin, c.cmd.Stdout, c.cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	c.cmd.ExtraFiles = []*os.File{w}
+	c.cmd.SysProcAttr = childProcAttr()
 	err = c.cmd.Start()
 	w.Close()
 	if err != nil {
