@@ -46,7 +46,7 @@ func TestSSMRealAgent(t *testing.T) {
 	t.Run("CoreRestart", func(t *testing.T) { testAgentCoreRestart(t, l, in) })
 	t.Run("OfflineThenOnline", func(t *testing.T) { testAgentOfflineThenOnline(t, l) })
 	t.Run("IdleThenOnDemand", func(t *testing.T) { testIdleThenOnDemand(t, l, v, in) })
-	t.Run("TerminateEndsSessionWorker", func(t *testing.T) { testTerminateEndsWorker(t, l, in) })
+	t.Run("TerminateEndsSessionWorker", func(t *testing.T) { testTerminateEndsWorker(t, l, v, in) })
 }
 
 // timed runs f, a transfer of n bytes, and logs its rate and the agent.
@@ -206,12 +206,12 @@ func testIdleThenOnDemand(t *testing.T, l *lab.Lab, v *lab.VPCVPN, in *lab.Insta
 
 // testTerminateEndsWorker: SIGTERM makes vpcvpn call TerminateSession;
 // the service tells the agent, whose session worker exits.
-func testTerminateEndsWorker(t *testing.T, l *lab.Lab, in *lab.Instance) {
+func testTerminateEndsWorker(t *testing.T, l *lab.Lab, v *lab.VPCVPN, in *lab.Instance) {
 	ctx := testContext(t, time.Minute)
 	if pids, err := l.AgentPIDs(ctx, "ssm-session-worker"); err != nil || len(pids) == 0 {
 		t.Fatalf("session workers before SIGTERM: %v, %v; want the open session's", pids, err)
 	}
-	testTerminateSession(t, l, in)
+	testTerminateSession(t, l, v, in)
 	waitNoSessionWorker(t, ctx, l)
 }
 

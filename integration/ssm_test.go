@@ -126,7 +126,7 @@ func TestSSM(t *testing.T) {
 	for _, b := range breaks {
 		t.Run(b.name, func(t *testing.T) { testBreakDuring(t, l, v, in, b.action, b.upload) })
 	}
-	t.Run("SIGTERMTerminatesSession", func(t *testing.T) { testTerminateSession(t, l, in) })
+	t.Run("SIGTERMTerminatesSession", func(t *testing.T) { testTerminateSession(t, l, v, in) })
 }
 
 // testSSMStatus checks that status --json reports a connected tunnel over
@@ -313,21 +313,49 @@ func uploadTo(ctx context.Context, l *lab.Lab, addr string, seed uint64, n int64
 }
 
 // testTerminateSession: SIGTERM makes vpcvpn exit 0 after TerminateSession
-// ended its session at the emulator, leaving no interface or route.
-func testTerminateSession(t *testing.T, l *lab.Lab, in *lab.Instance) {
-	sid := currentSession(t, l)
+// ended each of its sessions (--max-sessions) at the emulator, leaving no
+// interface or route.
+func testTerminateSession(t *testing.T, l *lab.Lab, v *lab.VPCVPN, in *lab.Instance) {
+	up := sessionsUp(t, v)
 	terminates := l.AWS.Calls(opTerminateSession)
 	if err := in.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	waitExit(t, in, 0)
-	if got := l.AWS.Calls(opTerminateSession); got != terminates+1 {
-		t.Errorf("TerminateSession calls %d -> %d at SIGTERM; want one more", terminates, got)
+	if got := l.AWS.Calls(opTerminateSession); got < terminates+up {
+		t.Errorf("TerminateSession calls %d -> %d at SIGTERM; want one more for each of the %d sessions up", terminates, got, up)
 	}
-	if _, ended := l.AWS.Ended(sid); !ended {
-		t.Errorf("session %s still open at the emulator after SIGTERM:\n%s", sid, l.AWS.Process.Log())
+	for _, sid := range l.AWS.Sessions() {
+		if _, ended := l.AWS.Ended(sid); !ended {
+			t.Errorf("session %s still open at the emulator after SIGTERM:\n%s", sid, l.AWS.Process.Log())
+		}
 	}
 	assertNoTunnel(t, l)
+}
+
+// sessionsUp returns how many of vpcvpn's sessions status shows up, at
+// least one.
+func sessionsUp(t *testing.T, v *lab.VPCVPN) int {
+	t.Helper()
+	var st struct {
+		Connections []struct {
+			State string `json:"state"`
+		} `json:"connections"`
+	}
+	res, err := v.Run(testContext(t, 10*time.Second), "status", "--json", "--name", ifName)
+	if err != nil || res.ExitCode != 0 || json.Unmarshal([]byte(res.Stdout), &st) != nil {
+		t.Fatalf("status --json: exit %d, %v\n%s%s", res.ExitCode, err, res.Stdout, res.Stderr)
+	}
+	n := 0
+	for _, c := range st.Connections {
+		if c.State == "up" {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatalf("status --json shows no session up:\n%s", res.Stdout)
+	}
+	return n
 }
 
 // currentSession returns the id of the newest session the emulator opened
