@@ -78,7 +78,7 @@ func (p *pool) upkeep() (busy bool) {
 		if c.state == ConnUp && c.moved() {
 			moving++
 		}
-		bulk, other := false, now-c.quietAt < paceHold && c.quietAt > 0
+		bulk, other := 0, now-c.quietAt < paceHold && c.quietAt > 0
 		for f := range c.flows {
 			flows++
 			if (f.isBulk.Load() || f.rising.Load()) && f.calmed(now) {
@@ -89,7 +89,7 @@ func (p *pool) upkeep() (busy bool) {
 				f.rising.Store(false)
 			}
 			if f.isBulk.Load() {
-				bulk = true
+				bulk++
 			} else {
 				other = true
 			}
@@ -100,7 +100,7 @@ func (p *pool) upkeep() (busy bool) {
 			}
 		}
 		if c.pace != nil {
-			c.pace.set(bulk && other)
+			c.pace.set(bulk > 0 && other, bulk)
 		}
 	}
 	spare := p.cfg.spare && interactive

@@ -37,8 +37,8 @@ const (
 	paceDecrease = 0.9                    // the rate's factor per round trip above paceTarget
 	paceResume   = 0.95                   // below paceTarget, the rate is at least this share of the path's pace
 	paceIncrease = 32 << 10               // bytes per second added per step below paceTarget
-	// paceMinRate is the rate's floor: above calm's 64 KiB in 2 s, so
-	// that a paced download stays bulk while the queue drains.
+	// paceMinRate is the rate's floor per bulk flow: above calm's 64 KiB
+	// in 2 s, so that a paced download stays bulk while the queue drains.
 	paceMinRate = 48 << 10
 )
 
@@ -84,10 +84,13 @@ func (pc *pacer) seed() {
 	}()
 }
 
-// set starts or stops pacing.
-func (pc *pacer) set(on bool) {
+// set starts or stops pacing, for bulk bulk flows.
+func (pc *pacer) set(on bool, bulk int) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
+	if on {
+		pc.ctrl.setFloor(bulk)
+	}
 	if on == pc.on {
 		return
 	}
@@ -131,7 +134,7 @@ func (pc *pacer) pacing() bool {
 
 // close stops pacing and waits for the pacer's goroutines.
 func (pc *pacer) close() {
-	pc.set(false)
+	pc.set(false, 0)
 	pc.wg.Wait()
 }
 
@@ -181,7 +184,7 @@ func (pc *pacer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-pc.conn.Done():
-			pc.set(false)
+			pc.set(false, 0)
 			return
 		case rtt := <-results:
 			out = false

@@ -23,7 +23,8 @@ import "time"
 // trip within paceTarget is taken as base, or else the lowest one after
 // paceWindow of probes.
 type paceCtrl struct {
-	rate float64 // bytes per second
+	rate  float64 // bytes per second
+	floor float64 // the lowest rate: paceMinRate per bulk flow
 
 	base    time.Duration // the lowest round trip, once seen
 	seen    bool
@@ -44,10 +45,20 @@ func (k *paceCtrl) seed(rtt time.Duration) {
 	}
 }
 
+// setFloor sets the lowest rate for bulk flows paced together: each keeps
+// paceMinRate, or calm would take it for interactive again.
+func (k *paceCtrl) setFloor(bulk int) {
+	k.floor = float64(max(bulk, 1)) * paceMinRate
+	k.rate = max(k.rate, k.floor)
+}
+
 // start begins an episode of pacing at now, with the connection's bytes
-// in so far.
+// in so far; setFloor comes first.
 func (k *paceCtrl) start(now time.Duration, rx uint64) {
-	k.rate = paceMinRate
+	if k.floor == 0 {
+		k.setFloor(1)
+	}
+	k.rate = k.floor
 	k.rx, k.rxAt = rx, now
 	k.decAt = now
 }
@@ -65,13 +76,13 @@ func (k *paceCtrl) step(now, rtt time.Duration, done bool, rx uint64) {
 		// Once per round trip: a probe sent before the last decrease
 		// saw the queue from before it.
 		if now-rtt >= k.decAt {
-			k.rate = max(k.rate*paceDecrease, paceMinRate)
+			k.rate = max(k.rate*paceDecrease, k.floor)
 			k.decAt = now
 		}
 	case done:
 		k.rate = max(k.rate+paceIncrease, paceResume*k.deliv)
 		if k.deliv > 0 {
-			k.rate = max(min(k.rate, 2*k.deliv), paceMinRate) // no credit far beyond what arrives
+			k.rate = max(min(k.rate, 2*k.deliv), k.floor) // no credit far beyond what arrives
 		}
 	}
 }

@@ -16,43 +16,49 @@ func TestPaceCtrl(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
+		bulk  int           // bulk flows paced; 0: one
 		seed  time.Duration // 0: none
 		steps []step
 		want  float64
 	}{
-		{"starts at the floor", 13 * ms, nil, paceMinRate},
-		{"a probe out longer than the target holds the floor", 13 * ms,
+		{"starts at the floor", 0, 13 * ms, nil, paceMinRate},
+		{"the floor is per bulk flow", 4, 13 * ms,
+			[]step{{200 * ms, 200 * ms, false, 160_000}, {400 * ms, 400 * ms, false, 320_000}}, 4 * paceMinRate},
+		{"a probe out longer than the target holds the floor", 0, 13 * ms,
 			[]step{{200 * ms, 200 * ms, false, 160_000}, {400 * ms, 400 * ms, false, 320_000}}, paceMinRate},
-		{"below the target: paceResume of the delivery seen", 13 * ms,
+		{"below the target: paceResume of the delivery seen", 0, 13 * ms,
 			[]step{{200 * ms, 200 * ms, false, 160_000}, {400 * ms, 30 * ms, true, 200_000}}, paceResume * 800_000},
-		{"then up by a step", 13 * ms,
+		{"then up by a step", 0, 13 * ms,
 			[]step{{200 * ms, 200 * ms, false, 160_000}, {400 * ms, 30 * ms, true, 200_000}, {600 * ms, 20 * ms, true, 340_000}},
 			paceResume*800_000 + paceIncrease},
-		{"above the target: down", 13 * ms,
+		{"above the target: down", 0, 13 * ms,
 			[]step{{200 * ms, 200 * ms, false, 160_000}, {400 * ms, 30 * ms, true, 200_000}, {600 * ms, 60 * ms, true, 340_000}},
 			paceResume * 800_000 * paceDecrease},
-		{"capped at twice the delivery", 13 * ms,
+		{"capped at twice the delivery", 0, 13 * ms,
 			[]step{{200 * ms, 200 * ms, false, 6_000}, {400 * ms, 20 * ms, true, 8_000}}, 2 * 30_000},
-		{"the cap stays above the floor", 13 * ms,
+		{"the cap stays above the floor", 0, 13 * ms,
 			[]step{{200 * ms, 200 * ms, false, 200}, {400 * ms, 20 * ms, true, 300}}, paceMinRate},
-		{"one decrease per round trip", 13 * ms,
+		{"one decrease per round trip", 0, 13 * ms,
 			[]step{{200 * ms, 200 * ms, false, 160_000}, {400 * ms, 30 * ms, true, 200_000},
 				{600 * ms, 100 * ms, true, 340_000}, {800 * ms, 300 * ms, true, 500_000}},
 			paceResume * 800_000 * paceDecrease},
-		{"the delivery rate counts only with a queue", 13 * ms,
+		{"the delivery rate counts only with a queue", 0, 13 * ms,
 			[]step{{200 * ms, 20 * ms, true, 160_000}}, paceMinRate + paceIncrease},
-		{"without a seed, a queued round trip is not the base", 0,
+		{"without a seed, a queued round trip is not the base", 0, 0,
 			[]step{{200 * ms, 2600 * ms, true, 160_000}, {400 * ms, 2500 * ms, true, 320_000}}, paceMinRate},
-		{"without a seed, a round trip within the target is", 0,
+		{"without a seed, a round trip within the target is", 0, 0,
 			[]step{{200 * ms, 2600 * ms, true, 160_000}, {400 * ms, 35 * ms, true, 320_000}}, paceResume * 800_000},
-		{"without a seed, the lowest after paceWindow", 0,
+		{"without a seed, the lowest after paceWindow", 0, 0,
 			[]step{{200 * ms, 300 * ms, true, 160_000}, {paceWindow + 200*ms, 310 * ms, true, 8_160_000}}, paceResume * 800_000},
-		{"the base only falls", 13 * ms,
+		{"the base only falls", 0, 13 * ms,
 			[]step{{200 * ms, 5 * ms, true, 160_000}, {400 * ms, 50 * ms, true, 320_000}}, (paceMinRate + paceIncrease) * paceDecrease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var k paceCtrl
+			if tt.bulk > 0 {
+				k.setFloor(tt.bulk)
+			}
 			if tt.seed > 0 {
 				k.seed(tt.seed)
 			}
