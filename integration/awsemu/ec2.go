@@ -47,11 +47,12 @@ func ec2BadRequest(code, format string, args ...any) *ec2Error {
 type ec2Service struct {
 	mu     sync.Mutex
 	inv    EC2Inventory
-	denied []string // e.g. ec2:DescribeVpcs
+	denied []string       // e.g. ec2:DescribeVpcs
+	tokens map[string]any // RunInstances ClientToken → its answer
 }
 
 func newEC2Service(inv *EC2Inventory) *ec2Service {
-	e := &ec2Service{}
+	e := &ec2Service{tokens: map[string]any{}}
 	if inv != nil {
 		e.inv = *inv
 		e.denied = slices.Clone(inv.Denied)
@@ -94,6 +95,10 @@ func (s *Server) serveEC2(w http.ResponseWriter, r *http.Request) {
 		writeEC2Error(w, ec2BadRequest("InvalidRequest", "read body: %v", err))
 		return
 	}
+	if a, err := parseAuth(r.Header.Get("Authorization")); err == nil && a.Service == "sts" {
+		s.serveSTS(w, r, body)
+		return
+	}
 	if err := s.verify(r, body, "ec2"); err != nil {
 		var ae *authError
 		errors.As(err, &ae)
@@ -130,6 +135,9 @@ func (s *Server) ec2Call(action string, form url.Values) (any, error) {
 		"DescribeInstances":   s.ec2.describeInstances,
 		"DescribeVpcs":        s.ec2.describeVpcs,
 		"DescribeRouteTables": s.ec2.describeRouteTables,
+		"RunInstances":        s.runInstances,
+		"TerminateInstances":  s.terminateInstances,
+		"CreateTags":          s.ec2.createTags,
 	}
 	op, ok := ops[action]
 	if !ok {
@@ -137,9 +145,10 @@ func (s *Server) ec2Call(action string, form url.Values) (any, error) {
 	}
 	if s.ec2.isDenied("ec2:" + action) {
 		return nil, &ec2Error{http.StatusForbidden, "UnauthorizedOperation", fmt.Sprintf(
-			"You are not authorized to perform this operation. User: arn:aws:iam::%s:user/lab is not authorized to perform: ec2:%s because no identity-based policy allows the ec2:%s action",
-			accountID, action, action)}
+			"You are not authorized to perform this operation. User: %s is not authorized to perform: ec2:%s because no identity-based policy allows the ec2:%s action",
+			userARN, action, action)}
 	}
+	s.ec2.advance(s.now())
 	return op(form)
 }
 

@@ -27,17 +27,32 @@ func tagSet(tags map[string]string) []ec2Tag {
 }
 
 type instanceXML struct {
-	InstanceID       string   `xml:"instanceId"`
-	ImageID          string   `xml:"imageId"`
-	State            stateXML `xml:"instanceState"`
-	PrivateIPAddress string   `xml:"privateIpAddress,omitempty"`
-	IPAddress        string   `xml:"ipAddress,omitempty"`
-	InstanceType     string   `xml:"instanceType"`
-	AZ               string   `xml:"placement>availabilityZone"`
-	SubnetID         string   `xml:"subnetId,omitempty"`
-	VpcID            string   `xml:"vpcId,omitempty"`
-	PlatformDetails  string   `xml:"platformDetails"`
-	Tags             []ec2Tag `xml:"tagSet>item"`
+	InstanceID       string       `xml:"instanceId"`
+	ImageID          string       `xml:"imageId"`
+	State            stateXML     `xml:"instanceState"`
+	PrivateIPAddress string       `xml:"privateIpAddress,omitempty"`
+	IPAddress        string       `xml:"ipAddress,omitempty"`
+	InstanceType     string       `xml:"instanceType"`
+	AZ               string       `xml:"placement>availabilityZone"`
+	SubnetID         string       `xml:"subnetId,omitempty"`
+	VpcID            string       `xml:"vpcId,omitempty"`
+	PlatformDetails  string       `xml:"platformDetails"`
+	Tags             []ec2Tag     `xml:"tagSet>item"`
+	LaunchTime       string       `xml:"launchTime,omitempty"`
+	Profile          *profileXML  `xml:"iamInstanceProfile,omitempty"`
+	Metadata         *metadataXML `xml:"metadataOptions,omitempty"`
+}
+
+type profileXML struct {
+	ARN string `xml:"arn"`
+	ID  string `xml:"id"`
+}
+
+type metadataXML struct {
+	State      string `xml:"state"`
+	HTTPTokens string `xml:"httpTokens"`
+	HopLimit   int    `xml:"httpPutResponseHopLimit"`
+	Endpoint   string `xml:"httpEndpoint"`
 }
 
 type stateXML struct {
@@ -127,14 +142,35 @@ func (e *ec2Service) describeInstances(form url.Values) (any, error) {
 	resp := describeInstancesResponse{Xmlns: ec2Namespace, RequestID: newUUID().String(), NextToken: next}
 	for _, i := range match[start:end] {
 		resp.Reservations = append(resp.Reservations, reservationXML{
-			ReservationID: "r-" + shortHash(i.ID), OwnerID: accountID, Instances: []instanceXML{{
-				InstanceID: i.ID, ImageID: "ami-" + shortHash(i.Platform+i.PlatformVersion), State: stateXML{stateCode(i.State), i.State},
-				PrivateIPAddress: i.PrivateIP, IPAddress: i.PublicIP, InstanceType: "t3.micro", AZ: i.AZ,
-				SubnetID: i.Subnet, VpcID: i.VPC, PlatformDetails: "Linux/UNIX", Tags: tagSet(i.Tags),
-			}},
+			ReservationID: "r-" + shortHash(i.ID), OwnerID: accountID, Instances: []instanceXML{instanceXMLOf(i)},
 		})
 	}
 	return resp, nil
+}
+
+// instanceXMLOf is i as DescribeInstances and RunInstances show it.
+func instanceXMLOf(i EC2Instance) instanceXML {
+	x := instanceXML{
+		InstanceID: i.ID, ImageID: i.ImageID, State: stateXML{stateCode(i.State), i.State},
+		PrivateIPAddress: i.PrivateIP, IPAddress: i.PublicIP, InstanceType: i.InstanceType, AZ: i.AZ,
+		SubnetID: i.Subnet, VpcID: i.VPC, PlatformDetails: "Linux/UNIX", Tags: tagSet(i.Tags),
+	}
+	if x.ImageID == "" {
+		x.ImageID = "ami-" + shortHash(i.Platform+i.PlatformVersion)
+	}
+	if x.InstanceType == "" {
+		x.InstanceType = "t3.micro"
+	}
+	if !i.LaunchTime.IsZero() {
+		x.LaunchTime = i.LaunchTime.UTC().Format("2006-01-02T15:04:05.000Z")
+	}
+	if i.Profile != "" {
+		x.Profile = &profileXML{ARN: "arn:aws:iam::" + accountID + ":instance-profile/" + i.Profile, ID: "AIPA" + strings.ToUpper(shortHash(i.Profile))}
+	}
+	if i.HTTPTokens != "" {
+		x.Metadata = &metadataXML{State: "applied", HTTPTokens: i.HTTPTokens, HopLimit: 2, Endpoint: "enabled"}
+	}
+	return x
 }
 
 // shortHash is a stable 17-hex-digit id suffix derived from s.

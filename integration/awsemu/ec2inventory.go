@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 )
 
 // EC2Inventory is the account's EC2 side, as ec2:DescribeInstances,
@@ -21,6 +22,21 @@ type EC2Inventory struct {
 	// may not call: answered with UnauthorizedOperation (EC2) or
 	// AccessDeniedException (SSM). The admin action deny changes it.
 	Denied []string `json:"denied,omitempty"`
+	// Subnets, InstanceProfiles and InstanceLimit are what RunInstances
+	// checks (ec2launch.go): the subnets one may launch in, the instance
+	// profiles that exist (their role has the same name) and how many
+	// instances may be pending or running at once (0: no limit).
+	Subnets          []EC2Subnet `json:"subnets,omitempty"`
+	InstanceProfiles []string    `json:"instance_profiles,omitempty"`
+	InstanceLimit    int         `json:"instance_limit,omitempty"`
+}
+
+// EC2Subnet is a subnet of a VPC.
+type EC2Subnet struct {
+	ID   string `json:"id"`
+	VPC  string `json:"vpc"`
+	CIDR string `json:"cidr"`
+	AZ   string `json:"availability_zone"`
 }
 
 // EC2Instance is one instance.
@@ -37,6 +53,15 @@ type EC2Instance struct {
 	// PlatformName, PlatformVersion), e.g. "Amazon Linux" "2023".
 	Platform        string `json:"platform,omitempty"`
 	PlatformVersion string `json:"platform_version,omitempty"`
+	// Set for instances RunInstances launched (ec2launch.go).
+	ImageID      string    `json:"image_id,omitempty"`
+	InstanceType string    `json:"instance_type,omitempty"`
+	Profile      string    `json:"instance_profile,omitempty"`
+	HTTPTokens   string    `json:"http_tokens,omitempty"` // IMDS: required or optional
+	LaunchTime   time.Time `json:"launch_time,omitzero"`
+	// runAt and goneAt are when a pending instance becomes running and a
+	// shutting-down one terminated.
+	runAt, goneAt time.Time
 }
 
 // EC2VPC is a VPC and its IPv4 CIDR blocks, the primary first.
@@ -87,6 +112,11 @@ func (inv *EC2Inventory) check() error {
 	for _, i := range inv.Instances {
 		if !strings.HasPrefix(i.ID, "i-") || !slices.Contains(states, i.State) {
 			return fmt.Errorf("instance %q: want an i- id and a state of %v", i.ID, states)
+		}
+	}
+	for _, sn := range inv.Subnets {
+		if _, err := netip.ParsePrefix(sn.CIDR); err != nil || !strings.HasPrefix(sn.ID, "subnet-") {
+			return fmt.Errorf("subnet %q: want a subnet- id and a CIDR: %v", sn.ID, err)
 		}
 	}
 	for _, v := range inv.VPCs {

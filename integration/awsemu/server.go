@@ -49,6 +49,14 @@ type Config struct {
 	Faults FrameFaults
 	// EC2 is the account's EC2 side (ec2inventory.go); nil: no instances.
 	EC2 *EC2Inventory
+	// BootDelay is how long a launched instance is pending, ShutdownDelay
+	// how long a terminated one is shutting-down (defaults
+	// DefaultBootDelay, DefaultShutdownDelay). OnLaunch and OnTerminate,
+	// when set, are told of each instance RunInstances launched and each
+	// TerminateInstances ended (after the call's lock is released).
+	BootDelay, ShutdownDelay time.Duration
+	OnLaunch                 func(EC2Instance)
+	OnTerminate              func(id string)
 	// Logger receives one line per call; nil discards.
 	Logger *slog.Logger
 }
@@ -164,6 +172,12 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.KeyTTL == 0 {
 		cfg.KeyTTL = 60 * time.Second
+	}
+	if cfg.BootDelay == 0 {
+		cfg.BootDelay = DefaultBootDelay
+	}
+	if cfg.ShutdownDelay == 0 {
+		cfg.ShutdownDelay = DefaultShutdownDelay
 	}
 	if cfg.AgentVersion == "" {
 		cfg.AgentVersion = "3.3.1000.0"

@@ -19,6 +19,7 @@ func (s *Server) ssmService() jsonService {
 		"ResumeSession":               s.resumeSession,
 		"TerminateSession":            s.terminateSession,
 		"DescribeInstanceInformation": s.describeInstances,
+		"GetParameter":                s.getParameter,
 	}
 	for name, op := range s.agentOps() {
 		ops[name] = op
