@@ -44,6 +44,7 @@ func newRoot(stdout, stderr io.Writer) *ucli.Command {
 			statusCommand(),
 			downCommand(),
 			targetsCommand(),
+			gcCommand(),
 			versionCommand(),
 		},
 		ExitErrHandler: func(context.Context, *ucli.Command, error) {},

@@ -1,0 +1,249 @@
+package cli
+
+// The ephemeral bastion of `vpcvpn up --ephemeral`: launch the current
+// Amazon Linux 2023 image in a private subnet with the SSM instance
+// profile, IMDSv2 required and no public address, tagged with its owner
+// (the caller's ARN), the tool, an expiry and the launching process; wait
+// until its agent is Online; terminate it when the tunnel ends.
+// `vpcvpn gc` (gc.go) finds what a crash left by these tags.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+)
+
+// Tags of an ephemeral bastion.
+const (
+	tagOwner  = "vpcvpn:owner"  // the caller's ARN
+	tagTool   = "vpcvpn:tool"   // "vpcvpn"
+	tagExpiry = "vpcvpn:expiry" // RFC 3339; gc terminates it after
+	tagHost   = "vpcvpn:host"   // the launching machine's host name
+	tagPID    = "vpcvpn:pid"    // the launching process there
+	toolName  = "vpcvpn"
+)
+
+// Defaults of --ephemeral.
+const (
+	defaultInstanceType = "t4g.nano" // the smallest Graviton type
+	defaultIdleStop     = 30 * time.Minute
+	defaultLaunchWait   = 5 * time.Minute
+	// ephemeralLifetime is how far the expiry tag lies ahead of the
+	// launch: a bastion whose launching machine is lost is gc's after it.
+	ephemeralLifetime = 12 * time.Hour
+	al2023Param       = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-"
+)
+
+// ephemeralSpec is what --ephemeral launches.
+type ephemeralSpec struct {
+	Subnet       string
+	InstanceType string
+	Profile      string // instance profile name or ARN
+	Wait         time.Duration
+}
+
+// launcher reaches EC2, SSM and STS; method values as in inventory, tests
+// fill it with fakes.
+type launcher struct {
+	callerIdentity     func(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
+	getParameter       func(context.Context, *awsssm.GetParameterInput, ...func(*awsssm.Options)) (*awsssm.GetParameterOutput, error)
+	runInstances       func(context.Context, *ec2.RunInstancesInput, ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error)
+	terminateInstances func(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
+	describeInstances  func(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	instanceInfo       func(context.Context, *awsssm.DescribeInstanceInformationInput, ...func(*awsssm.Options)) (*awsssm.DescribeInstanceInformationOutput, error)
+	now                func() time.Time
+	poll               time.Duration // between DescribeInstances while waiting
+	host               string
+	pid                int
+}
+
+func newLauncher(cfg aws.Config) *launcher {
+	e, s := ec2.NewFromConfig(cfg), awsssm.NewFromConfig(cfg)
+	host, _ := os.Hostname()
+	return &launcher{
+		callerIdentity: sts.NewFromConfig(cfg).GetCallerIdentity, getParameter: s.GetParameter,
+		runInstances: e.RunInstances, terminateInstances: e.TerminateInstances, describeInstances: e.DescribeInstances,
+		instanceInfo: s.DescribeInstanceInformation, now: time.Now, poll: 2 * time.Second, host: host, pid: os.Getpid(),
+	}
+}
+
+// errNoProfile refuses an SSM bastion without an instance profile.
+var errNoProfile = errors.New("--ephemeral over SSM needs --instance-profile NAME: its SSM agent registers with that profile's role " +
+	"(with the AmazonSSMManagedInstanceCore policy); create one or name it as instance_profile in the config file")
+
+// owner returns the caller's ARN, the owner tag of what it launches.
+func (l *launcher) owner(ctx context.Context) (string, error) {
+	out, err := l.callerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", fmt.Errorf("ephemeral: who am I (sts:GetCallerIdentity): %w", err)
+	}
+	return aws.ToString(out.Arn), nil
+}
+
+// arm64Type reports whether an instance type is Graviton (t4g, m7gd, c6gn).
+func arm64Type(itype string) bool {
+	family, _, _ := strings.Cut(itype, ".")
+	family = strings.TrimRight(family, "dne")
+	return strings.HasSuffix(family, "g") && family != "g"
+}
+
+// launch starts the bastion spec describes for owner and returns its id.
+func (l *launcher) launch(ctx context.Context, spec ephemeralSpec, owner string) (string, error) {
+	if spec.Profile == "" {
+		return "", errNoProfile
+	}
+	if spec.Subnet == "" {
+		return "", errors.New("--ephemeral needs --subnet subnet-… (a private subnet of the VPC to reach)")
+	}
+	itype := spec.InstanceType
+	if itype == "" {
+		itype = defaultInstanceType
+	}
+	arch := "x86_64"
+	if arm64Type(itype) {
+		arch = "arm64"
+	}
+	p, err := l.getParameter(ctx, &awsssm.GetParameterInput{Name: aws.String(al2023Param + arch)})
+	if err != nil {
+		return "", fmt.Errorf("ephemeral: find the Amazon Linux 2023 image (ssm:GetParameter %s): %w", al2023Param+arch, err)
+	}
+	profile := &ec2types.IamInstanceProfileSpecification{Name: aws.String(spec.Profile)}
+	if strings.HasPrefix(spec.Profile, "arn:") {
+		profile = &ec2types.IamInstanceProfileSpecification{Arn: aws.String(spec.Profile)}
+	}
+	tags := []ec2types.Tag{
+		{Key: aws.String("Name"), Value: aws.String("vpcvpn ephemeral bastion")},
+		{Key: aws.String(tagOwner), Value: aws.String(owner)},
+		{Key: aws.String(tagTool), Value: aws.String(toolName)},
+		{Key: aws.String(tagExpiry), Value: aws.String(l.now().Add(ephemeralLifetime).UTC().Format(time.RFC3339))},
+		{Key: aws.String(tagHost), Value: aws.String(l.host)},
+		{Key: aws.String(tagPID), Value: aws.String(strconv.Itoa(l.pid))},
+	}
+	token := make([]byte, 16)
+	_, _ = rand.Read(token)
+	out, err := l.runInstances(ctx, &ec2.RunInstancesInput{
+		ImageId: p.Parameter.Value, InstanceType: ec2types.InstanceType(itype), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		ClientToken: aws.String(hex.EncodeToString(token)), IamInstanceProfile: profile,
+		MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateRequired, HttpEndpoint: ec2types.InstanceMetadataEndpointStateEnabled},
+		NetworkInterfaces: []ec2types.InstanceNetworkInterfaceSpecification{{
+			DeviceIndex: aws.Int32(0), SubnetId: aws.String(spec.Subnet), AssociatePublicIpAddress: aws.Bool(false)}},
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: tags}},
+	})
+	if err != nil {
+		return "", launchError(err, spec, itype)
+	}
+	if len(out.Instances) != 1 {
+		return "", fmt.Errorf("ephemeral: RunInstances launched %d instances, want 1", len(out.Instances))
+	}
+	return aws.ToString(out.Instances[0].InstanceId), nil
+}
+
+// launchError turns RunInstances' refusals into one line naming the fix.
+func launchError(err error, spec ephemeralSpec, itype string) error {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return fmt.Errorf("ephemeral: launch: %w", err)
+	}
+	msg := ae.ErrorMessage()
+	switch code := ae.ErrorCode(); {
+	case code == "UnauthorizedOperation" && strings.Contains(msg, "iam:PassRole"):
+		return fmt.Errorf("ephemeral: you may not pass instance profile %s's role to EC2: allow iam:PassRole on it (%s)", spec.Profile, code)
+	case code == "UnauthorizedOperation":
+		return fmt.Errorf("ephemeral: you may not launch instances: allow ec2:RunInstances and ec2:CreateTags (%s)", code)
+	case code == "InvalidSubnetID.NotFound":
+		return fmt.Errorf("ephemeral: subnet %s does not exist in this region: check --subnet and --region", spec.Subnet)
+	case code == "InstanceLimitExceeded" || code == "VcpuLimitExceeded":
+		return fmt.Errorf("ephemeral: the account's instance quota is reached (%s): terminate an instance or raise the quota in Service Quotas", code)
+	case strings.Contains(msg, "iamInstanceProfile"):
+		return fmt.Errorf("ephemeral: instance profile %s does not exist: check --instance-profile (%s)", spec.Profile, code)
+	case strings.Contains(msg, "architecture"):
+		return fmt.Errorf("ephemeral: instance type %s does not run the image: choose another --instance-type (%s)", itype, code)
+	}
+	return fmt.Errorf("ephemeral: launch: %w", err)
+}
+
+// waitOnline waits until id's SSM agent is Online, writing progress with
+// the time elapsed to w; after spec.Wait (or on ctx's end) it gives up.
+func (l *launcher) waitOnline(ctx context.Context, id string, wait time.Duration, w io.Writer) error {
+	if wait <= 0 {
+		wait = defaultLaunchWait
+	}
+	start := l.now()
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	last := ""
+	for {
+		state, ping, err := l.status(ctx, id)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		if now := fmt.Sprintf("%s, SSM agent %s", state, ping); now != last {
+			fmt.Fprintf(w, "ephemeral bastion %s: %s (%s)\n", id, now, l.now().Sub(start).Round(time.Second))
+			last = now
+		}
+		switch {
+		case state == "running" && ping == "Online":
+			return nil
+		case state != "" && state != "pending" && state != "running":
+			return fmt.Errorf("ephemeral: bastion %s is %s before it came Online", id, state)
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("ephemeral: bastion %s not Online after %s (%s, agent %s): check that the subnet reaches SSM (NAT or VPC endpoints) and the profile's role", id, wait, state, ping)
+			}
+			return ctx.Err()
+		case <-time.After(l.poll):
+		}
+	}
+}
+
+// status returns id's EC2 state and its SSM agent's ping status ("none"
+// before it registers).
+func (l *launcher) status(ctx context.Context, id string) (state, ping string, err error) {
+	out, err := l.describeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		return "", "", fmt.Errorf("ephemeral: describe %s: %w", id, err)
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			state = string(in.State.Name)
+		}
+	}
+	info, err := l.instanceInfo(ctx, &awsssm.DescribeInstanceInformationInput{
+		Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: []string{id}}}})
+	if err != nil {
+		return state, "", fmt.Errorf("ephemeral: SSM status of %s: %w", id, err)
+	}
+	ping = "none"
+	for _, i := range info.InstanceInformationList {
+		ping = string(i.PingStatus)
+	}
+	return state, ping, nil
+}
+
+// terminate ends id; a context of its own, so that it runs when the
+// tunnel's was cancelled by Ctrl-C.
+func (l *launcher) terminate(id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := l.terminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
+		return fmt.Errorf("ephemeral: terminate %s (it keeps running and costing; `vpcvpn gc` retries): %w", id, err)
+	}
+	return nil
+}

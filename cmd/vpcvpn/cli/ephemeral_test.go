@@ -1,0 +1,247 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+)
+
+const testOwner = "arn:aws:iam::123456789012:user/dev"
+
+var testNow = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+
+// fakeLauncher answers GetParameter per architecture and records the
+// RunInstances and TerminateInstances calls; runErr fails RunInstances.
+type fakeLauncher struct {
+	launcher
+	runs       []*ec2.RunInstancesInput
+	terminated []string
+	runErr     error
+}
+
+func newFakeLauncher() *fakeLauncher {
+	f := &fakeLauncher{}
+	f.launcher = launcher{
+		callerIdentity: func(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error) {
+			return &sts.GetCallerIdentityOutput{Arn: aws.String(testOwner)}, nil
+		},
+		getParameter: func(_ context.Context, in *awsssm.GetParameterInput, _ ...func(*awsssm.Options)) (*awsssm.GetParameterOutput, error) {
+			arch := strings.TrimPrefix(aws.ToString(in.Name), al2023Param)
+			return &awsssm.GetParameterOutput{Parameter: &ssmtypes.Parameter{Value: aws.String("ami-" + arch)}}, nil
+		},
+		runInstances: func(_ context.Context, in *ec2.RunInstancesInput, _ ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+			f.runs = append(f.runs, in)
+			if f.runErr != nil {
+				return nil, f.runErr
+			}
+			return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{{InstanceId: aws.String("i-0e1")}}}, nil
+		},
+		terminateInstances: func(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
+			f.terminated = append(f.terminated, in.InstanceIds...)
+			return &ec2.TerminateInstancesOutput{}, nil
+		},
+		now: func() time.Time { return testNow }, poll: time.Millisecond, host: "laptop", pid: 4242,
+	}
+	return f
+}
+
+func tagMap(tags []ec2types.Tag) map[string]string {
+	m := map[string]string{}
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+func TestEphemeralLaunchInput(t *testing.T) {
+	tests := []struct {
+		itype, profile      string
+		wantImage, wantType string
+		byARN               bool
+	}{
+		{"", "lab-ssm", "ami-arm64", "t4g.nano", false},
+		{"t3.micro", "lab-ssm", "ami-x86_64", "t3.micro", false},
+		{"c7gn.large", "arn:aws:iam::123456789012:instance-profile/lab-ssm", "ami-arm64", "c7gn.large", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.wantType, func(t *testing.T) {
+			f := newFakeLauncher()
+			id, err := f.launch(context.Background(), ephemeralSpec{Subnet: "subnet-1", InstanceType: tt.itype, Profile: tt.profile}, testOwner)
+			if err != nil || id != "i-0e1" {
+				t.Fatalf("launch: %q, %v", id, err)
+			}
+			in := f.runs[0]
+			if aws.ToString(in.ImageId) != tt.wantImage || string(in.InstanceType) != tt.wantType {
+				t.Errorf("image %s type %s, want %s %s", aws.ToString(in.ImageId), in.InstanceType, tt.wantImage, tt.wantType)
+			}
+			if in.MetadataOptions.HttpTokens != ec2types.HttpTokensStateRequired {
+				t.Errorf("IMDS tokens %q, want required", in.MetadataOptions.HttpTokens)
+			}
+			ni := in.NetworkInterfaces[0]
+			if aws.ToString(ni.SubnetId) != "subnet-1" || aws.ToBool(ni.AssociatePublicIpAddress) || in.SubnetId != nil {
+				t.Errorf("network interface %+v: want subnet-1 without a public address", ni)
+			}
+			if got := aws.ToString(in.IamInstanceProfile.Arn) != ""; got != tt.byARN {
+				t.Errorf("profile %+v: by ARN %v, want %v", in.IamInstanceProfile, got, tt.byARN)
+			}
+			tags := tagMap(in.TagSpecifications[0].Tags)
+			want := map[string]string{tagOwner: testOwner, tagTool: "vpcvpn", tagExpiry: "2026-12-06T22:00:00Z", tagHost: "laptop", tagPID: "4242"}
+			for k, v := range want {
+				if tags[k] != v {
+					t.Errorf("tag %s = %q, want %q", k, tags[k], v)
+				}
+			}
+			if aws.ToString(in.ClientToken) == "" {
+				t.Error("no ClientToken: a retried RunInstances could launch twice")
+			}
+		})
+	}
+}
+
+func TestEphemeralLaunchRefusals(t *testing.T) {
+	tests := []struct {
+		name    string
+		spec    ephemeralSpec
+		runErr  error
+		want    string
+		launchd bool
+	}{
+		{"no profile", ephemeralSpec{Subnet: "subnet-1"}, nil, "needs --instance-profile", false},
+		{"no subnet", ephemeralSpec{Profile: "p"}, nil, "needs --subnet", false},
+		{"pass role", ephemeralSpec{Subnet: "subnet-1", Profile: "p"}, &smithy.GenericAPIError{Code: "UnauthorizedOperation",
+			Message: "User: x is not authorized to perform: iam:PassRole on resource: arn:aws:iam::1:role/p"}, "allow iam:PassRole", true},
+		{"run denied", ephemeralSpec{Subnet: "subnet-1", Profile: "p"}, &smithy.GenericAPIError{Code: "UnauthorizedOperation",
+			Message: "not authorized to perform: ec2:RunInstances"}, "allow ec2:RunInstances", true},
+		{"no such subnet", ephemeralSpec{Subnet: "subnet-9", Profile: "p"}, &smithy.GenericAPIError{Code: "InvalidSubnetID.NotFound"},
+			"subnet subnet-9 does not exist", true},
+		{"quota", ephemeralSpec{Subnet: "subnet-1", Profile: "p"}, &smithy.GenericAPIError{Code: "InstanceLimitExceeded"}, "quota", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeLauncher()
+			f.runErr = tt.runErr
+			_, err := f.launch(context.Background(), tt.spec, testOwner)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error saying %q", err, tt.want)
+			}
+			if (len(f.runs) > 0) != tt.launchd {
+				t.Errorf("RunInstances called %d times; want called: %v", len(f.runs), tt.launchd)
+			}
+		})
+	}
+}
+
+// states feeds waitOnline one (EC2 state, SSM ping) pair per poll.
+func (f *fakeLauncher) states(pairs ...[2]string) {
+	i := 0
+	f.describeInstances = func(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+		st := pairs[min(i, len(pairs)-1)][0]
+		return &ec2.DescribeInstancesOutput{Reservations: []ec2types.Reservation{{Instances: []ec2types.Instance{
+			{State: &ec2types.InstanceState{Name: ec2types.InstanceStateName(st)}}}}}}, nil
+	}
+	f.instanceInfo = func(context.Context, *awsssm.DescribeInstanceInformationInput, ...func(*awsssm.Options)) (*awsssm.DescribeInstanceInformationOutput, error) {
+		ping := pairs[min(i, len(pairs)-1)][1]
+		i++
+		if ping == "" {
+			return &awsssm.DescribeInstanceInformationOutput{}, nil
+		}
+		return &awsssm.DescribeInstanceInformationOutput{InstanceInformationList: []ssmtypes.InstanceInformation{{PingStatus: ssmtypes.PingStatus(ping)}}}, nil
+	}
+}
+
+func TestEphemeralWaitOnline(t *testing.T) {
+	f := newFakeLauncher()
+	f.states([2]string{"pending", ""}, [2]string{"pending", ""}, [2]string{"running", ""}, [2]string{"running", "Online"})
+	tick := testNow
+	f.now = func() time.Time { tick = tick.Add(time.Second); return tick } // a second a reading
+	var out strings.Builder
+	if err := f.waitOnline(context.Background(), "i-0e1", time.Minute, &out); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"ephemeral bastion i-0e1: pending, SSM agent none (1s)",
+		"ephemeral bastion i-0e1: running, SSM agent none (2s)",
+		"ephemeral bastion i-0e1: running, SSM agent Online (3s)",
+	}
+	if got := strings.Split(strings.TrimSpace(out.String()), "\n"); !slices.Equal(got, want) {
+		t.Errorf("progress:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	f.states([2]string{"pending", ""}, [2]string{"terminated", ""})
+	if err := f.waitOnline(context.Background(), "i-0e1", time.Minute, io.Discard); err == nil || !strings.Contains(err.Error(), "is terminated") {
+		t.Errorf("terminated while waiting: %v", err)
+	}
+	f.states([2]string{"running", "ConnectionLost"})
+	err := f.waitOnline(context.Background(), "i-0e1", 20*time.Millisecond, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "not Online after") || !strings.Contains(err.Error(), "ConnectionLost") {
+		t.Errorf("never Online: %v", err)
+	}
+}
+
+func TestGC(t *testing.T) {
+	f := newFakeLauncher()
+	inst := func(id, expiry, host, pid string) ec2types.Instance {
+		return ec2types.Instance{InstanceId: aws.String(id), State: &ec2types.InstanceState{Name: "running"}, Tags: []ec2types.Tag{
+			{Key: aws.String(tagExpiry), Value: aws.String(expiry)}, {Key: aws.String(tagHost), Value: aws.String(host)},
+			{Key: aws.String(tagPID), Value: aws.String(pid)}}}
+	}
+	future, past := "2026-12-06T20:00:00Z", "2026-12-06T09:00:00Z"
+	var filters []ec2types.Filter
+	f.describeInstances = func(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+		filters = in.Filters
+		return &ec2.DescribeInstancesOutput{Reservations: []ec2types.Reservation{{Instances: []ec2types.Instance{
+			inst("i-expired", past, "other", "1"),
+			inst("i-dead", future, "laptop", "100"),
+			inst("i-alive", future, "laptop", "200"),
+			inst("i-elsewhere", future, "other", "100"),
+			inst("i-untagged", "", "laptop", "200"),
+		}}}}, nil
+	}
+	alive := func(pid int) bool { return pid == 200 }
+	var out strings.Builder
+	found, err := f.gc(context.Background(), testOwner, false, alive, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"i-expired", "i-dead", "i-untagged"}; !slices.Equal(f.terminated, want) {
+		t.Errorf("terminated %v, want %v\n%s", f.terminated, want, out.String())
+	}
+	if len(found) != 5 {
+		t.Errorf("found %d, want 5", len(found))
+	}
+	want := map[string][]string{"tag:" + tagOwner: {testOwner}, "tag:" + tagTool: {"vpcvpn"}}
+	for _, fl := range filters {
+		if w, ok := want[aws.ToString(fl.Name)]; ok {
+			if !slices.Equal(fl.Values, w) {
+				t.Errorf("filter %s = %v, want %v", aws.ToString(fl.Name), fl.Values, w)
+			}
+			delete(want, aws.ToString(fl.Name))
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("gc lists without the filters %v: it could terminate another caller's instances", want)
+	}
+
+	f.terminated = nil
+	if _, err := f.gc(context.Background(), testOwner, true, alive, io.Discard); err != nil || len(f.terminated) > 0 {
+		t.Errorf("dry run terminated %v (%v)", f.terminated, err)
+	}
+	f.terminateInstances = func(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
+		return nil, errors.New("throttled")
+	}
+	if _, err := f.gc(context.Background(), testOwner, false, alive, io.Discard); err == nil || !strings.Contains(err.Error(), "vpcvpn gc") {
+		t.Errorf("failed terminate: %v", err)
+	}
+}

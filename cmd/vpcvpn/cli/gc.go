@@ -1,0 +1,144 @@
+package cli
+
+// `vpcvpn gc`: terminate the ephemeral bastions this caller launched that
+// nothing uses any more: past their expiry tag, or launched on this
+// machine by a process that is gone. Instances of other callers, or not
+// launched by vpcvpn, are never touched.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	ucli "github.com/urfave/cli/v3"
+)
+
+func gcCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "gc",
+		Usage: "terminate your ephemeral bastions that a crash left running",
+		Description: "An ephemeral bastion (up --ephemeral) is terminated when its tunnel ends. One\n" +
+			"left by a crash or a power loss is terminated here: only instances vpcvpn\n" +
+			"launched for you (tag vpcvpn:owner is your ARN), past their expiry or whose\n" +
+			"launching process on this machine is gone.\n\n" +
+			"   vpcvpn gc --profile dev",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "profile", Usage: "AWS `PROFILE` (default: AWS_PROFILE, then default)"},
+			&ucli.StringFlag{Name: "region", Usage: "AWS `REGION` (default: AWS_REGION or the profile's)"},
+			&ucli.BoolFlag{Name: "dry-run", Usage: "only list what would be terminated"},
+		},
+		Action: runGC,
+	}
+}
+
+func runGC(ctx context.Context, cmd *ucli.Command) error {
+	if cmd.Args().Len() > 0 {
+		return fmt.Errorf("vpcvpn gc takes no arguments (got %q)", cmd.Args().First())
+	}
+	o := &upOptions{profile: cmd.String("profile"), region: cmd.String("region")}
+	inv := currentInvoker()
+	cfg, err := awsConfig(ctx, o, inv)
+	if err != nil {
+		return sudoHint(err, o, inv)
+	}
+	l := newLauncher(cfg)
+	owner, err := l.owner(ctx)
+	if err != nil {
+		return sudoHint(err, o, inv)
+	}
+	_, err = l.gc(ctx, owner, cmd.Bool("dry-run"), processAlive, cmd.Root().Writer)
+	return err
+}
+
+// leftover is an ephemeral bastion gc looked at.
+type leftover struct {
+	ID, State, Why string // Why: why it is garbage, "" when it is in use
+}
+
+// gc terminates owner's leftover bastions (unless dryRun), reporting each
+// to w; alive tells whether a process of this machine exists.
+func (l *launcher) gc(ctx context.Context, owner string, dryRun bool, alive func(pid int) bool, w io.Writer) ([]leftover, error) {
+	var found []leftover
+	p := ec2.NewDescribeInstancesPaginator(describeFunc(l.describeInstances), &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + tagOwner), Values: []string{owner}},
+		{Name: aws.String("tag:" + tagTool), Values: []string{toolName}},
+		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}},
+	}})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("gc: list your ephemeral bastions: %w", err)
+		}
+		for _, r := range out.Reservations {
+			for _, in := range r.Instances {
+				found = append(found, leftover{aws.ToString(in.InstanceId), string(in.State.Name), l.garbage(in, alive)})
+			}
+		}
+	}
+	var errs []error
+	for _, f := range found {
+		switch {
+		case f.Why == "":
+			fmt.Fprintf(w, "%s %s: in use, kept\n", f.ID, f.State)
+		case dryRun:
+			fmt.Fprintf(w, "%s %s: %s, would terminate\n", f.ID, f.State, f.Why)
+		default:
+			if err := l.terminate(f.ID); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			fmt.Fprintf(w, "%s %s: %s, terminated\n", f.ID, f.State, f.Why)
+		}
+	}
+	if len(found) == 0 {
+		fmt.Fprintln(w, "no ephemeral bastions of yours")
+	}
+	return found, errors.Join(errs...)
+}
+
+// garbage says why in is a leftover, or "" when its tunnel may still use it.
+func (l *launcher) garbage(in ec2types.Instance, alive func(int) bool) string {
+	tags := map[string]string{}
+	for _, t := range in.Tags {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	if exp, err := time.Parse(time.RFC3339, tags[tagExpiry]); err != nil {
+		return "no valid expiry tag"
+	} else if l.now().After(exp) {
+		return "expired at " + exp.Format(time.RFC3339)
+	}
+	if tags[tagHost] == l.host {
+		if pid, err := strconv.Atoi(tags[tagPID]); err != nil || !alive(pid) {
+			return "its vpcvpn (pid " + tags[tagPID] + ") is gone"
+		}
+	}
+	return ""
+}
+
+// describeFunc adapts a DescribeInstances method value to the paginator.
+type describeFunc func(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+
+func (f describeFunc) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	return f(ctx, in, opts...)
+}
+
+// processAlive reports whether process pid exists on this machine.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
