@@ -125,3 +125,26 @@ func TestPaceEndsWithItsConnection(t *testing.T) {
 		t.Error("pacing after the connection ended")
 	}
 }
+
+// TestPaceFloorPerBulkFlow: bulk flows paced together keep paceMinRate
+// each, or they would calm down, turn interactive and end the pacing.
+func TestPaceFloorPerBulkFlow(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 1, PaceBulk: true})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a, b := tp.flow(t), tp.flow(t)
+	makeBulk(t, a)
+	makeBulk(t, b)
+	q := tp.flow(t)
+	tp.upkeep()
+	pc := a.(*flow).c.pace
+	pc.mu.Lock()
+	on, floor, rate := pc.on, pc.ctrl.floor, pc.ctrl.rate
+	pc.mu.Unlock()
+	if !on || floor != 2*paceMinRate || rate < floor {
+		t.Errorf("two bulk flows beside a third: pacing %v, floor %.0f, rate %.0f; want on at %d", on, floor, rate, 2*paceMinRate)
+	}
+	q.Close()
+}
