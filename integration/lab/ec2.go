@@ -38,6 +38,8 @@ const (
 	EndpointsCIDR  = "198.18.0.0/16" // a transit gateway route that would capture the emulator
 	BastionSubnet  = "subnet-0a1b2c3d4e5f60718"
 	BastionSubnetB = "subnet-0b1b2c3d4e5f60718"
+	// InstanceProfile is the SSM instance profile RunInstances accepts.
+	InstanceProfile = "vpcvpn-lab-ssm"
 )
 
 // EC2Inventory is the lab account's EC2 side.
@@ -58,6 +60,11 @@ func EC2Inventory() *awsemu.EC2Inventory {
 			inst(WebID, "web", "retired", "running", BastionSubnetB, "us-east-1b", "10.77.1.8", "", ""),
 		},
 		VPCs: []awsemu.EC2VPC{{ID: VPCID, CIDRs: []string{VPCCIDR, SecondVPCCIDR}}},
+		Subnets: []awsemu.EC2Subnet{
+			{ID: BastionSubnet, VPC: VPCID, CIDR: "10.77.0.0/24", AZ: "us-east-1a"},
+			{ID: BastionSubnetB, VPC: VPCID, CIDR: "10.77.1.0/24", AZ: "us-east-1b"},
+		},
+		InstanceProfiles: []string{InstanceProfile},
 		RouteTables: []awsemu.RouteTable{
 			{ID: "rtb-0a1b2c3d4e5f60718", VPC: VPCID, Main: true, Routes: []awsemu.Route{
 				{Dest: VPCCIDR, Target: "local"}, {Dest: SecondVPCCIDR, Target: "local"}, {Dest: "0.0.0.0/0", Target: "igw-0a1b2c3d4e5f60718"},

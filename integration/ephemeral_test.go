@@ -1,0 +1,100 @@
+//go:build linux
+
+package integration_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/vpcvpn/vpcvpn/integration/awsemu"
+	"github.com/vpcvpn/vpcvpn/integration/lab"
+)
+
+// labUser is the emulated account's user, the caller vpcvpn runs as.
+const labUser = "arn:aws:iam::123456789012:user/lab"
+
+// ec2LabClient is an EC2 client for the emulator that dials from the
+// laptop namespace.
+func ec2LabClient(t *testing.T, l *lab.Lab) *ec2.Client {
+	hc, err := l.AWSClient(l.Laptop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hc.CloseIdleConnections)
+	creds := aws.Credentials{AccessKeyID: lab.AWSAccessKey, SecretAccessKey: lab.AWSSecretKey, Source: "lab"}
+	return ec2.New(ec2.Options{
+		Region: lab.AWSRegion, BaseEndpoint: aws.String(l.AWS.Endpoint), HTTPClient: hc,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }),
+	})
+}
+
+// launchTagged launches one instance in the lab's subnet with vpcvpn's
+// tags for owner, expiring at expiry.
+func launchTagged(t *testing.T, c *ec2.Client, owner string, expiry time.Time) string {
+	t.Helper()
+	tag := func(k, v string) ec2types.Tag { return ec2types.Tag{Key: aws.String(k), Value: aws.String(v)} }
+	out, err := c.RunInstances(testContext(t, 10*time.Second), &ec2.RunInstancesInput{
+		ImageId: aws.String(awsemu.AL2023ARM64Image), InstanceType: ec2types.InstanceTypeT4gNano, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Name: aws.String(lab.InstanceProfile)},
+		SubnetId:           aws.String(lab.BastionSubnet),
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{
+			tag("vpcvpn:owner", owner), tag("vpcvpn:tool", "vpcvpn"), tag("vpcvpn:expiry", expiry.UTC().Format(time.RFC3339)),
+			tag("vpcvpn:host", "another-machine"), tag("vpcvpn:pid", "1"),
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.Instances[0].InstanceId)
+}
+
+// TestGC: `vpcvpn gc` terminates the caller's ephemeral bastion past its
+// expiry and nothing else: not its own that is still in use, not another
+// caller's past its expiry, not the lab's standing instances.
+func TestGC(t *testing.T) {
+	l, v := upSSMLab(t, lab.Options{NoPostgres: true, AWS: &lab.AWSOptions{Pacing: "none"}})
+	c := ec2LabClient(t, l)
+	now := time.Now()
+	expired := launchTagged(t, c, labUser, now.Add(-time.Minute))
+	inUse := launchTagged(t, c, labUser, now.Add(time.Hour))
+	others := launchTagged(t, c, "arn:aws:iam::123456789012:user/someone-else", now.Add(-time.Minute))
+
+	res, err := v.Run(testContext(t, 30*time.Second), "gc")
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("vpcvpn gc: exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
+	}
+	t.Logf("vpcvpn gc:\n%s", res.Stdout)
+	for _, w := range []string{expired + " ", "expired at", "terminated", inUse + " ", "in use, kept"} {
+		if !strings.Contains(res.Stdout, w) {
+			t.Errorf("gc's output lacks %q", w)
+		}
+	}
+	if strings.Contains(res.Stdout, others) {
+		t.Errorf("gc looked at another caller's instance %s", others)
+	}
+	out, err := c.DescribeInstances(testContext(t, 10*time.Second), &ec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			states[aws.ToString(in.InstanceId)] = string(in.State.Name)
+		}
+	}
+	gone := func(s string) bool { return s == "shutting-down" || s == "terminated" }
+	if !gone(states[expired]) {
+		t.Errorf("expired bastion %s is %s, want shutting-down or terminated", expired, states[expired])
+	}
+	for _, id := range []string{inUse, others, lab.InstanceID, lab.BastionBID, lab.JumpID, lab.WebID} {
+		if gone(states[id]) {
+			t.Errorf("%s is %s: gc terminated what it must not", id, states[id])
+		}
+	}
+}
