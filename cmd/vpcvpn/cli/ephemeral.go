@@ -54,7 +54,8 @@ type ephemeralSpec struct {
 	Subnet       string
 	InstanceType string
 	Profile      string // instance profile name or ARN
-	Wait         time.Duration
+	Wait         time.Duration // for Online, then give up
+	IdleStop     time.Duration // without flows, then end the tunnel
 }
 
 // launcher reaches EC2, SSM and STS; method values as in inventory, tests

@@ -245,3 +245,32 @@ func TestGC(t *testing.T) {
 		t.Errorf("failed terminate: %v", err)
 	}
 }
+
+func TestParseEphemeral(t *testing.T) {
+	ok := []string{"10.0.0.0/16", "--ephemeral", "--subnet", "subnet-0abc", "--instance-profile", "ssm"}
+	o, err := parseUp(t, append(ok, "--idle-stop", "10m")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.via != "ssm" || o.ephemeral == nil || o.ephemeral.Subnet != "subnet-0abc" || o.ephemeral.Profile != "ssm" ||
+		o.ephemeral.InstanceType != defaultInstanceType || o.ephemeral.IdleStop != 10*time.Minute || o.ephemeral.Wait != defaultLaunchWait {
+		t.Errorf("options %+v, ephemeral %+v", o, o.ephemeral)
+	}
+	refusals := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"10.0.0.0/16", "--ephemeral", "--subnet", "subnet-0abc"}, "needs --instance-profile"},
+		{[]string{"10.0.0.0/16", "--ephemeral", "--instance-profile", "ssm"}, "needs --subnet"},
+		{[]string{"10.0.0.0/16", "--ephemeral", "--subnet", "vpc-1", "--instance-profile", "ssm"}, "invalid --subnet"},
+		{append(ok, "--target", "i-0123456789abcdef0"), "takes no --target"},
+		{append(ok, "--ssh", "bastion"), "over SSM"},
+		{append(ok, "--idle-stop", "0s"), "positive duration"},
+		{[]string{"10.0.0.0/16", "--target", "i-0123456789abcdef0", "--subnet", "subnet-0abc"}, "--subnet applies to --ephemeral only"},
+	}
+	for _, tt := range refusals {
+		if _, err := parseUp(t, tt.args...); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: got %v, want an error saying %q", tt.args, err, tt.want)
+		}
+	}
+}

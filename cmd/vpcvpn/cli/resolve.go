@@ -204,6 +204,11 @@ func permissionHint(err error, permission string) error {
 // names are the addresses -N must leave out.
 func (r *upRun) findTarget(ctx context.Context, awsCfg aws.Config, protect []netip.Addr, names map[netip.Addr]string) error {
 	o := r.opts
+	if o.ephemeral != nil {
+		if err := r.launchEphemeral(ctx, awsCfg); err != nil {
+			return err
+		}
+	}
 	in, err := resolveTarget(ctx, awsCfg, o.target, terminalChooser(ctx))
 	if err != nil {
 		return err

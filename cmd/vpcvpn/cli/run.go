@@ -37,10 +37,11 @@ type upRun struct {
 	log   *slog.Logger
 	since time.Time
 
-	stop  context.CancelCauseFunc       // ends the run; errDown for `vpcvpn down`
-	eng   atomic.Pointer[engine.Engine] // nil until the bastion is resolved and the routes planned
-	procs atomic.Pointer[procGovernor]  // nil until connected, or when GOMAXPROCS is the user's
-	flows *flowLog                      // --flow-log; nil without
+	stop    context.CancelCauseFunc       // ends the run; errDown for `vpcvpn down`
+	eng     atomic.Pointer[engine.Engine] // nil until the bastion is resolved and the routes planned
+	procs   atomic.Pointer[procGovernor]  // nil until connected, or when GOMAXPROCS is the user's
+	flows   *flowLog                      // --flow-log; nil without
+	bastion ephemeralRun                  // --ephemeral: what was launched
 
 	// found guards opts.host, user and cidrs while findTarget settles
 	// them (--target by name, -N) and the control socket answers status.
@@ -65,6 +66,7 @@ func (r *upRun) run(ctx context.Context, host platform.Host) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	r.stop = stop
+	defer r.endEphemeral() // last: after the goodbyes
 	ctl, err := r.serveControl()
 	if err != nil {
 		return err

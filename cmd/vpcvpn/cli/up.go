@@ -47,6 +47,8 @@ type upOptions struct {
 	target   targetSpec // --via ssm: --target as given; host is its id once resolved
 	autoNets bool       // -N: route the bastion's VPC too
 	userSet  bool       // --user given, not chosen by the instance's platform
+
+	ephemeral *ephemeralSpec // --ephemeral: the bastion to launch; nil without
 }
 
 const defaultSSHUser = "ec2-user"
@@ -106,7 +108,7 @@ func upCommand() *ucli.Command {
 			&ucli.BoolFlag{Name: "pace-bulk", Value: true, Hidden: true, Usage: "on a session that carries a bulk transfer beside other connections, read the transfer only as fast as keeps the session's queue short"},
 			&ucli.BoolFlag{Name: "background", Usage: "detach once connected and log to a file"},
 			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log every flow"},
-		}, dnsFlags()...),
+		}, append(dnsFlags(), ephemeralFlags()...)...),
 		Action: runUp,
 	}
 }
@@ -175,6 +177,9 @@ func parseUpOptions(cmd *ucli.Command, cidrs []string) (*upOptions, error) {
 			return nil, err
 		}
 	}
+	if err := o.parseEphemeral(cmd); err != nil {
+		return nil, err
+	}
 	if err := o.parseTransport(cmd); err != nil {
 		return nil, err
 	}
@@ -229,7 +234,7 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 		switch {
 		case dest != "":
 			o.via = "ssh"
-		case target == "":
+		case target == "" && o.ephemeral == nil:
 			return errors.New("no bastion given: add --target INSTANCE-ID (or its Name, or tag:KEY=VALUE) to go through SSM, or --ssh [USER@]HOST for an SSH bastion")
 		}
 	}
@@ -255,6 +260,9 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 		o.userSet = cmd.IsSet("user")
 		if o.reason = cmd.String("reason"); len(o.reason) > maxReason {
 			return fmt.Errorf("--reason is %d characters long: StartSession takes at most %d", len(o.reason), maxReason)
+		}
+		if o.ephemeral != nil {
+			target = ephemeralPlaceholder // the launched instance, once launched (findTarget)
 		}
 		return o.parseSSMTarget(target, cmd.String("user"), int(cmd.Int("ssh-port")))
 	default:

@@ -1,0 +1,146 @@
+package cli
+
+// `vpcvpn up --ephemeral`: the flags (and so the config keys ephemeral,
+// subnet, instance_type, instance_profile, idle_stop), the launch before
+// the tunnel connects, the idle stop, and the termination when the run
+// ends for any reason (down, Ctrl-C, SIGTERM, idle, an error after the
+// launch).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ucli "github.com/urfave/cli/v3"
+)
+
+// ephemeralPlaceholder stands for the instance --ephemeral launches until
+// it is launched (findTarget).
+const ephemeralPlaceholder = "i-00000000000000000"
+
+func ephemeralFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.BoolFlag{Name: "ephemeral", Usage: "--via ssm: launch the bastion (Amazon Linux 2023) for this tunnel and terminate it when the tunnel ends; needs --subnet and --instance-profile"},
+		&ucli.StringFlag{Name: "subnet", Usage: "--ephemeral: the private `SUBNET` (subnet-...) to launch the bastion in"},
+		&ucli.StringFlag{Name: "instance-type", Value: defaultInstanceType, Usage: "--ephemeral: the bastion's instance `TYPE`"},
+		&ucli.StringFlag{Name: "instance-profile", Usage: "--ephemeral: the instance `PROFILE` (name or ARN) whose role lets its SSM agent register (AmazonSSMManagedInstanceCore)"},
+		&ucli.DurationFlag{Name: "idle-stop", Value: defaultIdleStop, Usage: "--ephemeral: end the tunnel and terminate the bastion after `D` without connections"},
+		&ucli.DurationFlag{Name: "launch-timeout", Value: defaultLaunchWait, Usage: "--ephemeral: give up (and terminate it) when the bastion is not Online after `D`"},
+	}
+}
+
+// parseEphemeral reads --ephemeral and its flags into o.ephemeral.
+func (o *upOptions) parseEphemeral(cmd *ucli.Command) error {
+	if !cmd.Bool("ephemeral") {
+		for _, f := range []string{"subnet", "instance-type", "instance-profile", "idle-stop", "launch-timeout"} {
+			if cmd.IsSet(f) {
+				return fmt.Errorf("--%s applies to --ephemeral only", f)
+			}
+		}
+		return nil
+	}
+	switch {
+	case cmd.String("target") != "":
+		return errors.New("--ephemeral launches the bastion, so it takes no --target")
+	case cmd.String("ssh") != "" || cmd.String("via") != "ssm":
+		return errors.New("--ephemeral reaches its bastion over SSM: drop --ssh and --via")
+	case cmd.String("subnet") == "":
+		return errors.New("--ephemeral needs --subnet subnet-…: a private subnet of the VPC to reach (it must reach SSM through a NAT or VPC endpoints)")
+	case !strings.HasPrefix(cmd.String("subnet"), "subnet-"):
+		return fmt.Errorf("invalid --subnet %q: give a subnet id such as subnet-0123456789abcdef0", cmd.String("subnet"))
+	case cmd.String("instance-profile") == "":
+		return errNoProfile
+	case cmd.Duration("idle-stop") <= 0 || cmd.Duration("launch-timeout") <= 0:
+		return errors.New("--idle-stop and --launch-timeout take a positive duration such as 30m")
+	}
+	o.ephemeral = &ephemeralSpec{Subnet: cmd.String("subnet"), InstanceType: cmd.String("instance-type"),
+		Profile: cmd.String("instance-profile"), Wait: cmd.Duration("launch-timeout"), IdleStop: cmd.Duration("idle-stop")}
+	return nil
+}
+
+// ephemeralRun is the bastion a run launched.
+type ephemeralRun struct {
+	mu sync.Mutex
+	l  *launcher
+	id string // "" until launched, again once terminated
+}
+
+// launchEphemeral launches the bastion, waits until it is Online and makes
+// it the target; the run's end terminates it (endEphemeral).
+func (r *upRun) launchEphemeral(ctx context.Context, awsCfg aws.Config) error {
+	o := r.opts
+	l := newLauncher(awsCfg)
+	owner, err := l.owner(ctx)
+	if err != nil {
+		return err
+	}
+	id, err := l.launch(ctx, *o.ephemeral, owner)
+	if err != nil {
+		return err
+	}
+	r.bastion.mu.Lock()
+	r.bastion.l, r.bastion.id = l, id
+	r.bastion.mu.Unlock()
+	r.progress("launched ephemeral bastion %s (%s in %s), owner %s; it is terminated when the tunnel ends", id,
+		o.ephemeral.InstanceType, o.ephemeral.Subnet, owner)
+	if err := l.waitOnline(ctx, id, o.ephemeral.Wait, r.out); err != nil {
+		return err
+	}
+	r.found.Lock()
+	o.target, o.host = targetSpec{ID: id}, id
+	r.found.Unlock()
+	go r.idleStop(ctx, o.ephemeral.IdleStop)
+	return nil
+}
+
+// endEphemeral terminates the bastion the run launched, if any.
+func (r *upRun) endEphemeral() {
+	b := &r.bastion
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.id == "" {
+		return
+	}
+	if err := b.l.terminate(b.id); err != nil {
+		r.progress("%v", err)
+		return
+	}
+	r.progress("terminated ephemeral bastion %s", b.id)
+	b.id = ""
+}
+
+// errIdleStop ends a run whose ephemeral bastion went unused.
+var errIdleStop = errors.New("idle stop")
+
+// idleStop ends the run once no connection was open or started for idle.
+func (r *upRun) idleStop(ctx context.Context, idle time.Duration) {
+	tick := time.NewTicker(min(idle/10, 30*time.Second))
+	defer tick.Stop()
+	var total uint64
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		eng := r.eng.Load()
+		if eng == nil {
+			last = time.Now()
+			continue
+		}
+		if t := eng.Traffic(); t.FlowsOpen > 0 || t.FlowsTotal != total {
+			total, last = t.FlowsTotal, time.Now()
+			continue
+		}
+		if time.Since(last) >= idle {
+			r.progress("no connection for %s (--idle-stop): ending the tunnel", idle)
+			r.stop(errIdleStop)
+			return
+		}
+	}
+}
