@@ -53,7 +53,7 @@ const (
 type ephemeralSpec struct {
 	Subnet       string
 	InstanceType string
-	Profile      string // instance profile name or ARN
+	Profile      string        // instance profile name or ARN
 	Wait         time.Duration // for Online, then give up
 	IdleStop     time.Duration // without flows, then end the tunnel
 }
