@@ -142,7 +142,7 @@ type Config struct {
 // Status is a snapshot of an Engine.
 type Status struct {
 	State     State
-	LastError string // why the connection was last lost, or the last reconnect failed
+	LastError string // why a connection was last lost, or the last reconnect failed
 
 	// The rest is set once the host is set up (State is not connecting).
 	Interface string     // the TUN's name

@@ -26,6 +26,9 @@ type pool struct {
 	now     func() time.Duration // a monotonic clock; tests set it
 	connect func(context.Context, *conn) (*tunnel.Client, error)
 	emit    func(Event)
+	// lostOne is called with why a connection was lost while others
+	// remain: status's LastError.
+	lostOne func(err error)
 	// resuming is called when a connection was lost and those left are
 	// all resuming: the engine is reconnecting until one has resumed.
 	resuming func(cause error)
@@ -233,6 +236,9 @@ func (p *pool) watch(c *conn) {
 	if last {
 		p.gone <- c // never blocks: the next is added after serve took it
 	} else {
+		if p.lostOne != nil {
+			p.lostOne(c.client.Err())
+		}
 		p.emit(Event{Kind: EventConnLost, Conn: c.id, Err: c.client.Err(), Flows: flows})
 		if noneUp && p.resuming != nil { // those left are resuming
 			p.resuming(c.client.Err())

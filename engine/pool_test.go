@@ -234,9 +234,12 @@ func TestPoolConnHooks(t *testing.T) {
 	h2.Resumed()
 
 	tp.far.drop(1)
-	tp.expect(t, EventConnLost, 1)
+	lost := tp.expect(t, EventConnLost, 1)
 	if got := tp.conns(); got != "#2 up idle 0" {
 		t.Errorf("after losing #1: %s", got)
+	}
+	if got := *e.lastErr.Load(); got != lost.Err.Error() {
+		t.Errorf("last error %q, want why #1 was lost: %q", got, lost.Err)
 	}
 	select {
 	case c := <-tp.gone:

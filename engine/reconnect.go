@@ -198,6 +198,7 @@ func (e *Engine) newPool() *pool {
 		return e.cfg.Connect(ctx, e.hooks(p, c))
 	}, e.emit)
 	p.trafficChanged = e.cfg.TrafficChanged
+	p.lostOne = func(err error) { e.setLastErr(err.Error()) }
 	p.resuming = func(cause error) {
 		if e.moveFrom(StateConnected, StateReconnecting) {
 			e.setLastErr(cause.Error())
