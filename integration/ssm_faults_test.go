@@ -25,7 +25,9 @@ func TestSSMFaults(t *testing.T) {
 	if err := l.StartDataServers(); err != nil {
 		t.Fatal(err)
 	}
-	startVPCVPN(t, v, v.UpArgsSSM(ifName)...)
+	// One session: the emulator counts the faults per session, and the
+	// check reads one session's counters.
+	startVPCVPN(t, v, append(v.UpArgsSSM(ifName), "--max-sessions", "1")...)
 	tests := []struct {
 		name   string
 		faults string // the admin query, knobs in awsemu's order
