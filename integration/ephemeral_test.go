@@ -4,6 +4,8 @@ package integration_test
 
 import (
 	"context"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +98,75 @@ func TestGC(t *testing.T) {
 		if gone(states[id]) {
 			t.Errorf("%s is %s: gc terminated what it must not", id, states[id])
 		}
+	}
+}
+
+// ephemeralArgs is the lab's `vpcvpn up` with --ephemeral instead of
+// --target, and extra arguments.
+func ephemeralArgs(v *lab.VPCVPN, extra ...string) []string {
+	args := v.UpArgsSSM(ifName)
+	i := slices.Index(args, "--target")
+	args = slices.Delete(args, i, i+2)
+	return append(append(args, "--ephemeral", "--subnet", lab.BastionSubnet), extra...)
+}
+
+// launchedStates returns the states of the instances vpcvpn launched.
+func launchedStates(t *testing.T, c *ec2.Client) map[string]string {
+	out, err := c.DescribeInstances(testContext(t, 10*time.Second), &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:vpcvpn:tool"), Values: []string{"vpcvpn"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			states[aws.ToString(in.InstanceId)] = string(in.State.Name)
+		}
+	}
+	return states
+}
+
+// TestEphemeral: up --ephemeral launches a bastion, waits until it boots
+// and its agent is Online, carries a download through it and terminates
+// it when the tunnel stops; without an instance profile it refuses and
+// launches nothing.
+func TestEphemeral(t *testing.T) {
+	l, v := upSSMLab(t, lab.Options{NoPostgres: true, AWS: &lab.AWSOptions{Pacing: "none"}})
+	if err := l.StartDataServers(); err != nil {
+		t.Fatal(err)
+	}
+	c := ec2LabClient(t, l)
+	t.Run("NoProfile", func(t *testing.T) {
+		res, err := v.Run(testContext(t, 20*time.Second), ephemeralArgs(v)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkErrorLineNames(t, res, []string{"needs --instance-profile", "AmazonSSMManagedInstanceCore"})
+		if st := launchedStates(t, c); len(st) != 0 {
+			t.Errorf("launched %v", st)
+		}
+		assertNoTunnel(t, l)
+	})
+	in := startVPCVPN(t, v, ephemeralArgs(v, "--instance-profile", lab.InstanceProfile)...)
+	stderr := in.Stderr()
+	t.Logf("vpcvpn up --ephemeral:\n%s", stderr)
+	m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17}) \(t4g.nano in ` + lab.BastionSubnet + `\), owner ` + labUser).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatal("no launch line")
+	}
+	id := m[1]
+	for _, w := range []string{"ephemeral bastion " + id + ": pending, SSM agent none", "ephemeral bastion " + id + ": running, SSM agent Online"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q", w)
+		}
+	}
+	if st := tunnelStatus(t, v); !strings.Contains(st.Bastion, id) {
+		t.Errorf("status names bastion %q, want %s", st.Bastion, id)
+	}
+	testDownload(t, l, vpcAddr(lab.SourcePort), 1<<20)
+	stopUp(t, in)
+	assertNoTunnel(t, l)
+	if st := launchedStates(t, c)[id]; st != "shutting-down" && st != "terminated" {
+		t.Errorf("after the tunnel stopped, bastion %s is %q, want shutting-down or terminated", id, st)
 	}
 }

@@ -148,7 +148,7 @@ func (s *Server) ec2Call(action string, form url.Values) (any, error) {
 			"You are not authorized to perform this operation. User: %s is not authorized to perform: ec2:%s because no identity-based policy allows the ec2:%s action",
 			userARN, action, action)}
 	}
-	s.ec2.advance(s.now())
+	s.boot(s.ec2.advance(s.now()), nil)
 	return op(form)
 }
 

@@ -191,8 +191,9 @@ func (e *ec2Service) freeAddress(sn EC2Subnet) (string, error) {
 	return "", ec2BadRequest("InsufficientFreeAddressesInSubnet", "There are not enough free addresses in subnet '%s' to satisfy the requested number of instances.", sn.ID)
 }
 
-// advance moves instances whose delay has passed to their next state.
-func (e *ec2Service) advance(now time.Time) {
+// advance moves instances whose delay has passed to their next state,
+// returning those that are running now.
+func (e *ec2Service) advance(now time.Time) (up []string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i := range e.inv.Instances {
@@ -200,10 +201,42 @@ func (e *ec2Service) advance(now time.Time) {
 		switch {
 		case in.State == "pending" && !in.runAt.IsZero() && !now.Before(in.runAt):
 			in.State = "running"
+			up = append(up, in.ID)
 		case in.State == "shutting-down" && !in.goneAt.IsZero() && !now.Before(in.goneAt):
 			in.State = "terminated"
 		}
 	}
+	return up
+}
+
+// boot registers the launched instances now running with SSM as
+// Config.LaunchAs says, and removes those shutting down.
+func (s *Server) boot(up, down []string) {
+	as, dial, ok := strings.Cut(s.cfg.LaunchAs, "=")
+	if !ok || len(up)+len(down) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range up {
+		s.cfg.Instances[id] = dial
+		s.launchedAs[id] = as
+		s.log.Info("instance booted", "instance", id, "as", as)
+	}
+	for _, id := range down {
+		delete(s.cfg.Instances, id)
+		delete(s.launchedAs, id)
+	}
+}
+
+// keyInstance is the instance whose sshd asks for keys pushed for id.
+func (s *Server) keyInstance(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if as, ok := s.launchedAs[id]; ok {
+		return as
+	}
+	return id
 }
 
 type runInstancesResponse struct {
@@ -285,6 +318,7 @@ func (s *Server) terminateInstances(form url.Values) (any, error) {
 		resp.Changes = append(resp.Changes, stateChangeXML{id, stateXML{stateCode(in.State), in.State}, stateXML{stateCode(prev), prev}})
 	}
 	e.mu.Unlock()
+	s.boot(nil, ended)
 	for _, id := range ended {
 		s.log.Info("instance terminating", "instance", id)
 		if s.cfg.OnTerminate != nil {

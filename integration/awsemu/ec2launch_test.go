@@ -32,6 +32,7 @@ func newLaunchServer(t *testing.T) *launchServer {
 		c.EC2.InstanceProfiles = []string{"lab-ssm"}
 		c.EC2.InstanceLimit = 8 // the inventory's 6 running and room for 2
 		c.BootDelay, c.ShutdownDelay = 20*time.Second, 10*time.Second
+		c.LaunchAs = testInstance + "=" + c.Instances[testInstance]
 		c.OnLaunch = func(in EC2Instance) { ls.mu.Lock(); ls.launched = append(ls.launched, in.ID); ls.mu.Unlock() }
 		c.OnTerminate = func(id string) { ls.mu.Lock(); ls.finished = append(ls.finished, id); ls.mu.Unlock() }
 	})
@@ -134,6 +135,9 @@ func TestEphemeralLaunchLifecycle(t *testing.T) {
 		}
 		if _, got := instanceState(t, c, iid); got != st.want {
 			t.Fatalf("step %d: state %s, want %s", i, got, st.want)
+		}
+		if got, want := pingStatus(t, ssmClient(t, s.Server), iid), map[string]string{"running": "Online"}[st.want]; got != want {
+			t.Fatalf("step %d (%s): SSM ping %q, want %q", i, st.want, got, want)
 		}
 	}
 	// Terminating again changes nothing and tells no one.

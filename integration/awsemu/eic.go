@@ -93,7 +93,7 @@ func (s *Server) sendSSHPublicKey(body []byte) (any, error) {
 		return nil, badRequest("EC2InstanceNotFoundException", "Instance %s not found", in.InstanceId)
 	}
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
-	s.keys.push(in.InstanceId, in.InstanceOSUser, line, s.now())
+	s.keys.push(s.keyInstance(in.InstanceId), in.InstanceOSUser, line, s.now())
 	return map[string]any{"RequestId": newUUID().String(), "Success": true}, nil
 }
 

@@ -57,6 +57,12 @@ type Config struct {
 	BootDelay, ShutdownDelay time.Duration
 	OnLaunch                 func(EC2Instance)
 	OnTerminate              func(id string)
+	// LaunchAs, "i-ID=HOST:PORT", boots each launched instance as the
+	// built-in agent's instance serving HOST:PORT (the lab's sshd) once it
+	// is running: SSM lists it Online and its sessions dial HOST:PORT, and
+	// keys pushed for it are pushed for i-ID, whose sshd asks for them.
+	// Without it a launched instance never registers with SSM.
+	LaunchAs string
 	// Logger receives one line per call; nil discards.
 	Logger *slog.Logger
 }
@@ -122,20 +128,21 @@ type Server struct {
 	delay     atomic.Int64   // admin delay without a session (ns): every relay's from then on
 	ec2       *ec2Service    // Config.EC2 and what is denied; has its own lock
 
-	mu       sync.Mutex // guards following
-	closed   bool
-	sessions map[string]*session
-	offline  map[string]bool          // instance → agent disconnected
-	delays   map[string]time.Duration // X-Amz-Target → added latency
-	faults   map[string]*startFault   // instance → forced StartSession error
-	frames   FrameFaults              // for sessions without frame faults of their own
-	relays   map[string]*relay        // sessions with a real agent
-	history  []sessionRecord          // every session started, for DescribeSessions
-	agents   map[string]*agentState   // instances with a real agent
-	issued   map[string]credentials   // temporary credentials by access key
-	imds     *imds                    // nil without Config.IMDS
-	started  time.Time
-	clock    func() time.Time // nil: time.Now; set by tests
+	mu         sync.Mutex // guards following
+	closed     bool
+	sessions   map[string]*session
+	offline    map[string]bool          // instance → agent disconnected
+	delays     map[string]time.Duration // X-Amz-Target → added latency
+	faults     map[string]*startFault   // instance → forced StartSession error
+	frames     FrameFaults              // for sessions without frame faults of their own
+	relays     map[string]*relay        // sessions with a real agent
+	history    []sessionRecord          // every session started, for DescribeSessions
+	agents     map[string]*agentState   // instances with a real agent
+	issued     map[string]credentials   // temporary credentials by access key
+	launchedAs map[string]string        // launched instance → Config.LaunchAs's instance
+	imds       *imds                    // nil without Config.IMDS
+	started    time.Time
+	clock      func() time.Time // nil: time.Now; set by tests
 }
 
 // New validates cfg, creates the TLS identity and listens.
@@ -196,7 +203,7 @@ func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 		keys: newKeyStore(cfg.KeyTTL), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		sessions: map[string]*session{}, offline: map[string]bool{}, delays: map[string]time.Duration{}, faults: map[string]*startFault{},
 		frames: cfg.Faults, relays: map[string]*relay{}, agents: map[string]*agentState{},
-		issued: map[string]credentials{}, started: time.Now(),
+		issued: map[string]credentials{}, launchedAs: map[string]string{}, started: time.Now(),
 	}
 	for _, id := range cfg.AgentInstances {
 		s.agents[id] = &agentState{ctlTokens: map[string]bool{}}

@@ -97,5 +97,7 @@ func (l *Lab) ec2Args() ([]string, error) {
 		"--instance", BastionBID + "=" + sshd,
 		"--instance", OldBastionID + "=" + sshd, "--disconnected", OldBastionID,
 		"--instance", JumpID + "=" + sshd, "--disconnected", JumpID,
+		// A launched instance boots as the bastion: its sshd, its keys.
+		"--launch-as", InstanceID + "=" + sshd,
 	}, nil
 }

@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -178,9 +177,9 @@ func launchError(err error, spec ephemeralSpec, itype string) error {
 	return fmt.Errorf("ephemeral: launch: %w", err)
 }
 
-// waitOnline waits until id's SSM agent is Online, writing progress with
-// the time elapsed to w; after spec.Wait (or on ctx's end) it gives up.
-func (l *launcher) waitOnline(ctx context.Context, id string, wait time.Duration, w io.Writer) error {
+// waitOnline waits until id's SSM agent is Online, telling say of each
+// change with the time elapsed; after wait (or on ctx's end) it gives up.
+func (l *launcher) waitOnline(ctx context.Context, id string, wait time.Duration, say func(format string, args ...any)) error {
 	if wait <= 0 {
 		wait = defaultLaunchWait
 	}
@@ -194,7 +193,7 @@ func (l *launcher) waitOnline(ctx context.Context, id string, wait time.Duration
 			return err
 		}
 		if now := fmt.Sprintf("%s, SSM agent %s", state, ping); now != last {
-			fmt.Fprintf(w, "ephemeral bastion %s: %s (%s)\n", id, now, l.now().Sub(start).Round(time.Second))
+			say("ephemeral bastion %s: %s (%s)", id, now, l.now().Sub(start).Round(time.Second))
 			last = now
 		}
 		switch {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -167,7 +168,8 @@ func TestEphemeralWaitOnline(t *testing.T) {
 	tick := testNow
 	f.now = func() time.Time { tick = tick.Add(time.Second); return tick } // a second a reading
 	var out strings.Builder
-	if err := f.waitOnline(context.Background(), "i-0e1", time.Minute, &out); err != nil {
+	say := func(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
+	if err := f.waitOnline(context.Background(), "i-0e1", time.Minute, say); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -180,11 +182,11 @@ func TestEphemeralWaitOnline(t *testing.T) {
 	}
 
 	f.states([2]string{"pending", ""}, [2]string{"terminated", ""})
-	if err := f.waitOnline(context.Background(), "i-0e1", time.Minute, io.Discard); err == nil || !strings.Contains(err.Error(), "is terminated") {
+	if err := f.waitOnline(context.Background(), "i-0e1", time.Minute, func(string, ...any) {}); err == nil || !strings.Contains(err.Error(), "is terminated") {
 		t.Errorf("terminated while waiting: %v", err)
 	}
 	f.states([2]string{"running", "ConnectionLost"})
-	err := f.waitOnline(context.Background(), "i-0e1", 20*time.Millisecond, io.Discard)
+	err := f.waitOnline(context.Background(), "i-0e1", 20*time.Millisecond, func(string, ...any) {})
 	if err == nil || !strings.Contains(err.Error(), "not Online after") || !strings.Contains(err.Error(), "ConnectionLost") {
 		t.Errorf("never Online: %v", err)
 	}

@@ -87,7 +87,7 @@ func (r *upRun) launchEphemeral(ctx context.Context, awsCfg aws.Config) error {
 	r.bastion.mu.Unlock()
 	r.progress("launched ephemeral bastion %s (%s in %s), owner %s; it is terminated when the tunnel ends", id,
 		o.ephemeral.InstanceType, o.ephemeral.Subnet, owner)
-	if err := l.waitOnline(ctx, id, o.ephemeral.Wait, r.out); err != nil {
+	if err := l.waitOnline(ctx, id, o.ephemeral.Wait, r.progress); err != nil {
 		return err
 	}
 	r.found.Lock()

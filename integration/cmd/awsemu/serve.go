@@ -40,6 +40,8 @@ func runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.MaxSessionDuration, "max-session-duration", 0, "end any session this old (0: never)")
 	fs.StringVar(&cfg.AgentVersion, "agent-version", "3.3.1000.0", "agent version sent in the handshake")
 	ec2File := fs.String("ec2", "", "the account's EC2 instances, VPCs and route tables: a JSON `file` (see awsemu.EC2Inventory)")
+	fs.StringVar(&cfg.LaunchAs, "launch-as", "", "boot each launched instance as `i-ID=HOST:PORT`: SSM reaches it as the built-in agent's instance dialing HOST:PORT, keys pushed for it go to i-ID")
+	fs.DurationVar(&cfg.BootDelay, "boot-delay", awsemu.DefaultBootDelay, "how long a launched instance is pending")
 	faults := fs.String("frame-faults", "", "data-channel frame `faults` of every session, in the admin endpoint's query form, e.g. drop-out=1/50&dup-in=0.01&ack-delay=300ms")
 	if err := fs.Parse(args); err != nil {
 		return err
