@@ -169,4 +169,31 @@ func TestEphemeral(t *testing.T) {
 	if st := launchedStates(t, c)[id]; st != "shutting-down" && st != "terminated" {
 		t.Errorf("after the tunnel stopped, bastion %s is %q, want shutting-down or terminated", id, st)
 	}
+	t.Run("IdleStop", func(t *testing.T) { testIdleStop(t, l, v, c) })
+}
+
+// testIdleStop: with no connection for --idle-stop the tunnel ends by
+// itself, saying so, and terminates its bastion.
+func testIdleStop(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Client) {
+	in := startVPCVPN(t, v, ephemeralArgs(v, "--instance-profile", lab.InstanceProfile, "--idle-stop", "2s")...)
+	select {
+	case <-in.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still up 30 s after connecting with --idle-stop 2s:\n%s", in.Stderr())
+	}
+	stderr := in.Result().Stderr
+	t.Logf("exit %d:\n%s", in.Result().ExitCode, stderr)
+	m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17})`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatal("no launch line")
+	}
+	for _, w := range []string{"no connection for 2s (--idle-stop): ending the tunnel", "terminated ephemeral bastion " + m[1]} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q", w)
+		}
+	}
+	assertNoTunnel(t, l)
+	if st := launchedStates(t, c)[m[1]]; st != "shutting-down" && st != "terminated" {
+		t.Errorf("after the idle stop, bastion %s is %q, want shutting-down or terminated", m[1], st)
+	}
 }

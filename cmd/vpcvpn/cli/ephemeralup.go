@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -77,6 +78,16 @@ func (r *upRun) launchEphemeral(ctx context.Context, awsCfg aws.Config) error {
 	owner, err := l.owner(ctx)
 	if err != nil {
 		return err
+	}
+	// What a crash of an earlier run left, as vpcvpn gc.
+	found, err := l.gc(ctx, owner, false, processAlive, io.Discard)
+	if err != nil {
+		r.log.Warn("ephemeral: leftover bastions not cleaned up (vpcvpn gc retries)", "err", err)
+	}
+	for _, f := range found {
+		if f.Why != "" {
+			r.progress("terminated leftover ephemeral bastion %s: %s", f.ID, f.Why)
+		}
 	}
 	id, err := l.launch(ctx, *o.ephemeral, owner)
 	if err != nil {
