@@ -276,3 +276,22 @@ func TestParseEphemeral(t *testing.T) {
 		}
 	}
 }
+
+func TestEphemeralConfigKeys(t *testing.T) {
+	p := writeConfig(t, `[tunnel.dev]
+cidrs = ["10.0.0.0/16"]
+ephemeral = true
+subnet = "subnet-0dev"
+instance_type = "t4g.micro"
+instance_profile = "vpcvpn-ssm"
+idle_stop = "15m"
+`)
+	o, err := parseUp(t, "dev", "--config", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ephemeralSpec{Subnet: "subnet-0dev", InstanceType: "t4g.micro", Profile: "vpcvpn-ssm", Wait: defaultLaunchWait, IdleStop: 15 * time.Minute}
+	if o.ephemeral == nil || *o.ephemeral != want {
+		t.Errorf("ephemeral %+v, want %+v", o.ephemeral, want)
+	}
+}
