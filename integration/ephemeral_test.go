@@ -6,7 +6,9 @@ import (
 	"context"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,6 +172,40 @@ func TestEphemeral(t *testing.T) {
 		t.Errorf("after the tunnel stopped, bastion %s is %q, want shutting-down or terminated", id, st)
 	}
 	t.Run("IdleStop", func(t *testing.T) { testIdleStop(t, l, v, c) })
+	t.Run("CrashThenGC", func(t *testing.T) { testCrashThenGC(t, v, c) })
+}
+
+// testCrashThenGC: a vpcvpn killed with SIGKILL leaves its bastion
+// running; vpcvpn gc terminates it, its launching process being gone.
+func testCrashThenGC(t *testing.T, v *lab.VPCVPN, c *ec2.Client) {
+	ctx := testContext(t, time.Minute)
+	in, err := v.Start(ctx, ephemeralArgs(v, "--instance-profile", lab.InstanceProfile)...) // not startVPCVPN: it is killed
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17})`).FindStringSubmatch(in.Stderr())
+	if err := in.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-in.Done()
+	if m == nil {
+		t.Fatalf("no launch line:\n%s", in.Stderr())
+	}
+	defer v.Run(ctx, "down", "--cleanup", "--name", ifName) // its resolv.conf
+	if st := launchedStates(t, c)[m[1]]; st != "running" {
+		t.Fatalf("after SIGKILL, bastion %s is %q, want running: the test proves nothing", m[1], st)
+	}
+	res, err := v.Run(ctx, "gc")
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("vpcvpn gc: exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
+	}
+	want := m[1] + " running: its vpcvpn (pid " + strconv.Itoa(in.PID()) + ") is gone, terminated"
+	if !strings.Contains(res.Stdout, want) {
+		t.Errorf("gc's output lacks %q:\n%s", want, res.Stdout)
+	}
+	if st := launchedStates(t, c)[m[1]]; st != "shutting-down" && st != "terminated" {
+		t.Errorf("after gc, bastion %s is %q, want shutting-down or terminated", m[1], st)
+	}
 }
 
 // testIdleStop: with no connection for --idle-stop the tunnel ends by
