@@ -138,6 +138,7 @@ func (s *Server) ec2Call(action string, form url.Values) (any, error) {
 		"RunInstances":        s.runInstances,
 		"TerminateInstances":  s.terminateInstances,
 		"CreateTags":          s.ec2.createTags,
+		"DescribeSubnets":     s.ec2.describeSubnets,
 	}
 	op, ok := ops[action]
 	if !ok {

@@ -164,7 +164,7 @@ func TestEC2Errors(t *testing.T) {
 			return err
 		}, "SignatureDoesNotMatch", 403},
 		{"unknown action", func() error {
-			_, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{})
+			_, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{})
 			return err
 		}, "InvalidAction", 400},
 	}

@@ -247,3 +247,25 @@ func TestGetParameterNotFound(t *testing.T) {
 		t.Errorf("got %s (%d), want ParameterNotFound (400)", code, status)
 	}
 }
+
+func TestDescribeSubnets(t *testing.T) {
+	s := newLaunchServer(t)
+	c := ec2Client(t, s.Server, testCreds.Secret)
+	ctx := context.Background()
+	out, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{{Name: aws.String("vpc-id"), Values: []string{"vpc-1"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Subnets) != 1 || aws.ToString(out.Subnets[0].SubnetId) != "subnet-1" || aws.ToString(out.Subnets[0].CidrBlock) != "10.77.0.0/28" ||
+		aws.ToString(out.Subnets[0].VpcId) != "vpc-1" {
+		t.Errorf("subnets of vpc-1: %+v", out.Subnets)
+	}
+	out, err = c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{{Name: aws.String("vpc-id"), Values: []string{"vpc-2"}}}})
+	if err != nil || len(out.Subnets) != 0 {
+		t.Errorf("subnets of vpc-2: %v, %v", out, err)
+	}
+	_, err = c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{"subnet-9"}})
+	if code, status := apiErr(err); code != "InvalidSubnetID.NotFound" || status != 400 {
+		t.Errorf("unknown subnet: %s (%d)", code, status)
+	}
+}
