@@ -29,8 +29,10 @@ func TestHoldProcessor(t *testing.T) {
 	start := time.Now()
 
 	// This goroutine and the holder: two running and none more in a
-	// system call, in nearly every sample over a few of the holder's
-	// sleeps (it is runnable only for its yield between them).
+	// system call, in most samples over a few of the holder's sleeps (it
+	// is runnable only for its yield between them, though on a loaded
+	// machine the OS may hold its thread there for a while). A holder in
+	// an ordinary system call would be seen running in almost none.
 	for time.Since(start) < holdTick { // its first sleep has begun
 		runtime.Gosched()
 	}
@@ -41,7 +43,7 @@ func TestHoldProcessor(t *testing.T) {
 			held++
 		}
 	}
-	if held < samples*9/10 {
+	if held < samples/2 {
 		release()
 		t.Fatalf("the holder seen running in %d of %d samples", held, samples)
 	}
