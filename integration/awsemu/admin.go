@@ -53,6 +53,11 @@ import (
 //	                           end the session from the service side, as an
 //	                           administrator or a timeout does: channel_closed
 //	                           with TEXT to the client
+//	eice?endpoint=ID&mode=M[&status=N][&reason=TEXT][&after=D]
+//	                           the EC2 Instance Connect Endpoint's tunnels from
+//	                           now on: refuse (HTTP N, default 403, with TEXT),
+//	                           close (close code 1011 with TEXT after the
+//	                           upgrade), expire (end after D, code 1008), none
 //
 // Without a session, pause and start act on every open session.
 const adminPath = "/_awsemu/admin/"
@@ -74,6 +79,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		s.setOffline(q.Get("target"), r.PathValue("action") == "disconnect")
 	case "frames":
 		err = s.setFrameFaults(q)
+	case "eice":
+		err = s.setEICEFault(q)
 	case "pause", "start":
 		err = s.publication(q, r.PathValue("action") == "pause")
 	case "pacing":

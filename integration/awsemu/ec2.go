@@ -49,6 +49,7 @@ type ec2Service struct {
 	inv    EC2Inventory
 	denied []string       // e.g. ec2:DescribeVpcs
 	tokens map[string]any // RunInstances ClientToken → its answer
+	eice   eiceTunnels    // the Instance Connect Endpoints' tunnels (eicetunnel.go)
 }
 
 func newEC2Service(inv *EC2Inventory) *ec2Service {
@@ -139,6 +140,9 @@ func (s *Server) ec2Call(action string, form url.Values) (any, error) {
 		"TerminateInstances":  s.terminateInstances,
 		"CreateTags":          s.ec2.createTags,
 		"DescribeSubnets":     s.ec2.describeSubnets,
+		"DescribeInstanceConnectEndpoints": func(f url.Values) (any, error) {
+			return s.ec2.describeInstanceConnectEndpoints(f, s.Addr(), s.cfg.Region)
+		},
 	}
 	op, ok := ops[action]
 	if !ok {

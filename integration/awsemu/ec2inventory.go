@@ -18,6 +18,8 @@ type EC2Inventory struct {
 	Instances   []EC2Instance `json:"instances"`
 	VPCs        []EC2VPC      `json:"vpcs"`
 	RouteTables []RouteTable  `json:"route_tables"`
+	// InstanceConnectEndpoints are the EC2 Instance Connect Endpoints.
+	InstanceConnectEndpoints []EC2InstanceConnectEndpoint `json:"instance_connect_endpoints,omitempty"`
 	// Denied lists the actions (e.g. ec2:DescribeVpcs) the account's user
 	// may not call: answered with UnauthorizedOperation (EC2) or
 	// AccessDeniedException (SSM). The admin action deny changes it.

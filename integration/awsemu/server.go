@@ -231,6 +231,7 @@ func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 	mux.HandleFunc("POST /v1/control-channel/{id}", s.serveCreateControlChannel)
 	mux.HandleFunc("GET /v1/control-channel/{id}", s.serveControlChannel)
 	mux.HandleFunc("GET "+keysPath, s.serveAuthorizedKeys)
+	mux.HandleFunc("GET /openTunnel", s.serveOpenTunnel)
 	mux.HandleFunc("POST "+adminPath+"{action}", s.serveAdmin)
 	mux.HandleFunc("POST "+adminPath+"deny", s.serveDeny)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,

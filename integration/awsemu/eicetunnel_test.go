@@ -1,0 +1,235 @@
+package awsemu
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net/netip"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/vpcvpn/vpcvpn/tunnel/eic"
+)
+
+const (
+	testEndpoint      = "eice-0a1b2c3d4e5f60718"
+	testOtherEndpoint = "eice-0b1b2c3d4e5f60718" // in another VPC
+	testBastionIP     = "10.77.0.10"             // i-00000000000000a0, served by the echo
+)
+
+func newEICETestServer(t *testing.T) *Server {
+	return newTestServer(t, func(c *Config) {
+		c.EC2 = testInventory()
+		for _, in := range c.EC2.Instances {
+			c.Instances[in.ID] = c.Instances[testInstance]
+		}
+		c.EC2.InstanceConnectEndpoints = []EC2InstanceConnectEndpoint{
+			{ID: testEndpoint, VPC: "vpc-1", Subnet: "subnet-1", State: "create-complete", Tags: map[string]string{"Name": "eice"}},
+			{ID: testOtherEndpoint, VPC: "vpc-2", Subnet: "subnet-2", State: "create-complete"},
+			{ID: "eice-0c1b2c3d4e5f60718", VPC: "vpc-1", Subnet: "subnet-3", State: "delete-complete"},
+		}
+	})
+}
+
+func eicConfig(t *testing.T, s *Server, endpoint, ip string) eic.Config {
+	return eic.Config{
+		EndpointID: endpoint, DNSName: s.Addr(), Region: testCreds.Region,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: testCreds.AccessKey, SecretAccessKey: testCreds.Secret}, nil
+		}),
+		PrivateIP: netip.MustParseAddr(ip), HTTPClient: httpClient(t, s),
+	}
+}
+
+func TestDescribeInstanceConnectEndpoints(t *testing.T) {
+	s := newEICETestServer(t)
+	c := ec2Client(t, s, testCreds.Secret)
+	out, err := c.DescribeInstanceConnectEndpoints(t.Context(), &ec2.DescribeInstanceConnectEndpointsInput{
+		Filters: []ec2types.Filter{
+			{Name: aws.String("vpc-id"), Values: []string{"vpc-1"}},
+			{Name: aws.String("state"), Values: []string{"create-complete", "update-complete"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.InstanceConnectEndpoints) != 1 {
+		t.Fatalf("%d endpoints, want %s alone", len(out.InstanceConnectEndpoints), testEndpoint)
+	}
+	ep := out.InstanceConnectEndpoints[0]
+	if aws.ToString(ep.InstanceConnectEndpointId) != testEndpoint || aws.ToString(ep.DnsName) != s.Addr() ||
+		aws.ToString(ep.SubnetId) != "subnet-1" || ep.State != ec2types.Ec2InstanceConnectEndpointStateCreateComplete ||
+		len(ep.Tags) != 1 {
+		t.Errorf("endpoint %+v: want %s in subnet-1, create-complete, DNS name %s, one tag", ep, testEndpoint, s.Addr())
+	}
+	_, err = c.DescribeInstanceConnectEndpoints(t.Context(), &ec2.DescribeInstanceConnectEndpointsInput{
+		InstanceConnectEndpointIds: []string{"eice-0ffffffffffffffff"},
+	})
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidInstanceConnectEndpointId.NotFound" {
+		t.Errorf("unknown id: %v, want InvalidInstanceConnectEndpointId.NotFound", err)
+	}
+}
+
+func TestOpenTunnel(t *testing.T) {
+	s := newEICETestServer(t)
+	cfg := eicConfig(t, s, testEndpoint, testBastionIP)
+	cfg.MaxTunnelDuration = 10 * time.Minute
+	c, err := eic.Dial(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := make([]byte, 300<<10)
+	rand.Read(want)
+	go func() { _, _ = c.Write(want) }()
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("read back: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the echo came back altered")
+	}
+}
+
+// TestOpenTunnelRefused: each refusal reaches the client as the kind the
+// cause is.
+func TestOpenTunnelRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		modify func(*eic.Config, *Server)
+		kind   error
+	}{
+		{"denied", func(_ *eic.Config, s *Server) {
+			s.ec2.mu.Lock()
+			s.ec2.denied = []string{"ec2-instance-connect:OpenTunnel"}
+			s.ec2.mu.Unlock()
+		}, eic.ErrAccessDenied},
+		{"bad secret", func(c *eic.Config, _ *Server) {
+			c.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+				return aws.Credentials{AccessKeyID: testCreds.AccessKey, SecretAccessKey: "wrong"}, nil
+			})
+		}, eic.ErrAccessDenied},
+		{"expired", func(_ *eic.Config, s *Server) {
+			later := time.Now().Add(61 * time.Second)
+			s.clock = func() time.Time { return later }
+		}, eic.ErrAccessDenied},
+		{"unknown endpoint", func(c *eic.Config, _ *Server) { c.EndpointID = "eice-0ffffffffffffffff" }, eic.ErrNoEndpoint},
+		{"deleted endpoint", func(c *eic.Config, _ *Server) { c.EndpointID = "eice-0c1b2c3d4e5f60718" }, eic.ErrNoEndpoint},
+		{"fault refuse", func(c *eic.Config, s *Server) {
+			if err := s.setEICEFault(url.Values{"endpoint": {testEndpoint}, "mode": {"refuse"}, "status": {"429"}, "reason": {"Too many requests"}}); err != nil {
+				panic(err)
+			}
+		}, eic.ErrLimit},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newEICETestServer(t)
+			cfg := eicConfig(t, s, testEndpoint, testBastionIP)
+			tt.modify(&cfg, s)
+			c, err := eic.Dial(t.Context(), cfg)
+			if err == nil {
+				c.Close()
+				t.Fatal("the tunnel opened")
+			}
+			var e *eic.Error
+			if !errors.As(err, &e) || !errors.Is(err, tt.kind) || e.Status == 0 {
+				t.Errorf("err %v, want an HTTP refusal of kind %v", err, tt.kind)
+			}
+		})
+	}
+}
+
+// TestOpenTunnelEnds: tunnels the endpoint ends after the upgrade.
+func TestOpenTunnelEnds(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		endpoint string
+		fault    url.Values
+		kind     error
+	}{
+		{"another vpc", testOtherEndpoint, nil, eic.ErrUnreachable},
+		{"close", testEndpoint, url.Values{"mode": {"close"}, "reason": {"Connection to 10.77.0.10:22 timed out"}}, eic.ErrUnreachable},
+		{"expire", testEndpoint, url.Values{"mode": {"expire"}, "after": {"50ms"}}, eic.ErrDurationReached},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newEICETestServer(t)
+			if tt.fault != nil {
+				tt.fault.Set("endpoint", tt.endpoint)
+				if err := s.setEICEFault(tt.fault); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := eic.Dial(t.Context(), eicConfig(t, s, tt.endpoint, testBastionIP))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = io.ReadAll(c)
+			var e *eic.Error
+			if !errors.As(err, &e) || !errors.Is(err, tt.kind) || e.CloseCode == 0 {
+				t.Errorf("err %v, want a close of kind %v", err, tt.kind)
+			}
+		})
+	}
+}
+
+func TestOpenTunnelLimit(t *testing.T) {
+	s := newEICETestServer(t)
+	cfg := eicConfig(t, s, testEndpoint, testBastionIP)
+	var open []*eic.Conn
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	for range eiceMaxConns {
+		c, err := eic.Dial(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, c)
+	}
+	if c, err := eic.Dial(t.Context(), cfg); !errors.Is(err, eic.ErrLimit) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("tunnel %d: %v, want the limit", eiceMaxConns+1, err)
+	}
+	// The endpoint counts a tunnel until its handler has ended; a closed
+	// one frees its place once the endpoint has seen the close.
+	open[0].Close()
+	s.ec2.eice.waitBelow(testEndpoint, eiceMaxConns)
+	c, err := eic.Dial(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("after closing one: %v", err)
+	}
+	open[0] = c
+	if err := s.setEICEFault(url.Values{"endpoint": {testEndpoint}, "mode": {"bogus"}}); err == nil {
+		t.Error("mode bogus accepted")
+	}
+}
+
+// waitBelow returns once the endpoint has fewer than n tunnels open.
+func (t *eiceTunnels) waitBelow(id string, n int) {
+	for {
+		t.mu.Lock()
+		if t.open[id] < n {
+			t.mu.Unlock()
+			return
+		}
+		if t.changed == nil {
+			t.changed = make(chan struct{})
+		}
+		ch := t.changed
+		t.mu.Unlock()
+		<-ch
+	}
+}
