@@ -208,10 +208,14 @@ func testCrashThenGC(t *testing.T, v *lab.VPCVPN, c *ec2.Client) {
 	}
 }
 
-// testIdleStop: with no connection for --idle-stop the tunnel ends by
-// itself, saying so, and terminates its bastion.
+// testIdleStop: given --vpc, the bastion is launched in its private
+// subnet; with no connection for --idle-stop the tunnel ends by itself,
+// saying so, and terminates its bastion.
 func testIdleStop(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Client) {
-	in := startVPCVPN(t, v, ephemeralArgs(v, "--instance-profile", lab.InstanceProfile, "--idle-stop", "2s")...)
+	args := ephemeralArgs(v, "--instance-profile", lab.InstanceProfile, "--idle-stop", "2s")
+	i := slices.Index(args, "--subnet")
+	args[i], args[i+1] = "--vpc", lab.VPCID // BastionSubnetB routes to the internet gateway
+	in := startVPCVPN(t, v, args...)
 	select {
 	case <-in.Done():
 	case <-time.After(30 * time.Second):
@@ -219,9 +223,9 @@ func testIdleStop(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Client) {
 	}
 	stderr := in.Result().Stderr
 	t.Logf("exit %d:\n%s", in.Result().ExitCode, stderr)
-	m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17})`).FindStringSubmatch(stderr)
+	m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17}) \(t4g.nano in ` + lab.BastionSubnet + `\)`).FindStringSubmatch(stderr)
 	if m == nil {
-		t.Fatal("no launch line")
+		t.Fatal("no launch line in " + lab.BastionSubnet)
 	}
 	for _, w := range []string{"no connection for 2s (--idle-stop): ending the tunnel", "terminated ephemeral bastion " + m[1]} {
 		if !strings.Contains(stderr, w) {

@@ -50,7 +50,8 @@ const (
 
 // ephemeralSpec is what --ephemeral launches.
 type ephemeralSpec struct {
-	Subnet       string
+	Subnet       string // "" with VPC: one of its private subnets
+	VPC          string
 	InstanceType string
 	Profile      string        // instance profile name or ARN
 	Wait         time.Duration // for Online, then give up
@@ -66,6 +67,7 @@ type launcher struct {
 	terminateInstances func(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
 	describeInstances  func(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 	instanceInfo       func(context.Context, *awsssm.DescribeInstanceInformationInput, ...func(*awsssm.Options)) (*awsssm.DescribeInstanceInformationOutput, error)
+	subnets            subnetLister
 	now                func() time.Time
 	poll               time.Duration // between DescribeInstances while waiting
 	host               string
@@ -78,7 +80,7 @@ func newLauncher(cfg aws.Config) *launcher {
 	return &launcher{
 		callerIdentity: sts.NewFromConfig(cfg).GetCallerIdentity, getParameter: s.GetParameter,
 		runInstances: e.RunInstances, terminateInstances: e.TerminateInstances, describeInstances: e.DescribeInstances,
-		instanceInfo: s.DescribeInstanceInformation, now: time.Now, poll: 2 * time.Second, host: host, pid: os.Getpid(),
+		instanceInfo: s.DescribeInstanceInformation, subnets: subnetLister{e.DescribeSubnets, e.DescribeRouteTables}, now: time.Now, poll: 2 * time.Second, host: host, pid: os.Getpid(),
 	}
 }
 
@@ -108,7 +110,7 @@ func (l *launcher) launch(ctx context.Context, spec ephemeralSpec, owner string)
 		return "", errNoProfile
 	}
 	if spec.Subnet == "" {
-		return "", errors.New("--ephemeral needs --subnet subnet-… (a private subnet of the VPC to reach)")
+		return "", errors.New("--ephemeral needs --subnet subnet-… or --vpc vpc-… (the VPC to reach)")
 	}
 	itype := spec.InstanceType
 	if itype == "" {

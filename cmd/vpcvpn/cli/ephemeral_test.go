@@ -263,7 +263,8 @@ func TestParseEphemeral(t *testing.T) {
 		want string
 	}{
 		{[]string{"10.0.0.0/16", "--ephemeral", "--subnet", "subnet-0abc"}, "needs --instance-profile"},
-		{[]string{"10.0.0.0/16", "--ephemeral", "--instance-profile", "ssm"}, "needs --subnet"},
+		{[]string{"10.0.0.0/16", "--ephemeral", "--instance-profile", "ssm"}, "needs --subnet subnet-… or --vpc"},
+		{[]string{"10.0.0.0/16", "--ephemeral", "--vpc", "subnet-1", "--instance-profile", "ssm"}, "invalid --vpc"},
 		{[]string{"10.0.0.0/16", "--ephemeral", "--subnet", "vpc-1", "--instance-profile", "ssm"}, "invalid --subnet"},
 		{append(ok, "--target", "i-0123456789abcdef0"), "takes no --target"},
 		{append(ok, "--ssh", "bastion"), "over SSM"},
@@ -293,5 +294,55 @@ idle_stop = "15m"
 	want := ephemeralSpec{Subnet: "subnet-0dev", InstanceType: "t4g.micro", Profile: "vpcvpn-ssm", Wait: defaultLaunchWait, IdleStop: 15 * time.Minute}
 	if o.ephemeral == nil || *o.ephemeral != want {
 		t.Errorf("ephemeral %+v, want %+v", o.ephemeral, want)
+	}
+}
+
+func TestChooseSubnet(t *testing.T) {
+	route := func(dest, gw string) ec2types.Route {
+		return ec2types.Route{DestinationCidrBlock: aws.String(dest), GatewayId: aws.String(gw)}
+	}
+	tables := []ec2types.RouteTable{
+		{Associations: []ec2types.RouteTableAssociation{{Main: aws.Bool(true)}}, Routes: []ec2types.Route{route("0.0.0.0/0", "igw-1")}},
+		{Associations: []ec2types.RouteTableAssociation{{SubnetId: aws.String("subnet-b")}}, Routes: []ec2types.Route{route("10.0.0.0/16", "local")}},
+	}
+	lister := func(subnets ...string) subnetLister {
+		return subnetLister{
+			describeSubnets: func(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
+				out := &ec2.DescribeSubnetsOutput{}
+				for _, s := range subnets {
+					out.Subnets = append(out.Subnets, ec2types.Subnet{SubnetId: aws.String(s)})
+				}
+				return out, nil
+			},
+			describeRouteTables: func(context.Context, *ec2.DescribeRouteTablesInput, ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error) {
+				return &ec2.DescribeRouteTablesOutput{RouteTables: tables}, nil
+			},
+		}
+	}
+	tests := []struct {
+		name, subnet string
+		subnets      []string
+		want, err    string
+	}{
+		{"private one", "", []string{"subnet-c", "subnet-a", "subnet-b"}, "subnet-b", ""}, // a and c use the main table, public
+		{"all public", "", []string{"subnet-a"}, "", "routes to an internet gateway"},
+		{"none", "", nil, "", "has no subnets"},
+		{"given, in the VPC", "subnet-a", []string{"subnet-a"}, "subnet-a", ""},
+		{"given, elsewhere", "subnet-x", []string{"subnet-a"}, "", "subnet-x is not in vpc-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := ephemeralSpec{VPC: "vpc-1", Subnet: tt.subnet}
+			err := lister(tt.subnets...).chooseSubnet(context.Background(), &spec)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("got %v, want an error saying %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || spec.Subnet != tt.want {
+				t.Errorf("subnet %q (%v), want %s", spec.Subnet, err, tt.want)
+			}
+		})
 	}
 }

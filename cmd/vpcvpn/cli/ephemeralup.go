@@ -27,6 +27,7 @@ func ephemeralFlags() []ucli.Flag {
 	return []ucli.Flag{
 		&ucli.BoolFlag{Name: "ephemeral", Usage: "--via ssm: launch the bastion (Amazon Linux 2023) for this tunnel and terminate it when the tunnel ends; needs --subnet and --instance-profile"},
 		&ucli.StringFlag{Name: "subnet", Usage: "--ephemeral: the private `SUBNET` (subnet-...) to launch the bastion in"},
+		&ucli.StringFlag{Name: "vpc", Usage: "--ephemeral: launch the bastion in a private subnet of `VPC` (vpc-...); with --subnet, the subnet must be in it"},
 		&ucli.StringFlag{Name: "instance-type", Value: defaultInstanceType, Usage: "--ephemeral: the bastion's instance `TYPE`"},
 		&ucli.StringFlag{Name: "instance-profile", Usage: "--ephemeral: the instance `PROFILE` (name or ARN) whose role lets its SSM agent register (AmazonSSMManagedInstanceCore)"},
 		&ucli.DurationFlag{Name: "idle-stop", Value: defaultIdleStop, Usage: "--ephemeral: end the tunnel and terminate the bastion after `D` without connections"},
@@ -37,7 +38,7 @@ func ephemeralFlags() []ucli.Flag {
 // parseEphemeral reads --ephemeral and its flags into o.ephemeral.
 func (o *upOptions) parseEphemeral(cmd *ucli.Command) error {
 	if !cmd.Bool("ephemeral") {
-		for _, f := range []string{"subnet", "instance-type", "instance-profile", "idle-stop", "launch-timeout"} {
+		for _, f := range []string{"subnet", "vpc", "instance-type", "instance-profile", "idle-stop", "launch-timeout"} {
 			if cmd.IsSet(f) {
 				return fmt.Errorf("--%s applies to --ephemeral only", f)
 			}
@@ -49,16 +50,18 @@ func (o *upOptions) parseEphemeral(cmd *ucli.Command) error {
 		return errors.New("--ephemeral launches the bastion, so it takes no --target")
 	case cmd.String("ssh") != "" || cmd.String("via") != "ssm":
 		return errors.New("--ephemeral reaches its bastion over SSM: drop --ssh and --via")
-	case cmd.String("subnet") == "":
-		return errors.New("--ephemeral needs --subnet subnet-…: a private subnet of the VPC to reach (it must reach SSM through a NAT or VPC endpoints)")
-	case !strings.HasPrefix(cmd.String("subnet"), "subnet-"):
+	case cmd.String("subnet") == "" && cmd.String("vpc") == "":
+		return errors.New("--ephemeral needs --subnet subnet-… or --vpc vpc-…: where to launch the bastion (a private subnet that reaches SSM through a NAT or VPC endpoints)")
+	case cmd.String("vpc") != "" && !strings.HasPrefix(cmd.String("vpc"), "vpc-"):
+		return fmt.Errorf("invalid --vpc %q: give a VPC id such as vpc-0123456789abcdef0", cmd.String("vpc"))
+	case cmd.String("subnet") != "" && !strings.HasPrefix(cmd.String("subnet"), "subnet-"):
 		return fmt.Errorf("invalid --subnet %q: give a subnet id such as subnet-0123456789abcdef0", cmd.String("subnet"))
 	case cmd.String("instance-profile") == "":
 		return errNoProfile
 	case cmd.Duration("idle-stop") <= 0 || cmd.Duration("launch-timeout") <= 0:
 		return errors.New("--idle-stop and --launch-timeout take a positive duration such as 30m")
 	}
-	o.ephemeral = &ephemeralSpec{Subnet: cmd.String("subnet"), InstanceType: cmd.String("instance-type"),
+	o.ephemeral = &ephemeralSpec{Subnet: cmd.String("subnet"), VPC: cmd.String("vpc"), InstanceType: cmd.String("instance-type"),
 		Profile: cmd.String("instance-profile"), Wait: cmd.Duration("launch-timeout"), IdleStop: cmd.Duration("idle-stop")}
 	return nil
 }
@@ -88,6 +91,9 @@ func (r *upRun) launchEphemeral(ctx context.Context, awsCfg aws.Config) error {
 		if f.Why != "" {
 			r.progress("terminated leftover ephemeral bastion %s: %s", f.ID, f.Why)
 		}
+	}
+	if err := l.subnets.chooseSubnet(ctx, o.ephemeral); err != nil {
+		return err
 	}
 	id, err := l.launch(ctx, *o.ephemeral, owner)
 	if err != nil {
