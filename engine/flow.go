@@ -26,6 +26,7 @@ type flow struct {
 	rising atomic.Bool  // by the rising rule, not yet bulk nor calm again
 	proven atomic.Bool  // unprovenBytes moved: its class is known
 	closed atomic.Bool
+	done   atomic.Bool // the app half-closed it: it sends nothing more
 	cut    atomic.Bool // a read found the connection lost
 
 	mu       sync.Mutex // guards following
@@ -92,6 +93,7 @@ func (f *flow) count(m *meter, n int) {
 
 // CloseWrite half-closes the channel: the app sent its FIN.
 func (f *flow) CloseWrite() error {
+	f.done.Store(true)
 	if cw, ok := f.Conn.(closeWriter); ok {
 		return cw.CloseWrite()
 	}
@@ -113,9 +115,12 @@ func (f *flow) calmed(now time.Duration) bool {
 	return calm(&f.up, &f.down, now)
 }
 
-// unproven reports whether the flow's class is not known yet at now.
+// unproven reports whether the flow's class is not known yet at now. A
+// flow the app half-closed is not: it is ending (a database client that
+// sent its goodbye waits only for the far side's close), and a download
+// it may still be is caught by the bulk and rising rules.
 func (f *flow) unproven(now time.Duration) bool {
-	return now-f.born < unprovenAge && !f.proven.Load()
+	return now-f.born < unprovenAge && !f.proven.Load() && !f.done.Load()
 }
 
 // bulkish reports whether the flow is bulk, or rising towards it: placement
@@ -123,7 +128,7 @@ func (f *flow) unproven(now time.Duration) bool {
 func (f *flow) bulkish() bool { return f.isBulk.Load() || f.rising.Load() }
 
 // active reports whether the flow moved a byte within activeWithin of now,
-// or is new.
+// or is new, and the app has not half-closed it.
 func (f *flow) active(now time.Duration) bool {
-	return now-max(time.Duration(f.last.Load()), f.born) < activeWithin
+	return !f.done.Load() && now-max(time.Duration(f.last.Load()), f.born) < activeWithin
 }

@@ -632,3 +632,34 @@ func TestPoolWaitBesideBulk(t *testing.T) {
 		t.Errorf("waited %v beside a bulk flow, want %v", d, dialWaitMax)
 	}
 }
+
+// TestPoolHalfClosedFlow: a short flow the app half-closed, waiting for the
+// far side's close, is neither unproven nor active: back-to-back short
+// connections (psql's) keep their connection clean and dial nothing.
+func TestPoolHalfClosedFlow(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 2, NoSpare: true})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a := tp.flow(t)
+	if err := echoLine(t, a, "select 1\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.(closeWriter).CloseWrite(); err != nil {
+		t.Fatalf("half-close: %v", err)
+	}
+	now := tp.now()
+	tp.pool.mu.Lock()
+	v := a.(*flow).c.view(now)
+	tp.pool.mu.Unlock()
+	if v.unproven != 0 || v.active != 0 || !v.clean() {
+		t.Errorf("beside a half-closed flow: %+v, want clean, nothing active", v)
+	}
+	if b := tp.flow(t); on(b) != 1 {
+		t.Errorf("the next short flow is on #%d, want #1", on(b))
+	}
+	if n := tp.dialCount(); n != 1 {
+		t.Errorf("%d dials, want 1: a half-closed flow made its connection look unclean", n)
+	}
+}

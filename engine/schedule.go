@@ -22,8 +22,20 @@ type connView struct {
 // now or soon.
 func (v connView) clean() bool { return v.bulk == 0 && v.unproven == 0 }
 
-// cost orders connections when none is clean.
+// cost orders connections when none is clean and neither carries bulk
+// (costLess).
 func (v connView) cost() int { return 8*v.bulk + 2*v.unproven + v.active }
+
+// costLess orders connections when none is clean: one without a bulk or
+// rising flow first, however many unproven flows it has (they may be
+// downloads; a bulk flow is one), then the least cost, then the fewest
+// open.
+func costLess(a, b connView) bool {
+	if (a.bulk == 0) != (b.bulk == 0) {
+		return a.bulk == 0
+	}
+	return cmp.Or(cmp.Compare(a.cost(), b.cost()), cmp.Compare(a.open, b.open)) < 0
+}
 
 // placeView is the pool as placement sees it.
 type placeView struct {
@@ -52,8 +64,9 @@ const (
 //  3. none clean: wait for an extra dial in progress that no other flow
 //     claimed, or start one below max, unless dials are not to be waited
 //     for;
-//  4. the least cost (connView.cost), then the fewest open, then the
-//     lowest id.
+//  4. one without a bulk or rising flow, then the least cost
+//     (connView.cost), then the fewest open, then the lowest id
+//     (costLess).
 func place(v placeView) (d decision, index int) {
 	if len(v.conns) == 0 {
 		return placeWait, -1
@@ -80,8 +93,7 @@ func place(v placeView) (d decision, index int) {
 	}
 	best = 0
 	for i, c := range v.conns[1:] {
-		b := v.conns[best]
-		if r := cmp.Or(cmp.Compare(c.cost(), b.cost()), cmp.Compare(c.open, b.open)); r < 0 {
+		if costLess(c, v.conns[best]) {
 			best = i + 1
 		}
 	}

@@ -34,6 +34,9 @@ func TestPlace(t *testing.T) {
 		{"throttled: no wait", placeView{conns: []connView{bulk(1, 1, 1), unproven(2, 1)}, total: 2, max: 5, noDial: true}, placeUse, 1},
 		{"unproven burst: dial", placeView{conns: []connView{unproven(1, 3)}, total: 1, max: 5}, placeDial, -1},
 		{"unproven costs less than bulk", placeView{conns: []connView{bulk(1, 1, 1), unproven(2, 2)}, total: 2, max: 2}, placeUse, 1},
+		{"many unproven before one bulk", placeView{conns: []connView{bulk(1, 1, 1), unproven(2, 6)}, total: 2, max: 2}, placeUse, 1},
+		{"a dial outlasted: many unproven before a rising one", placeView{conns: []connView{bulk(1, 1, 2), unproven(2, 5)}, total: 3, max: 5, noDial: true}, placeUse, 1},
+		{"all bulk: unproven flows still cost", placeView{conns: []connView{bulk(1, 2, 2), {id: 2, open: 8, active: 8, bulk: 1, unproven: 6}}, total: 2, max: 2}, placeUse, 0},
 		{"ties: fewest open, then lowest id", placeView{conns: []connView{bulk(1, 1, 3), bulk(2, 1, 1), bulk(3, 1, 1)}, total: 3, max: 3}, placeUse, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
