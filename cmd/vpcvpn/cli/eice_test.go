@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+)
+
+// fakeEndpoints answers DescribeInstanceConnectEndpoints from eps as EC2
+// does: by id (NotFound for an unknown one), or by the vpc-id and state
+// filters, one endpoint a page.
+func fakeEndpoints(eps ...ec2types.Ec2InstanceConnectEndpoint) describeEndpointsFunc {
+	return func(_ context.Context, in *ec2.DescribeInstanceConnectEndpointsInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceConnectEndpointsOutput, error) {
+		var match []ec2types.Ec2InstanceConnectEndpoint
+		for _, e := range eps {
+			ok := len(in.InstanceConnectEndpointIds) == 0 || slices.Contains(in.InstanceConnectEndpointIds, aws.ToString(e.InstanceConnectEndpointId))
+			for _, f := range in.Filters {
+				switch aws.ToString(f.Name) {
+				case "vpc-id":
+					ok = ok && slices.Contains(f.Values, aws.ToString(e.VpcId))
+				case "state":
+					ok = ok && slices.Contains(f.Values, string(e.State))
+				}
+			}
+			if ok {
+				match = append(match, e)
+			}
+		}
+		for _, id := range in.InstanceConnectEndpointIds {
+			if len(match) == 0 {
+				return nil, &smithy.GenericAPIError{Code: "InvalidInstanceConnectEndpointId.NotFound", Message: id}
+			}
+		}
+		start := 0
+		if in.NextToken != nil {
+			start = int(aws.ToString(in.NextToken)[0] - '0')
+		}
+		out := &ec2.DescribeInstanceConnectEndpointsOutput{}
+		if start < len(match) {
+			out.InstanceConnectEndpoints = match[start : start+1]
+			if start+1 < len(match) {
+				out.NextToken = aws.String(string(rune('0' + start + 1)))
+			}
+		}
+		return out, nil
+	}
+}
+
+func endpointIn(id, vpc, subnet string, state ec2types.Ec2InstanceConnectEndpointState) ec2types.Ec2InstanceConnectEndpoint {
+	return ec2types.Ec2InstanceConnectEndpoint{
+		InstanceConnectEndpointId: aws.String(id), VpcId: aws.String(vpc), SubnetId: aws.String(subnet), State: state,
+		DnsName:     aws.String(id + ".abc.ec2-instance-connect-endpoint.us-east-1.amazonaws.com"),
+		FipsDnsName: aws.String(id + ".abc.fips.ec2-instance-connect-endpoint.us-east-1.amazonaws.com"),
+	}
+}
+
+func TestFindEndpoint(t *testing.T) {
+	const ok = ec2types.Ec2InstanceConnectEndpointStateCreateComplete
+	describe := fakeEndpoints(
+		endpointIn("eice-01", "vpc-a", "subnet-1", ok),
+		endpointIn("eice-02", "vpc-a", "subnet-2", ok),
+		endpointIn("eice-03", "vpc-a", "subnet-3", ec2types.Ec2InstanceConnectEndpointStateDeleteComplete),
+		endpointIn("eice-04", "vpc-b", "subnet-9", ok),
+	)
+	for _, tt := range []struct {
+		name, id, vpc, subnet string
+		fips                  bool
+		want                  string // endpoint id
+		wantErr               string
+	}{
+		{name: "the subnet's", vpc: "vpc-a", subnet: "subnet-2", want: "eice-02"},
+		{name: "another subnet's", vpc: "vpc-a", subnet: "subnet-7", want: "eice-01"},
+		{name: "not the deleted one", vpc: "vpc-a", subnet: "subnet-3", want: "eice-01"},
+		{name: "fips", vpc: "vpc-b", subnet: "subnet-9", fips: true, want: "eice-04"},
+		{name: "by id", id: "eice-02", vpc: "vpc-a", subnet: "subnet-1", want: "eice-02"},
+		{name: "none in the vpc", vpc: "vpc-c", subnet: "subnet-5", wantErr: "no EC2 Instance Connect Endpoint in vpc-c, the instance's VPC: create one (aws ec2 create-instance-connect-endpoint --subnet-id subnet-5), or use --via ssm"},
+		{name: "id in another vpc", id: "eice-04", vpc: "vpc-a", subnet: "subnet-1", wantErr: "--eice-id eice-04: the endpoint is not usable (its state) or not in vpc-a"},
+		{name: "id deleted", id: "eice-03", vpc: "vpc-a", subnet: "subnet-1", wantErr: "--eice-id eice-03: the endpoint is not usable"},
+		{name: "unknown id", id: "eice-09", vpc: "vpc-a", subnet: "subnet-1", wantErr: "--eice-id eice-09: no such EC2 Instance Connect Endpoint in this region"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ep, err := findEndpoint(t.Context(), describe, tt.id, tt.vpc, tt.subnet, tt.fips)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ep.ID != tt.want || !strings.HasPrefix(ep.DNSName, tt.want+".abc.") || strings.Contains(ep.DNSName, ".fips.") != tt.fips {
+				t.Errorf("endpoint %+v, want %s with its (FIPS: %v) DNS name", ep, tt.want, tt.fips)
+			}
+		})
+	}
+}
+
+func TestFindEndpointDenied(t *testing.T) {
+	denied := func(context.Context, *ec2.DescribeInstanceConnectEndpointsInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceConnectEndpointsOutput, error) {
+		return nil, &smithy.GenericAPIError{Code: "UnauthorizedOperation", Message: "You are not authorized to perform this operation."}
+	}
+	_, err := findEndpoint(t.Context(), denied, "", "vpc-a", "subnet-1", false)
+	if err == nil || !strings.Contains(err.Error(), "may not call ec2:DescribeInstanceConnectEndpoints") {
+		t.Errorf("err %v, want the missing permission named", err)
+	}
+}
