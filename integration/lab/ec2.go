@@ -40,6 +40,9 @@ const (
 	BastionSubnetB = "subnet-0b1b2c3d4e5f60718"
 	// InstanceProfile is the SSM instance profile RunInstances accepts.
 	InstanceProfile = "vpcvpn-lab-ssm"
+	// EICEndpointID is an EC2 Instance Connect Endpoint in the bastion's
+	// subnet, served by the emulator at its own address.
+	EICEndpointID = "eice-0a1b2c3d4e5f60718"
 )
 
 // EC2Inventory is the lab account's EC2 side.
@@ -60,6 +63,9 @@ func EC2Inventory() *awsemu.EC2Inventory {
 			inst(WebID, "web", "retired", "running", BastionSubnetB, "us-east-1b", "10.77.1.8", "", ""),
 		},
 		VPCs: []awsemu.EC2VPC{{ID: VPCID, CIDRs: []string{VPCCIDR, SecondVPCCIDR}}},
+		InstanceConnectEndpoints: []awsemu.EC2InstanceConnectEndpoint{
+			{ID: EICEndpointID, VPC: VPCID, Subnet: BastionSubnet, AZ: "us-east-1a", State: "create-complete"},
+		},
 		Subnets: []awsemu.EC2Subnet{
 			{ID: BastionSubnet, VPC: VPCID, CIDR: "10.77.0.0/24", AZ: "us-east-1a"},
 			{ID: BastionSubnetB, VPC: VPCID, CIDR: "10.77.1.0/24", AZ: "us-east-1b"},

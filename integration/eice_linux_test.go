@@ -1,0 +1,101 @@
+//go:build linux
+
+package integration_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/vpcvpn/vpcvpn/integration/lab"
+	"github.com/vpcvpn/vpcvpn/internal/vpctest"
+	"github.com/vpcvpn/vpcvpn/tunnel"
+	"github.com/vpcvpn/vpcvpn/tunnel/eic"
+)
+
+// TestEICEndpointClient: SSH over a tunnel of the emulated EC2 Instance
+// Connect Endpoint to the lab bastion's real sshd, opened by the test
+// process in the laptop namespace with tunnel/eic and tunnel as vpcvpn
+// will; a flow to the VPC host's echo through it; the refusal when
+// OpenTunnel is denied; the end at the tunnel's maximum duration.
+func TestEICEndpointClient(t *testing.T) {
+	l, _ := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Agent: lab.AgentBuiltin}})
+	if err := l.StartDataServers(); err != nil {
+		t.Fatal(err)
+	}
+	d := newDirectSSM(t, l)
+	u, err := url.Parse(l.AWS.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := eic.Config{
+		EndpointID: lab.EICEndpointID, DNSName: u.Host, Region: lab.AWSRegion,
+		Credentials: credentials.NewStaticCredentialsProvider(lab.AWSAccessKey, lab.AWSSecretKey, ""),
+		PrivateIP:   netip.MustParseAddr(lab.BastionVPCAddr), HTTPClient: d.http, Logger: vpctest.Logger(t),
+	}
+	dial := func(ctx context.Context) (*tunnel.Client, error) {
+		return tunnel.Dial(ctx, tunnel.Config{
+			User: lab.SSHUser, Addr: net.JoinHostPort(lab.InstanceID, "22"),
+			Transport:       func(ctx context.Context) (net.Conn, error) { return eic.Dial(ctx, cfg) },
+			HostKeyCallback: ssh.FixedHostKey(d.host),
+			Auth:            []ssh.AuthMethod{ssh.PublicKeys(d.signer)},
+			Logger:          vpctest.Logger(t),
+		})
+	}
+	ctx := testContext(t, 2*time.Minute)
+
+	c, err := dial(ctx)
+	if err != nil {
+		t.Fatalf("ssh over the endpoint: %v", err)
+	}
+	flow, err := c.DialContext(ctx, "tcp", vpcAddr(lab.EchoPort))
+	if err != nil {
+		t.Fatalf("a flow through it: %v", err)
+	}
+	want := make([]byte, 256<<10)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	go func() { _, _ = flow.Write(want) }()
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(flow, got); err != nil || string(got) != string(want) {
+		t.Fatalf("echo through the endpoint: %v (equal: %v)", err, string(got) == string(want))
+	}
+	flow.Close()
+	c.Close()
+
+	if err := l.Admin(ctx, "eice", url.Values{"endpoint": {lab.EICEndpointID}, "mode": {"expire"}, "after": {"1s"}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err = dial(ctx)
+	if err != nil {
+		t.Fatalf("ssh over the endpoint, to expire: %v", err)
+	}
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		t.Fatal("the tunnel outlived its maximum duration")
+	}
+	if err := c.Err(); !errors.Is(err, eic.ErrDurationReached) {
+		t.Errorf("the tunnel ended with %v, want the duration limit", err)
+	}
+	c.Close()
+
+	if err := l.Admin(ctx, "deny", url.Values{"action": {"ec2-instance-connect:OpenTunnel"}}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := dial(ctx); !errors.Is(err, eic.ErrAccessDenied) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("dial with OpenTunnel denied: %v, want access denied", err)
+	}
+}
