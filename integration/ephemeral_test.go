@@ -4,6 +4,7 @@ package integration_test
 
 import (
 	"context"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -173,6 +174,41 @@ func TestEphemeral(t *testing.T) {
 	}
 	t.Run("IdleStop", func(t *testing.T) { testIdleStop(t, l, v, c) })
 	t.Run("CrashThenGC", func(t *testing.T) { testCrashThenGC(t, v, c) })
+	t.Run("PassRoleDenied", func(t *testing.T) {
+		awsAdmin(t, l, "deny", url.Values{"action": {"iam:PassRole"}})
+		t.Cleanup(func() { awsAdmin(t, l, "deny", nil) })
+		before := launchedStates(t, c)
+		res, err := v.Run(testContext(t, 20*time.Second), ephemeralArgs(v, "--instance-profile", lab.InstanceProfile)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkErrorLineNames(t, res, []string{"may not pass instance profile " + lab.InstanceProfile, "allow iam:PassRole"})
+		if after := launchedStates(t, c); len(after) != len(before) {
+			t.Errorf("launched %d instances", len(after)-len(before))
+		}
+		assertNoTunnel(t, l)
+	})
+	t.Run("NeverOnline", func(t *testing.T) {
+		// The lab's instances boot in 2 s: a 1 s limit passes first.
+		res, err := v.Run(testContext(t, 30*time.Second), ephemeralArgs(v, "--instance-profile", lab.InstanceProfile, "--launch-timeout", "1s")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("exit %d:\n%s", res.ExitCode, res.Stderr)
+		m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17})`).FindStringSubmatch(res.Stderr)
+		if res.ExitCode == 0 || m == nil {
+			t.Fatalf("exit %d, launch line %v: want a launch, then a failure", res.ExitCode, m)
+		}
+		for _, w := range []string{"not Online after 1s", "check that the subnet reaches SSM", "terminated ephemeral bastion " + m[1]} {
+			if !strings.Contains(res.Stderr, w) {
+				t.Errorf("stderr lacks %q", w)
+			}
+		}
+		if st := launchedStates(t, c)[m[1]]; st != "shutting-down" && st != "terminated" {
+			t.Errorf("bastion %s is %q after the launch timed out, want shutting-down or terminated", m[1], st)
+		}
+		assertNoTunnel(t, l)
+	})
 }
 
 // testCrashThenGC: a vpcvpn killed with SIGKILL leaves its bastion
