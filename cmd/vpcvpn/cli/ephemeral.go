@@ -42,9 +42,11 @@ const (
 	defaultInstanceType = "t4g.nano" // the smallest Graviton type
 	defaultIdleStop     = 30 * time.Minute
 	defaultLaunchWait   = 5 * time.Minute
-	// ephemeralLifetime is how far the expiry tag lies ahead of the
-	// launch: a bastion whose launching machine is lost is gc's after it.
+	// ephemeralLifetime is how far the expiry tag lies ahead: a bastion
+	// whose launching machine is lost is gc's after it. A running tunnel
+	// moves it ahead every ephemeralRenew.
 	ephemeralLifetime = 12 * time.Hour
+	ephemeralRenew    = time.Hour
 	al2023Param       = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-"
 )
 
@@ -66,6 +68,7 @@ type launcher struct {
 	runInstances       func(context.Context, *ec2.RunInstancesInput, ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error)
 	terminateInstances func(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
 	describeInstances  func(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	createTags         func(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 	instanceInfo       func(context.Context, *awsssm.DescribeInstanceInformationInput, ...func(*awsssm.Options)) (*awsssm.DescribeInstanceInformationOutput, error)
 	subnets            subnetLister
 	now                func() time.Time
@@ -79,7 +82,7 @@ func newLauncher(cfg aws.Config) *launcher {
 	host, _ := os.Hostname()
 	return &launcher{
 		callerIdentity: sts.NewFromConfig(cfg).GetCallerIdentity, getParameter: s.GetParameter,
-		runInstances: e.RunInstances, terminateInstances: e.TerminateInstances, describeInstances: e.DescribeInstances,
+		runInstances: e.RunInstances, terminateInstances: e.TerminateInstances, describeInstances: e.DescribeInstances, createTags: e.CreateTags,
 		instanceInfo: s.DescribeInstanceInformation, subnets: subnetLister{e.DescribeSubnets, e.DescribeRouteTables}, now: time.Now, poll: 2 * time.Second, host: host, pid: os.Getpid(),
 	}
 }
@@ -237,6 +240,17 @@ func (l *launcher) status(ctx context.Context, id string) (state, ping string, e
 		ping = string(i.PingStatus)
 	}
 	return state, ping, nil
+}
+
+// renew moves id's expiry tag ephemeralLifetime ahead of now, so that gc
+// leaves the bastion of a tunnel running longer than that alone.
+func (l *launcher) renew(ctx context.Context, id string) error {
+	_, err := l.createTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: []ec2types.Tag{
+		{Key: aws.String(tagExpiry), Value: aws.String(l.now().Add(ephemeralLifetime).UTC().Format(time.RFC3339))}}})
+	if err != nil {
+		return fmt.Errorf("ephemeral: renew the expiry of %s (ec2:CreateTags): %w", id, err)
+	}
+	return nil
 }
 
 // terminate ends id; a context of its own, so that it runs when the

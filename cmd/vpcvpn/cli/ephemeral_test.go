@@ -192,6 +192,21 @@ func TestEphemeralWaitOnline(t *testing.T) {
 	}
 }
 
+func TestEphemeralRenew(t *testing.T) {
+	f := newFakeLauncher()
+	var got *ec2.CreateTagsInput
+	f.createTags = func(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
+		got = in
+		return &ec2.CreateTagsOutput{}, nil
+	}
+	if err := f.renew(context.Background(), "i-0e1"); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || !slices.Equal(got.Resources, []string{"i-0e1"}) || tagMap(got.Tags)[tagExpiry] != "2026-12-06T22:00:00Z" {
+		t.Errorf("CreateTags %+v: want i-0e1's expiry moved to 2026-12-06T22:00:00Z", got)
+	}
+}
+
 func TestGC(t *testing.T) {
 	f := newFakeLauncher()
 	inst := func(id, expiry, host, pid string) ec2types.Instance {

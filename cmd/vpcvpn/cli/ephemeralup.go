@@ -111,7 +111,24 @@ func (r *upRun) launchEphemeral(ctx context.Context, awsCfg aws.Config) error {
 	o.target, o.host = targetSpec{ID: id}, id
 	r.found.Unlock()
 	go r.idleStop(ctx, o.ephemeral.IdleStop)
+	go r.renewEphemeral(ctx, l, id)
 	return nil
+}
+
+// renewEphemeral keeps the bastion's expiry ahead while the run lasts.
+func (r *upRun) renewEphemeral(ctx context.Context, l *launcher, id string) {
+	tick := time.NewTicker(ephemeralRenew)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := l.renew(ctx, id); err != nil {
+			r.log.Warn("ephemeral bastion's expiry not renewed: vpcvpn gc may terminate it after the old one", "err", err)
+		}
+	}
 }
 
 // endEphemeral terminates the bastion the run launched, if any.
