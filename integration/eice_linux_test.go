@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +99,33 @@ func TestEICEndpointClient(t *testing.T) {
 		}
 		t.Errorf("dial with OpenTunnel denied: %v, want access denied", err)
 	}
+}
+
+// TestEICE: vpcvpn up --via eice with the lab's endpoint: psql through it,
+// a byte-exact upload; an --eice-id the account has not is refused in one
+// line naming it.
+func TestEICE(t *testing.T) {
+	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Agent: lab.AgentBuiltin}})
+	if err := l.StartDataServers(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("UnknownEndpoint", func(t *testing.T) {
+		res, err := v.Run(testContext(t, 45*time.Second), append(v.UpArgsSSM(ifName), "--via", "eice", "--eice-id", "eice-0ffffffffffffffff")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const want = "--eice-id eice-0ffffffffffffffff: no such EC2 Instance Connect Endpoint in this region"
+		if res.ExitCode == 0 || !strings.Contains(res.Stderr, want) {
+			t.Fatalf("exit %d, stderr %q: want a failure saying %q", res.ExitCode, res.Stderr, want)
+		}
+	})
+	startVPCVPN(t, v, append(v.UpArgsSSM(ifName), "--via", "eice")...)
+	t.Run("PsqlViaBastion", func(t *testing.T) { testPsqlViaBastion(t, l) })
+	t.Run("Upload", func(t *testing.T) { testUpload(t, l, vpcAddr(lab.SinkPort), 4<<20) })
+	t.Run("NoSSM", func(t *testing.T) {
+		tunnels, keys, starts := l.AWS.Calls("EC2InstanceConnect.OpenTunnel"), l.AWS.Calls("AWSEC2InstanceConnectService.SendSSHPublicKey"), l.AWS.Calls("AmazonSSM.StartSession")
+		if tunnels == 0 || keys == 0 || starts != 0 {
+			t.Errorf("%d tunnels opened, %d keys pushed, %d SSM sessions started: want the endpoint's tunnels with pushed keys, no SSM", tunnels, keys, starts)
+		}
+	})
 }

@@ -20,7 +20,7 @@ import (
 // must never be routed into the tunnel. A proxy command reaches the bastion
 // some way vpcvpn cannot see, so there is nothing to protect there.
 func resolveBastion(ctx context.Context, o *upOptions) ([]netip.Addr, error) {
-	if o.proxyCommand != "" || o.via == "ssm" {
+	if o.proxyCommand != "" || o.viaAWS() {
 		// Over SSM the stream goes to AWS's HTTPS endpoints, not the
 		// bastion, so no bastion address needs protecting.
 		return nil, nil
@@ -96,9 +96,12 @@ func (d *dialer) connect(ctx context.Context, hooks engine.ConnHooks) (*tunnel.C
 	o := d.opts
 	var p *peer
 	var err error
-	if o.via == "ssm" {
+	switch o.via {
+	case "ssm":
 		p, err = d.ssmPeer(ctx, hooks)
-	} else {
+	case "eice":
+		p, err = d.eicePeer(ctx)
+	default:
 		p, err = d.sshPeer(ctx)
 	}
 	if err != nil {
@@ -118,7 +121,7 @@ func (d *dialer) connect(ctx context.Context, hooks engine.ConnHooks) (*tunnel.C
 		KeepAliveActive:   hooks.KeepAliveActive,
 		Logger:            d.log,
 	})
-	if o.via == "ssm" {
+	if o.viaAWS() {
 		err = renewable(sudoHint(ssmHint(err), o, d.inv))
 	}
 	return c, err

@@ -1,20 +1,26 @@
 package cli
 
-// The EC2 Instance Connect Endpoint of a target (--via eice, not yet a
-// flag): the one --eice-id names, or a usable one in the instance's VPC,
+// --via eice: the tunnel goes through the EC2 Instance Connect Endpoint
+// of the target: the one --eice-id names, or a usable one in the instance's VPC,
 // preferring one in its subnet (SSM-PROTOCOL.md 8.2).
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/vpcvpn/vpcvpn/tunnel/eic"
 )
 
 // describeEndpointsFunc is ec2:DescribeInstanceConnectEndpoints (a method
@@ -89,4 +95,88 @@ type describeEndpointsPager describeEndpointsFunc
 
 func (f describeEndpointsPager) DescribeInstanceConnectEndpoints(ctx context.Context, in *ec2.DescribeInstanceConnectEndpointsInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceConnectEndpointsOutput, error) {
 	return f(ctx, in, opts...)
+}
+
+// viaAWS reports whether the transport runs over AWS's services, which
+// find the instance by --target.
+func (o *upOptions) viaAWS() bool { return o.via == "ssm" || o.via == "eice" }
+
+// eicePeer reaches the instance through an EC2 Instance Connect Endpoint
+// in its VPC, authenticated by -i or by an ephemeral key pushed with EC2
+// Instance Connect before each tunnel, as over SSM.
+func (d *dialer) eicePeer(ctx context.Context) (*peer, error) {
+	o, inv := d.opts, d.inv
+	awsCfg, err := awsConfig(ctx, o, inv)
+	if err != nil {
+		return nil, sudoHint(err, o, inv)
+	}
+	tlsCfg, err := caBundleTLS()
+	if err != nil {
+		return nil, err
+	}
+	c := ec2.NewFromConfig(awsCfg)
+	in, err := describeTarget(ctx, c.DescribeInstances, o.host)
+	if err != nil {
+		return nil, err
+	}
+	fips := c.Options().EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled
+	ep, err := findEndpoint(ctx, c.DescribeInstanceConnectEndpoints, o.eiceID, in.vpc, in.subnet, fips)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.ParseUint(o.port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("--ssh-port %s: %w", o.port, err)
+	}
+	p, push, err := d.ssmAuth(ctx, awsCfg)
+	if err != nil {
+		return nil, err
+	}
+	p.hostKeys = d.awsHostKeys()
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsCfg}}
+	cfg := eic.Config{
+		EndpointID: ep.ID, DNSName: ep.DNSName, Region: awsCfg.Region, Credentials: awsCfg.Credentials,
+		PrivateIP: in.ip, RemotePort: uint16(port), HTTPClient: hc, UserAgent: "vpcvpn/" + Version, Logger: d.log,
+	}
+	d.log.Debug("through an EC2 Instance Connect Endpoint", "endpoint", ep.ID, "subnet", ep.Subnet, "target", in.ip)
+	p.transport = func(ctx context.Context) (net.Conn, error) {
+		if push != nil {
+			if err := push(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return eic.Dial(ctx, cfg)
+	}
+	return p, nil
+}
+
+// eiceTarget is what the endpoint needs of the instance.
+type eiceTarget struct {
+	ip          netip.Addr
+	vpc, subnet string
+}
+
+// describeTarget looks the instance id up: running, with a private IPv4
+// address in a VPC.
+func describeTarget(ctx context.Context, describe func(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error), id string) (eiceTarget, error) {
+	out, err := describe(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		return eiceTarget{}, permissionHint(err, "ec2:DescribeInstances")
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if aws.ToString(in.InstanceId) != id {
+				continue
+			}
+			if in.State == nil || in.State.Name != ec2types.InstanceStateNameRunning {
+				return eiceTarget{}, fmt.Errorf("instance %s is not running: start it, or choose another --target", id)
+			}
+			ip, err := netip.ParseAddr(aws.ToString(in.PrivateIpAddress))
+			if err != nil || !ip.Is4() || aws.ToString(in.VpcId) == "" {
+				return eiceTarget{}, fmt.Errorf("instance %s has no private IPv4 address in a VPC, which an EC2 Instance Connect Endpoint needs", id)
+			}
+			return eiceTarget{ip: ip, vpc: aws.ToString(in.VpcId), subnet: aws.ToString(in.SubnetId)}, nil
+		}
+	}
+	return eiceTarget{}, fmt.Errorf("instance %s not found in this region", id)
 }

@@ -111,3 +111,39 @@ func TestFindEndpointDenied(t *testing.T) {
 		t.Errorf("err %v, want the missing permission named", err)
 	}
 }
+
+func TestUpEICEFlags(t *testing.T) {
+	const id = "i-0123456789abcdef0"
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		eiceID  string
+		wantErr string
+	}{
+		{name: "the vpc's endpoint", args: []string{"--via", "eice", "--target", id}},
+		{name: "named endpoint", args: []string{"--via", "eice", "--target", id, "--eice-id", "eice-0123"}, eiceID: "eice-0123"},
+		{name: "eice-id with ssm", args: []string{"--target", id, "--eice-id", "eice-0123"}, wantErr: "--eice-id needs --via eice"},
+		{name: "eice-id with ssh", args: []string{"--ssh", "bastion", "--eice-id", "eice-0123"}, wantErr: "--eice-id applies to --via ssm only"},
+		{name: "reason", args: []string{"--via", "eice", "--target", id, "--reason", "x"}, wantErr: "--reason is recorded by SSM sessions only"},
+		{name: "no target", args: []string{"--via", "eice"}, wantErr: "needs the instance"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseUp(t, append([]string{"10.0.0.0/16"}, tt.args...)...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.via != "eice" || o.eiceID != tt.eiceID || o.host != id || o.transportName() != "eice" || o.bastion() != "ec2-user@"+id {
+				t.Errorf("via %q eice-id %q host %q transport %q bastion %q", o.via, o.eiceID, o.host, o.transportName(), o.bastion())
+			}
+			if p, err := resolveBastion(t.Context(), o); err != nil || p != nil {
+				t.Errorf("resolveBastion = %v, %v; want nothing to protect", p, err)
+			}
+		})
+	}
+}

@@ -129,7 +129,7 @@ func (r *upRun) newEngine(ctx context.Context, host platform.Host) (*engine.Engi
 	// as a bastion does (an interface VPC endpoint, say).
 	var endpoints []netip.Addr
 	var names map[netip.Addr]string
-	if o.via == "ssm" {
+	if o.viaAWS() {
 		cfg, err := awsConfig(ctx, o, r.inv)
 		if err != nil {
 			return nil, sudoHint(err, o, r.inv)

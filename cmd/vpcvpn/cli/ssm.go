@@ -65,17 +65,7 @@ func (d *dialer) ssmPeer(ctx context.Context, hooks engine.ConnHooks) (*peer, er
 	if err != nil {
 		return nil, err
 	}
-	p.hostKeys = &tunnel.HostKeys{
-		Files:     []string{o.knownHosts},
-		WriteFile: o.knownHosts,
-		// AWS authenticates which instance the stream reaches, so an
-		// unknown key is recorded unless --strict-host-key; a changed
-		// key is always refused.
-		AcceptNew: !o.strictHostKey,
-		UID:       inv.UID,
-		GID:       inv.GID,
-		Logger:    d.log,
-	}
+	p.hostKeys = d.awsHostKeys()
 	p.transport = ssmTransport(awsssm.NewFromConfig(awsCfg), o.host, ssm.SessionOptions{
 		Port:   o.port,
 		Reason: o.reason,
@@ -88,6 +78,21 @@ func (d *dialer) ssmPeer(ctx context.Context, hooks engine.ConnHooks) (*peer, er
 		},
 	}, push)
 	return p, nil
+}
+
+// awsHostKeys checks the host key of an instance AWS reached: AWS
+// authenticates which instance the stream reaches, so an unknown key is
+// recorded unless --strict-host-key; a changed key is always refused.
+func (d *dialer) awsHostKeys() *tunnel.HostKeys {
+	o, inv := d.opts, d.inv
+	return &tunnel.HostKeys{
+		Files:     []string{o.knownHosts},
+		WriteFile: o.knownHosts,
+		AcceptNew: !o.strictHostKey,
+		UID:       inv.UID,
+		GID:       inv.GID,
+		Logger:    d.log,
+	}
 }
 
 // ssmAuth returns the key of -i, or an ephemeral key and the push that

@@ -95,7 +95,7 @@ func (r *upRun) status() Status {
 	}
 	r.found.Lock()
 	st.Bastion = o.bastion()
-	if !o.target.isID() && o.via == "ssm" {
+	if !o.target.isID() && o.viaAWS() {
 		st.Target = o.target.String()
 	}
 	for _, p := range o.cidrs {
@@ -154,7 +154,7 @@ func dnsStatus(d *engine.DNSStatus) *DNSStatus {
 
 // bastion names the far end as the person gave it.
 func (o *upOptions) bastion() string {
-	if o.via == "ssm" {
+	if o.viaAWS() {
 		if o.port != "22" {
 			return o.user + "@" + o.host + ":" + o.port
 		}
@@ -173,8 +173,8 @@ func (o *upOptions) sessionWord() string {
 }
 
 func (o *upOptions) transportName() string {
-	if o.via == "ssm" {
-		return "ssm"
+	if o.viaAWS() {
+		return o.via
 	}
 	if o.proxyCommand != "" {
 		return "ssh (proxy command)"

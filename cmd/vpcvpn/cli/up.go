@@ -48,6 +48,7 @@ type upOptions struct {
 	autoNets bool       // -N: route the bastion's VPC too
 	userSet  bool       // --user given, not chosen by the instance's platform
 
+	eiceID    string         // --via eice: --eice-id, or "" for the VPC's endpoint
 	ephemeral *ephemeralSpec // --ephemeral: the bastion to launch; nil without
 }
 
@@ -80,7 +81,8 @@ func upCommand() *ucli.Command {
 			"   sudo vpcvpn up 10.0.0.0/16 --ssh ec2-user@i-0123456789abcdef0 \\\n" +
 			"       --proxy-command 'aws ssm start-session --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p'",
 		Flags: append([]ucli.Flag{
-			&ucli.StringFlag{Name: "via", Value: "ssm", Usage: "transport to the bastion: ssm (native Session Manager, the default) or ssh (implied by --ssh)"},
+			&ucli.StringFlag{Name: "via", Value: "ssm", Usage: "transport to the bastion: ssm (native Session Manager, the default), eice (an EC2 Instance Connect Endpoint in the instance's VPC) or ssh (implied by --ssh)"},
+			&ucli.StringFlag{Name: "eice-id", Usage: "--via eice: the EC2 Instance Connect Endpoint `ID` (default: the one in the instance's VPC, preferring its subnet)"},
 			&ucli.StringFlag{Name: "target", Usage: "--via ssm: the bastion `TARGET`: its instance id (i-...), its Name tag or tag:KEY=VALUE (see vpcvpn targets)"},
 			&ucli.BoolFlag{Name: "auto-nets", Aliases: []string{"N"}, Usage: "--via ssm: route the bastion's VPC: its CIDR blocks and the ranges its route table sends to peering connections and transit gateways (besides any CIDRs given)"},
 			&ucli.StringFlag{Name: "user", Usage: "--via ssm: SSH `USER` on the instance (default " + defaultSSHUser + ")"},
@@ -246,13 +248,19 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 		if cmd.IsSet("auto-nets") {
 			return errors.New("-N looks the bastion's VPC up in EC2, so it needs --target; with --ssh give the ranges as CIDRs")
 		}
-		for _, f := range []string{"user", "ssh-port", "profile", "region", "strict-host-key", "reason"} {
+		for _, f := range []string{"user", "ssh-port", "profile", "region", "strict-host-key", "reason", "eice-id"} {
 			if cmd.IsSet(f) {
 				return fmt.Errorf("--%s applies to --via ssm only; with --ssh give [USER@]HOST[:PORT]", f)
 			}
 		}
 		return o.parseDestination(dest)
-	case "ssm":
+	case "ssm", "eice":
+		if o.via == "eice" && cmd.IsSet("reason") {
+			return errors.New("--reason is recorded by SSM sessions only; --via eice has no place for it")
+		}
+		if o.eiceID = cmd.String("eice-id"); o.eiceID != "" && o.via != "eice" {
+			return errors.New("--eice-id needs --via eice")
+		}
 		if dest != "" {
 			return errors.New("--ssh cannot be combined with --via ssm: give the instance with --target")
 		}
@@ -266,7 +274,7 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 		}
 		return o.parseSSMTarget(target, cmd.String("user"), int(cmd.Int("ssh-port")))
 	default:
-		return fmt.Errorf("unknown --via %q: use ssh or ssm", o.via)
+		return fmt.Errorf("unknown --via %q: use ssm, eice or ssh", o.via)
 	}
 }
 
