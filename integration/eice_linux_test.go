@@ -119,7 +119,10 @@ func TestEICE(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q: want a failure saying %q", res.ExitCode, res.Stderr, want)
 		}
 	})
-	startVPCVPN(t, v, append(v.UpArgsSSM(ifName), "--via", "eice")...)
+	in := startVPCVPN(t, v, append(v.UpArgsSSM(ifName), "--via", "eice")...)
+	if want := "EC2 Instance Connect Endpoint " + lab.EICEndpointID + " in " + lab.BastionSubnet; !strings.Contains(in.Stderr(), want) {
+		t.Errorf("vpcvpn did not say %q:\n%s", want, in.Stderr())
+	}
 	t.Run("PsqlViaBastion", func(t *testing.T) { testPsqlViaBastion(t, l) })
 	t.Run("Upload", func(t *testing.T) { testUpload(t, l, vpcAddr(lab.SinkPort), 4<<20) })
 	t.Run("NoSSM", func(t *testing.T) {

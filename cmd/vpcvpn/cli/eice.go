@@ -180,3 +180,33 @@ func describeTarget(ctx context.Context, describe func(context.Context, *ec2.Des
 	}
 	return eiceTarget{}, fmt.Errorf("instance %s not found in this region", id)
 }
+
+// findEICE looks the endpoint up once at start, so that its addresses stay
+// out of the tunnel as the AWS endpoints' do, and every dial goes through
+// the same one.
+func (r *upRun) findEICE(ctx context.Context, cfg aws.Config) ([]netip.Addr, map[netip.Addr]string, error) {
+	o := r.opts
+	c := ec2.NewFromConfig(cfg)
+	in, err := describeTarget(ctx, c.DescribeInstances, o.host)
+	if err != nil {
+		return nil, nil, err
+	}
+	fips := c.Options().EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled
+	ep, err := findEndpoint(ctx, c.DescribeInstanceConnectEndpoints, o.eiceID, in.vpc, in.subnet, fips)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.progress("--via eice: EC2 Instance Connect Endpoint %s in %s", ep.ID, ep.Subnet)
+	o.eiceID = ep.ID
+	addrs, names := resolveAWSEndpoints(ctx, []string{endpointHost(ep.DNSName)})
+	return addrs, names, nil
+}
+
+// endpointHost is the host of an endpoint's DNS name, which may carry a
+// port (an emulator's does).
+func endpointHost(dns string) string {
+	if h, _, err := net.SplitHostPort(dns); err == nil {
+		return h
+	}
+	return dns
+}

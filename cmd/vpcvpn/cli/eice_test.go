@@ -147,3 +147,15 @@ func TestUpEICEFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestEndpointHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"eice-01.abc.ec2-instance-connect-endpoint.us-east-1.amazonaws.com": "eice-01.abc.ec2-instance-connect-endpoint.us-east-1.amazonaws.com",
+		"10.0.0.5:8443": "10.0.0.5",
+		"[fd00::1]:443": "fd00::1",
+	} {
+		if got := endpointHost(in); got != want {
+			t.Errorf("endpointHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

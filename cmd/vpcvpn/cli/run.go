@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -137,6 +138,14 @@ func (r *upRun) newEngine(ctx context.Context, host platform.Host) (*engine.Engi
 		endpoints, names = resolveAWSEndpoints(ctx, awsEndpointHosts(ctx, cfg))
 		if err := r.findTarget(ctx, cfg, endpoints, names); err != nil {
 			return nil, sudoHint(err, o, r.inv)
+		}
+		if o.via == "eice" {
+			addrs, more, err := r.findEICE(ctx, cfg)
+			if err != nil {
+				return nil, sudoHint(err, o, r.inv)
+			}
+			endpoints = append(endpoints, addrs...)
+			maps.Copy(names, more)
 		}
 		if o.autoNets {
 			// The VPC's ranges are known only now.
