@@ -102,8 +102,8 @@ func TestEICEndpointClient(t *testing.T) {
 }
 
 // TestEICE: vpcvpn up --via eice with the lab's endpoint: psql through it,
-// a byte-exact upload; an --eice-id the account has not is refused in one
-// line naming it.
+// a byte-exact upload; an --eice-id the account has not, and a VPC without
+// a usable endpoint, are refused in one line naming the fix.
 func TestEICE(t *testing.T) {
 	l, v := upSSMLab(t, lab.Options{AWS: &lab.AWSOptions{Agent: lab.AgentBuiltin}})
 	if err := l.StartDataServers(); err != nil {
@@ -115,6 +115,25 @@ func TestEICE(t *testing.T) {
 			t.Fatal(err)
 		}
 		const want = "--eice-id eice-0ffffffffffffffff: no such EC2 Instance Connect Endpoint in this region"
+		if res.ExitCode == 0 || !strings.Contains(res.Stderr, want) {
+			t.Fatalf("exit %d, stderr %q: want a failure saying %q", res.ExitCode, res.Stderr, want)
+		}
+	})
+	t.Run("NoEndpointInVPC", func(t *testing.T) {
+		ctx := testContext(t, 45*time.Second)
+		if err := l.Admin(ctx, "eice", url.Values{"endpoint": {lab.EICEndpointID}, "state": {"delete-in-progress"}}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := l.Admin(ctx, "eice", url.Values{"endpoint": {lab.EICEndpointID}, "state": {"create-complete"}}); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		res, err := v.Run(ctx, append(v.UpArgsSSM(ifName), "--via", "eice")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "no EC2 Instance Connect Endpoint in " + lab.VPCID + ", the instance's VPC: create one (aws ec2 create-instance-connect-endpoint --subnet-id " + lab.BastionSubnet + "), or use --via ssm"
 		if res.ExitCode == 0 || !strings.Contains(res.Stderr, want) {
 			t.Fatalf("exit %d, stderr %q: want a failure saying %q", res.ExitCode, res.Stderr, want)
 		}

@@ -58,6 +58,9 @@ import (
 //	                           now on: refuse (HTTP N, default 403, with TEXT),
 //	                           close (close code 1011 with TEXT after the
 //	                           upgrade), expire (end after D, code 1008), none
+//	eice?endpoint=ID&state=S   the endpoint's state from now on (create-complete,
+//	                           delete-in-progress, ...): only create-complete
+//	                           opens tunnels
 //
 // Without a session, pause and start act on every open session.
 const adminPath = "/_awsemu/admin/"

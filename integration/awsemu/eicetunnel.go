@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,12 +81,21 @@ func (t *eiceTunnels) fault(id string) eiceFault {
 	return t.faults[id]
 }
 
+// endpointStates are the states of an EC2 Instance Connect Endpoint.
+var endpointStates = []string{"create-in-progress", "create-complete", "create-failed",
+	"delete-in-progress", "delete-complete", "delete-failed"}
+
 // setEICEFault serves the admin action eice:
-// ?endpoint=ID&mode=refuse|close|expire|none[&status=N][&reason=TEXT][&after=DURATION].
+// ?endpoint=ID&mode=refuse|close|expire|none[&status=N][&reason=TEXT][&after=DURATION],
+// or ?endpoint=ID&state=STATE, which DescribeInstanceConnectEndpoints then
+// reports (an endpoint not create-complete opens no tunnel).
 func (s *Server) setEICEFault(q url.Values) error {
 	f := eiceFault{Mode: q.Get("mode"), Reason: q.Get("reason"), Status: http.StatusForbidden}
 	if _, ok := s.ec2.endpoint(q.Get("endpoint")); !ok {
 		return fmt.Errorf("eice: no endpoint %q in the inventory", q.Get("endpoint"))
+	}
+	if q.Has("state") && !q.Has("mode") {
+		return s.ec2.setEndpointState(q.Get("endpoint"), q.Get("state"))
 	}
 	switch f.Mode {
 	case "refuse":
@@ -113,6 +123,20 @@ func (s *Server) setEICEFault(q url.Values) error {
 		t.faults = map[string]eiceFault{}
 	}
 	t.faults[q.Get("endpoint")] = f
+	return nil
+}
+
+func (e *ec2Service) setEndpointState(id, state string) error {
+	if !slices.Contains(endpointStates, state) {
+		return fmt.Errorf("eice: state %q: want one of %v", state, endpointStates)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range e.inv.InstanceConnectEndpoints {
+		if e.inv.InstanceConnectEndpoints[i].ID == id {
+			e.inv.InstanceConnectEndpoints[i].State = state
+		}
+	}
 	return nil
 }
 

@@ -233,3 +233,23 @@ func (t *eiceTunnels) waitBelow(id string, n int) {
 		<-ch
 	}
 }
+
+func TestEndpointState(t *testing.T) {
+	s := newEICETestServer(t)
+	if err := s.setEICEFault(url.Values{"endpoint": {testEndpoint}, "state": {"delete-in-progress"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := ec2Client(t, s, testCreds.Secret)
+	out, err := c.DescribeInstanceConnectEndpoints(t.Context(), &ec2.DescribeInstanceConnectEndpointsInput{
+		Filters: []ec2types.Filter{{Name: aws.String("state"), Values: []string{"create-complete"}}, {Name: aws.String("vpc-id"), Values: []string{"vpc-1"}}},
+	})
+	if err != nil || len(out.InstanceConnectEndpoints) != 0 {
+		t.Errorf("%v, %v: want no usable endpoint in vpc-1", out, err)
+	}
+	if _, err := eic.Dial(t.Context(), eicConfig(t, s, testEndpoint, testBastionIP)); !errors.Is(err, eic.ErrNoEndpoint) {
+		t.Errorf("tunnel through an endpoint being deleted: %v, want no endpoint", err)
+	}
+	if err := s.setEICEFault(url.Values{"endpoint": {testEndpoint}, "state": {"gone"}}); err == nil {
+		t.Error("state gone accepted")
+	}
+}
