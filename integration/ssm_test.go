@@ -102,7 +102,10 @@ func TestSSM(t *testing.T) {
 	if err := l.StartDataServers(); err != nil {
 		t.Fatal(err)
 	}
-	in := startVPCVPN(t, v, v.UpArgsSSM(ifName)...)
+	// One session: the session a break hits is the one carrying the
+	// transfer, and a StartSession after it means vpcvpn replaced the
+	// session rather than resumed it. Several sessions: TestSSMSessions.
+	in := startVPCVPN(t, v, append(v.UpArgsSSM(ifName), "--max-sessions", "1")...)
 	t.Run("PsqlViaBastion", func(t *testing.T) { testPsqlViaBastion(t, l) })
 	t.Run("LargeUpload", func(t *testing.T) {
 		timed(t, l, "upload", 16<<20, func() { testUpload(t, l, vpcAddr(lab.SinkPort), 16<<20) })
