@@ -85,7 +85,7 @@ type conn struct {
 	session string             // client.TransportID()
 	cancel  context.CancelFunc // ends the dial; nil once it has ended
 	ready   chan struct{}      // an extra's: closed when its dial has ended
-	claimed bool               // an extra's: a flow waits for it
+	claims  int                // an extra's: the flows that wait for it
 
 	flows      map[*flow]struct{} // open, and being opened
 	flowsTotal uint64

@@ -132,7 +132,7 @@ func (p *pool) closeIdleLocked(now time.Duration, spare bool) (closed []*conn) {
 	}
 	keptSpare := false
 	for _, c := range slices.Backward(slices.Clone(p.conns)) {
-		if c.state != ConnUp || len(c.flows) > 0 || c.claimed {
+		if c.state != ConnUp || len(c.flows) > 0 || c.claims > 0 {
 			continue
 		}
 		if spare && !keptSpare && now >= c.bulkUntil {

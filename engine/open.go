@@ -82,7 +82,7 @@ func (p *pool) open(ctx context.Context, network, addr string, quiet bool) (net.
 // held.
 func (p *pool) placeLocked(mine *conn, waited bool) (*conn, *conn) {
 	if mine != nil {
-		mine.claimed = false
+		mine.claims--
 		if mine.state == ConnUp {
 			return mine, nil
 		}
@@ -90,7 +90,7 @@ func (p *pool) placeLocked(mine *conn, waited bool) (*conn, *conn) {
 	now := p.now()
 	var up []*conn
 	for _, c := range p.conns {
-		if c.state == ConnUp && !(c.extra && c.claimed) {
+		if c.state == ConnUp && !(c.extra && c.claims > 0) {
 			up = append(up, c)
 		}
 	}
@@ -111,8 +111,12 @@ func (p *pool) placeLocked(mine *conn, waited bool) (*conn, *conn) {
 		v.conns[i] = c.view(now)
 	}
 	for _, c := range p.conns {
-		if c.state == ConnDialing && c.extra && !c.claimed {
-			v.unclaimed++
+		if c.state == ConnDialing && c.extra {
+			if c.claims == 0 {
+				v.unclaimed++
+			} else {
+				v.claimed++
+			}
 		}
 	}
 	switch d, i := place(v); d {
@@ -120,14 +124,23 @@ func (p *pool) placeLocked(mine *conn, waited bool) (*conn, *conn) {
 		return up[i], nil
 	case placeJoin:
 		for _, c := range p.conns {
-			if c.state == ConnDialing && c.extra && !c.claimed {
-				c.claimed = true
+			if c.state == ConnDialing && c.extra && c.claims == 0 {
+				c.claims++
 				return nil, c
 			}
 		}
+	case placeShare: // the dial in progress the fewest flows wait for
+		var share *conn
+		for _, c := range p.conns {
+			if c.state == ConnDialing && c.extra && (share == nil || c.claims < share.claims) {
+				share = c
+			}
+		}
+		share.claims++
+		return nil, share
 	case placeDial:
 		c := p.startDialLocked()
-		c.claimed = true
+		c.claims++
 		return nil, c
 	}
 	select { // an idle engine reconnects on demand
@@ -161,7 +174,7 @@ func (p *pool) awaitDial(ctx context.Context, c *conn) error {
 		case <-t.C:
 		case <-ctx.Done():
 			p.mu.Lock()
-			c.claimed = false
+			c.claims--
 			p.mu.Unlock()
 			return ctx.Err()
 		}
@@ -179,7 +192,7 @@ func (p *pool) awaitDial(ctx context.Context, c *conn) error {
 // rising flow (or is in bulkHold). p.mu is held.
 func (p *pool) allBusyLocked(now time.Duration) bool {
 	for _, c := range p.conns {
-		if c.state != ConnUp || (c.extra && c.claimed) {
+		if c.state != ConnUp || (c.extra && c.claims > 0) {
 			continue
 		}
 		if now < c.bulkUntil {

@@ -663,3 +663,66 @@ func TestPoolHalfClosedFlow(t *testing.T) {
 		t.Errorf("%d dials, want 1: a half-closed flow made its connection look unclean", n)
 	}
 }
+
+// TestPoolBurstShares: a burst of new flows (16 pgbench clients) at max
+// waits for the dials in progress, shared, rather than piling on the
+// first connection.
+func TestPoolBurstShares(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 5, NoSpare: true})
+	ch := make(chan struct{})
+	release := sync.OnceFunc(func() { close(ch) })
+	t.Cleanup(release) // before the pool's: a failed test ends the dials
+	tp.setDialErr(func(n int) error {
+		if n > 1 {
+			<-ch // extra dials wait for the whole burst
+		}
+		return nil
+	})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	tp.mu.Lock()
+	tp.pool.dialTime = dialWaitMax // waits of dialWaitMax
+	tp.mu.Unlock()
+	first := tp.flow(t)
+	got := make(chan net.Conn, 15)
+	for n := 1; n <= 15; n++ {
+		go func() {
+			c, err := tp.DialContext(t.Context(), "tcp", "10.0.0.5:7")
+			if err != nil {
+				t.Errorf("open a flow: %v", err)
+			}
+			got <- c
+		}()
+		claims := func() (sum int) {
+			tp.pool.mu.Lock()
+			defer tp.pool.mu.Unlock()
+			for _, c := range tp.pool.conns {
+				sum += c.claims
+			}
+			return sum
+		}
+		for deadline := time.Now().Add(10 * time.Second); claims() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("flow %d of the burst waits for no dial: %d claims", n+1, claims())
+			}
+		}
+	}
+	release()
+	count := map[int]int{on(first): 1}
+	for range 15 {
+		if c := <-got; c != nil {
+			count[on(c)]++
+			c.Close()
+		}
+	}
+	if len(count) != 5 || count[1] != 1 {
+		t.Errorf("16 flows on %v, want 1 on #1 and the rest over #2-#5", count)
+	}
+	for id, n := range count {
+		if n > 4 {
+			t.Errorf("%d flows on #%d, want at most 4: %v", n, id, count)
+		}
+	}
+}

@@ -41,6 +41,7 @@ func costLess(a, b connView) bool {
 type placeView struct {
 	conns     []connView // the up connections, in dial order
 	unclaimed int        // extra dials in progress that no flow waits for
+	claimed   int        // extra dials in progress that flows wait for
 	total     int        // connections, up, resuming or being dialed
 	max       int
 	noDial    bool // backing off, extra dials stopped, or this flow waited already
@@ -50,10 +51,11 @@ type placeView struct {
 type decision int
 
 const (
-	placeWait decision = iota // no connection up: wait for one (serve's)
-	placeUse                  // open on the connection at index
-	placeJoin                 // wait for an extra dial in progress
-	placeDial                 // start an extra dial and wait for it
+	placeWait  decision = iota // no connection up: wait for one (serve's)
+	placeUse                   // open on the connection at index
+	placeJoin                  // wait for an extra dial in progress
+	placeDial                  // start an extra dial and wait for it
+	placeShare                 // wait for an extra dial other flows wait for
 )
 
 // place decides where a new flow goes:
@@ -62,8 +64,10 @@ const (
 //  2. a clean connection: the fewest active flows, then the fewest open,
 //     then the lowest id;
 //  3. none clean: wait for an extra dial in progress that no other flow
-//     claimed, or start one below max, unless dials are not to be waited
-//     for;
+//     claimed, or start one below max, or at max share one that others
+//     wait for (a burst of new flows, 16 pgbench clients, spreads over
+//     the new connections rather than piling on the first), unless dials
+//     are not to be waited for;
 //  4. one without a bulk or rising flow, then the least cost
 //     (connView.cost), then the fewest open, then the lowest id
 //     (costLess).
@@ -89,6 +93,9 @@ func place(v placeView) (d decision, index int) {
 		}
 		if v.total < v.max {
 			return placeDial, -1
+		}
+		if v.claimed > 0 {
+			return placeShare, -1
 		}
 	}
 	best = 0

@@ -30,6 +30,8 @@ func TestPlace(t *testing.T) {
 		{"all bulk below max: dial", placeView{conns: []connView{bulk(1, 1, 1), bulk(2, 1, 1)}, total: 2, max: 5}, placeDial, -1},
 		{"a dial nobody waits for: join", placeView{conns: []connView{bulk(1, 1, 1)}, unclaimed: 1, total: 2, max: 2}, placeJoin, -1},
 		{"all bulk at max: least cost", placeView{conns: []connView{bulk(1, 2, 2), bulk(2, 1, 3), bulk(3, 1, 1)}, total: 3, max: 3}, placeUse, 2},
+		{"a burst at max: share a dial others wait for", placeView{conns: []connView{unproven(1, 1)}, claimed: 4, total: 5, max: 5}, placeShare, -1},
+		{"a burst at max, waited already: least cost", placeView{conns: []connView{unproven(1, 1)}, claimed: 4, total: 5, max: 5, noDial: true}, placeUse, 0},
 		{"dialing counts toward max", placeView{conns: []connView{bulk(1, 1, 1)}, total: 2, max: 2}, placeUse, 0},
 		{"throttled: no wait", placeView{conns: []connView{bulk(1, 1, 1), unproven(2, 1)}, total: 2, max: 5, noDial: true}, placeUse, 1},
 		{"unproven burst: dial", placeView{conns: []connView{unproven(1, 3)}, total: 1, max: 5}, placeDial, -1},
