@@ -67,8 +67,24 @@ func TestUpDefaults(t *testing.T) {
 	if o.user != defaultSSHUser || o.port != "22" || o.name != defaultName || o.mtu != 1500 {
 		t.Errorf("defaults: user %q port %q name %q mtu %d", o.user, o.port, o.name, o.mtu)
 	}
-	if o.maxSessions != 5 || o.sessionIdle != time.Minute || !o.spare || !o.paceBulk {
-		t.Errorf("defaults: max sessions %d, session idle %v, spare %v, pace bulk %v", o.maxSessions, o.sessionIdle, o.spare, o.paceBulk)
+	if o.maxSessions != 1 || o.sessionIdle != time.Minute || !o.spare || o.paceBulk {
+		t.Errorf("defaults over --ssh: max sessions %d (want 1), session idle %v, spare %v, pace bulk %v (want false)", o.maxSessions, o.sessionIdle, o.spare, o.paceBulk)
+	}
+	for _, tt := range []struct {
+		args []string
+		max  int
+		pace bool
+	}{
+		{[]string{"--target", "i-0123456789abcdef0", "10.0.0.0/16"}, defaultMaxSessions, true},
+		{[]string{"--ssh", "bastion", "--max-sessions", "3", "--pace-bulk", "10.0.0.0/16"}, 3, true},
+	} {
+		o, err := parseUp(t, tt.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.maxSessions != tt.max || o.paceBulk != tt.pace {
+			t.Errorf("%q: max sessions %d, pace bulk %v; want %d, %v", tt.args, o.maxSessions, o.paceBulk, tt.max, tt.pace)
+		}
 	}
 	if !strings.HasSuffix(o.knownHosts, filepath.Join(".ssh", "known_hosts")) {
 		t.Errorf("known hosts default = %q", o.knownHosts)

@@ -104,7 +104,7 @@ func upCommand() *ucli.Command {
 			&ucli.DurationFlag{Name: "connect-timeout", Value: 15 * time.Second, Usage: "how long a new connection waits for the far side before it is reset"},
 			&ucli.BoolFlag{Name: "keep-alive", Usage: "keep the connection warm with no connection open too (default for --via ssh; with ssm an idle session may expire and reconnects on demand)"},
 			&ucli.DurationFlag{Name: "keep-alive-interval", Value: tunnel.DefaultKeepAliveInterval, Usage: "how often a silent bastion is probed while connections are open; two silent intervals end the connection"},
-			&ucli.IntFlag{Name: "max-sessions", Value: defaultMaxSessions, Usage: "at most `N` SSM sessions (with --ssh, connections) per tunnel: a connection that starts while others transfer in bulk gets its own, so it does not wait behind them; 1 carries everything in one"},
+			&ucli.IntFlag{Name: "max-sessions", Value: defaultMaxSessions, Usage: "at most `N` SSM sessions (with --ssh, connections) per tunnel: a connection that starts while others transfer in bulk gets its own, so it does not wait behind them; 1 carries everything in one (the default with --ssh)"},
 			&ucli.DurationFlag{Name: "session-idle", Value: engine.DefaultConnIdle, Usage: "an extra session with no connection on it closes after `D` (the last one stays)"},
 			&ucli.BoolFlag{Name: "spare", Value: true, Hidden: true, Usage: "keep a session with nothing on it while interactive connections are in use, for the next one"},
 			&ucli.BoolFlag{Name: "pace-bulk", Value: true, Hidden: true, Usage: "on a session that carries a bulk transfer beside other connections, read the transfer only as fast as keeps the session's queue short"},
@@ -300,6 +300,19 @@ func (o *upOptions) parseDestination(dest string) error {
 func (o *upOptions) parseSessions(cmd *ucli.Command) error {
 	o.maxSessions, o.sessionIdle, o.spare = int(cmd.Int("max-sessions")), cmd.Duration("session-idle"), cmd.Bool("spare")
 	o.paceBulk = cmd.Bool("pace-bulk")
+	if o.via != "ssm" && !cmd.IsSet("pace-bulk") {
+		// Paced reads are for SSM's 0.8 MB/s sessions, where a shared
+		// window is seconds of queue; on a fast path the pacer's ramp
+		// holds a download far below the link (docs/performance.md,
+		// 2026-12-06).
+		o.paceBulk = false
+	}
+	if o.via == "ssh" && !cmd.IsSet("max-sessions") {
+		// Over plain SSH several connections measured slower for many
+		// small queries than one (docs/performance.md, 2026-12-06): one
+		// until they measure faster.
+		o.maxSessions = 1
+	}
 	if o.maxSessions < 1 || o.maxSessions > maxMaxSessions {
 		return fmt.Errorf("invalid --max-sessions %d: use a value from 1 (one connection) to %d", o.maxSessions, maxMaxSessions)
 	}
