@@ -30,11 +30,9 @@ func gcCommand() *ucli.Command {
 			"launched for you (tag vpcvpn:owner is your ARN), past their expiry or whose\n" +
 			"launching process on this machine is gone.\n\n" +
 			"   vpcvpn gc --profile dev",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "profile", Usage: "AWS `PROFILE` (default: AWS_PROFILE, then default)"},
-			&ucli.StringFlag{Name: "region", Usage: "AWS `REGION` (default: AWS_REGION or the profile's)"},
+		Flags: append(awsAccountFlags(),
 			&ucli.BoolFlag{Name: "dry-run", Usage: "only list what would be terminated"},
-		},
+		),
 		Action: runGC,
 	}
 }

@@ -25,13 +25,20 @@ func targetsCommand() *ucli.Command {
 			"for others give an authorized key with -i.\n\n" +
 			"   vpcvpn targets --profile prod --region eu-west-1\n" +
 			"   vpcvpn targets --filter tag:Role=bastion --json",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "profile", Usage: "AWS `PROFILE` (default: AWS_PROFILE, then default)"},
-			&ucli.StringFlag{Name: "region", Usage: "AWS `REGION` (default: AWS_REGION or the profile's)"},
+		Flags: append(awsAccountFlags(),
 			&ucli.StringFlag{Name: "filter", Usage: "only the instances tagged `tag:KEY=VALUE`"},
 			&ucli.BoolFlag{Name: "json", Usage: "print a JSON array"},
-		},
+		),
 		Action: runTargets,
+	}
+}
+
+// awsAccountFlags are the --profile and --region of the commands that call
+// AWS outside a tunnel (targets, gc).
+func awsAccountFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "profile", Usage: "AWS `PROFILE` (default: AWS_PROFILE, then default)"},
+		&ucli.StringFlag{Name: "region", Usage: "AWS `REGION` (default: AWS_REGION or the profile's)"},
 	}
 }
 
