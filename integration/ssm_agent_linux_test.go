@@ -320,7 +320,8 @@ func startPortForward(t *testing.T, ctx context.Context, l *lab.Lab, c *ssm.Clie
 	resp, _ := json.Marshal(map[string]string{"SessionId": sid, "TokenValue": aws.ToString(out.TokenValue), "StreamUrl": aws.ToString(out.StreamUrl)})
 	req, _ := json.Marshal(map[string]any{"Target": lab.InstanceID, "DocumentName": doc, "Parameters": params})
 	// Stopped with Ctrl-C's SIGINT, on which the plugin ends the session.
-	p, err := l.Start(l.Laptop, "plugin-"+sid, syscall.SIGINT, "env", "SSL_CERT_FILE="+l.AWS.CABundle, plugin,
+	// Its mux socket goes in TMPDIR, removed with the test.
+	p, err := l.Start(l.Laptop, "plugin-"+sid, syscall.SIGINT, "env", "SSL_CERT_FILE="+l.AWS.CABundle, "TMPDIR="+t.TempDir(), plugin,
 		string(resp), lab.AWSRegion, "StartSession", "", string(req), l.AWS.Endpoint)
 	if err != nil {
 		t.Fatal(err)

@@ -108,6 +108,11 @@ func (l *Lab) AWSCLI(p Peers) (*AWSCLI, error) {
 			return nil, fmt.Errorf("lab: %w", err)
 		}
 	}
+	// The plugin leaves its port-forwarding mux socket in TMPDIR; the
+	// lab's own directory goes with the lab.
+	if err := os.MkdirAll(l.Path("peers-tmp"), 0o700); err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
 	if err := l.writeInstanceKnownHosts(); err != nil {
 		return nil, err
 	}
@@ -115,12 +120,12 @@ func (l *Lab) AWSCLI(p Peers) (*AWSCLI, error) {
 }
 
 // Env returns the environment of the CLI and the plugin: the lab's AWS
-// settings (AWSInfo.Env), SSL_CERT_FILE for the plugin's WebSocket, and
-// PATH with the peers first.
+// settings (AWSInfo.Env), SSL_CERT_FILE for the plugin's WebSocket, PATH
+// with the peers first, and TMPDIR in the lab's directory.
 func (c *AWSCLI) Env() []string {
-	env := []string{"PATH=" + c.binDir + ":" + os.Getenv("PATH"), "SSL_CERT_FILE=" + c.lab.AWS.CABundle}
+	env := []string{"PATH=" + c.binDir + ":" + os.Getenv("PATH"), "SSL_CERT_FILE=" + c.lab.AWS.CABundle, "TMPDIR=" + c.lab.Path("peers-tmp")}
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); k != "PATH" && k != "SSL_CERT_FILE" && !strings.HasPrefix(k, "AWS_") {
+		if k, _, _ := strings.Cut(kv, "="); k != "PATH" && k != "SSL_CERT_FILE" && k != "TMPDIR" && !strings.HasPrefix(k, "AWS_") {
 			env = append(env, kv)
 		}
 	}
