@@ -19,6 +19,7 @@ const (
 	ConnUp                        // carries flows
 	ConnResuming                  // its SSM data channel broke and is resuming
 	ConnClosing                   // lost, or closed (idle, Close); its goodbye runs
+	ConnDraining                  // its transport ends it soon: takes no new flows, carries those open (rollover.go)
 )
 
 func (s ConnState) String() string {
@@ -31,6 +32,8 @@ func (s ConnState) String() string {
 		return "resuming"
 	case ConnClosing:
 		return "closing"
+	case ConnDraining:
+		return "draining"
 	}
 	return fmt.Sprintf("ConnState(%d)", int32(s))
 }
@@ -71,13 +74,18 @@ type ConnStatus struct {
 	BytesUp    uint64 // payload through its flows
 	BytesDown  uint64
 	LastError  string // why it failed, if it did
+	// Expires is when its transport ends it whatever it carries (an EC2
+	// Instance Connect Endpoint's maximum tunnel duration); zero when the
+	// transport sets no limit. Flows still open on it then are reset.
+	Expires time.Time
 }
 
 // conn is one SSH connection of the pool, from its dial to its close.
 // Fields other than id, extra and the atomics are guarded by the pool's mu.
 type conn struct {
-	id    int
-	extra bool // dialed by the pool for more room, not by serve
+	id       int
+	extra    bool // dialed by the pool for more room, not by serve
+	replaces int  // a successor's: the draining connection it takes new flows from
 
 	state   ConnState
 	since   time.Time
@@ -93,6 +101,9 @@ type conn struct {
 	idleSince  time.Duration // on the pool's clock: when its last flow closed, or it came up
 	bulkUntil  time.Duration // counts as bulk until then, after its last bulk flow
 	lastErr    string
+	expires    time.Time     // client.Expires(): when the transport ends it; zero: never
+	endAt      time.Duration // on the pool's clock: expires
+	drainAt    time.Duration // on the pool's clock: when it drains, if expires is set
 	pace       *pacer        // nil without Config.PaceBulk; set before its first flow
 	quietAt    time.Duration // when its last flow that was not bulk closed while it paced
 
@@ -144,7 +155,7 @@ func (c *conn) status(now time.Duration) ConnStatus {
 	st := ConnStatus{
 		ID: c.id, State: c.state, Since: c.since, Session: c.session,
 		FlowsOpen: len(c.flows), FlowsTotal: c.flowsTotal, LastError: c.lastErr,
-		BytesUp: c.bytesUp.Load(), BytesDown: c.bytesDown.Load(),
+		BytesUp: c.bytesUp.Load(), BytesDown: c.bytesDown.Load(), Expires: c.expires,
 	}
 	for f := range c.flows {
 		if f.isBulk.Load() {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -18,8 +19,26 @@ type farSide struct {
 	srv    *tunneltest.Server
 	signer ssh.Signer
 
-	mu  sync.Mutex
-	far []*tunneltest.Conn // the server's end of each connection, in dial order
+	mu      sync.Mutex
+	far     []*tunneltest.Conn // the server's end of each connection, in dial order
+	expires time.Duration      // if set, each connection's transport ends it this long after its dial (Expires)
+}
+
+// expiringConn is a transport conn that says when it ends, as an EC2
+// Instance Connect Endpoint's tunnel does.
+type expiringConn struct {
+	net.Conn
+	expires time.Time
+}
+
+func (c expiringConn) Expires() time.Time { return c.expires }
+
+// setExpires makes the connections dialed from now on expire d after
+// their dial; their far side ends them when the test says (drop).
+func (f *farSide) setExpires(d time.Duration) {
+	f.mu.Lock()
+	f.expires = d
+	f.mu.Unlock()
 }
 
 func newFarSide(t *testing.T) *farSide {
@@ -39,11 +58,15 @@ func (f *farSide) dial(ctx context.Context, hooks ConnHooks) (*tunnel.Client, er
 	f.srv.Serve(far)
 	f.mu.Lock()
 	f.far = append(f.far, far)
+	var transport net.Conn = near
+	if f.expires > 0 {
+		transport = expiringConn{near, time.Now().Add(f.expires)}
+	}
 	f.mu.Unlock()
 	return tunnel.Dial(ctx, tunnel.Config{
 		User:            "ec2-user",
 		Addr:            "bastion:22",
-		Transport:       func(context.Context) (net.Conn, error) { return near, nil },
+		Transport:       func(context.Context) (net.Conn, error) { return transport, nil },
 		HostKeyCallback: ssh.FixedHostKey(f.srv.HostKey()),
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(f.signer)},
 		KeepAliveActive: hooks.KeepAliveActive,

@@ -45,19 +45,28 @@ func (b *backoff) reset() { *b = backoff{} }
 func (p *pool) maintain() {
 	var ticker *time.Ticker
 	var tick <-chan time.Time
+	drain := time.NewTimer(time.Hour) // when the next connection drains (rollover.go)
+	drain.Stop()
 	defer func() {
 		if ticker != nil {
 			ticker.Stop()
 		}
+		drain.Stop()
 	}()
 	for {
 		select {
 		case <-p.kick:
 		case <-tick:
+		case <-drain.C:
 		case <-p.ctx.Done():
 			return
 		}
 		busy := p.upkeep()
+		if d, ok := p.nextDrain(); ok {
+			drain.Reset(d)
+		} else {
+			drain.Stop()
+		}
 		switch {
 		case busy && ticker == nil:
 			ticker = time.NewTicker(maintEvery)
@@ -103,14 +112,18 @@ func (p *pool) upkeep() (busy bool) {
 			c.pace.set(bulk > 0 && other, bulk)
 		}
 	}
+	events := p.rolloverLocked(now)
 	spare := p.cfg.spare && interactive
 	closed := p.closeIdleLocked(now, spare)
 	if spare && p.needSpareLocked(now) {
 		p.startDialLocked()
 	}
-	busy = flows > 0 || len(p.conns) > 1
+	busy = flows > 0 || len(p.conns) > 1 || p.anyDrainingLocked()
 	p.ticking = busy
 	p.mu.Unlock()
+	for _, ev := range events {
+		p.emit(ev)
+	}
 	for _, c := range closed {
 		p.emit(Event{Kind: EventConnClosedIdle, Conn: c.id})
 	}
@@ -154,7 +167,7 @@ func (p *pool) closeIdleLocked(now time.Duration, spare bool) (closed []*conn) {
 // connection without flows is up or being dialed, and one more is allowed.
 // p.mu is held.
 func (p *pool) needSpareLocked(now time.Duration) bool {
-	if !p.mayDialLocked(now) || len(p.conns) >= p.cfg.max {
+	if !p.mayDialLocked(now) || p.countedLocked() >= p.cfg.max {
 		return false
 	}
 	for _, c := range p.conns {

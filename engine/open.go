@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/vpcvpn/vpcvpn/tunnel"
@@ -101,9 +102,12 @@ func (p *pool) placeLocked(mine *conn, waited bool) (*conn, *conn) {
 			}
 		}
 	}
+	if len(up) == 0 && !slices.ContainsFunc(p.conns, func(c *conn) bool { return c.state == ConnDialing }) {
+		up = p.drainingLocked() // no successor on its way: better than none
+	}
 	v := placeView{
 		conns:  make([]connView, len(up)),
-		total:  len(p.conns),
+		total:  p.countedLocked(),
 		max:    p.cfg.max,
 		noDial: waited || !p.mayDialLocked(now),
 	}
@@ -259,7 +263,7 @@ func (p *pool) startDialLocked() *conn {
 		client, err := p.connect(ctx, c)
 		if err == nil {
 			if p.add(c, client, p.now()-began) {
-				p.emit(Event{Kind: EventConnOpened, Conn: c.id, Took: p.now() - began})
+				p.emit(Event{Kind: EventConnOpened, Conn: c.id, Took: p.now() - began, Replaces: c.replaces})
 			}
 			return
 		}

@@ -175,6 +175,7 @@ func (p *pool) add(c *conn, client *tunnel.Client, took time.Duration) bool {
 	c.session = client.TransportID()
 	c.flows = make(map[*flow]struct{})
 	c.idleSince = p.now()
+	p.limitLocked(c, took)
 	if p.cfg.pace {
 		c.pace = newPacer(client, p.log.With("conn", c.id))
 		c.pace.seed()
@@ -214,6 +215,7 @@ func (p *pool) watch(c *conn) {
 		p.mu.Unlock()
 		return
 	}
+	retired := c.state == ConnDraining // its transport's limit, foreseen
 	p.removeLocked(c)
 	flows := len(c.flows) + c.flowsCut // those whose relays ended already, and the rest
 	last := !slices.ContainsFunc(p.conns, (*conn).hasClient)
@@ -236,10 +238,15 @@ func (p *pool) watch(c *conn) {
 	if last {
 		p.gone <- c // never blocks: the next is added after serve took it
 	} else {
-		if p.lostOne != nil {
-			p.lostOne(c.client.Err())
+		switch {
+		case retired:
+			p.emit(Event{Kind: EventConnRetired, Conn: c.id, Err: c.client.Err(), Flows: flows})
+		default:
+			if p.lostOne != nil {
+				p.lostOne(c.client.Err())
+			}
+			p.emit(Event{Kind: EventConnLost, Conn: c.id, Err: c.client.Err(), Flows: flows})
 		}
-		p.emit(Event{Kind: EventConnLost, Conn: c.id, Err: c.client.Err(), Flows: flows})
 		if noneUp && p.resuming != nil { // those left are resuming
 			p.resuming(c.client.Err())
 		}

@@ -142,6 +142,16 @@ const (
 	// EventConnFailed: an extra connection's dial failed (Err); extra
 	// dials wait Took, or stop if Err is permanent.
 	EventConnFailed
+	// EventConnDraining: a connection (Conn) is Took from the end its
+	// transport sets (ConnStatus.Expires): it takes no new flows, and
+	// its Flows open flows carry on until then. A successor is dialed
+	// unless another connection takes new flows; it comes up as an
+	// EventConnOpened whose Replaces is Conn.
+	EventConnDraining
+	// EventConnRetired: a draining connection (Conn) ended: at its limit,
+	// with Flows of its flows reset, or closed by the pool without flows
+	// once another was up.
+	EventConnRetired
 )
 
 // Event is progress for the person: what happened, and why.
@@ -149,6 +159,9 @@ type Event struct {
 	Kind  EventKind
 	Conn  int           // the connection's ConnStatus.ID, for those about one
 	Err   error         // EventResuming, EventLost, EventLostIdle, EventRetry, EventConnLost
-	Took  time.Duration // EventReconnected, EventConnOpened; EventConnThrottled, EventConnFailed: the backoff
-	Flows int           // EventConnLost: flows reset with it
+	Took  time.Duration // EventReconnected, EventConnOpened; EventConnThrottled, EventConnFailed: the backoff; EventConnDraining: the time left
+	Flows int           // EventConnLost, EventConnRetired: flows reset with it; EventConnDraining: flows open on it
+	// Replaces is, for EventConnOpened, the draining connection whose new
+	// flows the opened one takes (its successor), or 0.
+	Replaces int
 }

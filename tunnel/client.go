@@ -224,6 +224,17 @@ func (c *Client) TransportID() string {
 	return ""
 }
 
+// Expires returns when the transport ends the connection at the latest,
+// whatever it carries (an EC2 Instance Connect Endpoint's tunnel lasts at
+// most its maximum duration), or the zero Time when it sets no limit. The
+// transport's conn says so by answering Expires() time.Time.
+func (c *Client) Expires() time.Time {
+	if e, ok := c.conn.Conn.(interface{ Expires() time.Time }); ok {
+		return e.Expires()
+	}
+	return time.Time{}
+}
+
 // Stats are counters of a Client, for status output.
 type Stats struct {
 	BytesIn      uint64 // bytes read from the transport, SSH framing included
