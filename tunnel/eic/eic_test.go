@@ -309,6 +309,14 @@ func TestRefused(t *testing.T) {
 			if !strings.Contains(err.Error(), "refused the tunnel to 10.0.1.5:22") {
 				t.Errorf("error %q does not say which tunnel was refused", err)
 			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("%T is not an *Error", err)
+			}
+			permanent, throttled := tt.kind == ErrAccessDenied || tt.kind == ErrNoEndpoint, tt.kind == ErrLimit
+			if e.Permanent() != permanent || e.Throttled() != throttled {
+				t.Errorf("Permanent %v, Throttled %v; want %v, %v", e.Permanent(), e.Throttled(), permanent, throttled)
+			}
 		})
 	}
 }

@@ -39,6 +39,15 @@ type Error struct {
 
 func (e *Error) Unwrap() error { return e.Kind }
 
+// Permanent reports whether opening the tunnel again is pointless without
+// a change by the user: the caller may not open it, or the endpoint does
+// not exist.
+func (e *Error) Permanent() bool { return e.Kind == ErrAccessDenied || e.Kind == ErrNoEndpoint }
+
+// Throttled reports whether the endpoint refused for its connection limit
+// or rate: a caller that can wait should back off longer.
+func (e *Error) Throttled() bool { return e.Kind == ErrLimit }
+
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "eic: endpoint %s", e.Endpoint)
