@@ -27,7 +27,8 @@ type Status struct {
 	State       string     `json:"state"` // connecting, connected, reconnecting, idle
 	Transport   string     `json:"transport"`
 	Bastion     string     `json:"bastion"`
-	Target      string     `json:"target,omitempty"` // --target as given, when a name or tag:KEY=VALUE
+	Target      string     `json:"target,omitempty"`   // --target as given, when a name or tag:KEY=VALUE
+	Endpoint    string     `json:"endpoint,omitempty"` // --via eice: the EC2 Instance Connect Endpoint's id
 	Interface   string     `json:"interface"`
 	Address     string     `json:"address"`
 	Routes      []string   `json:"routes"`
@@ -54,7 +55,7 @@ type Status struct {
 // ConnStatus is one SSM session (with --ssh, connection) in Status.
 type ConnStatus struct {
 	ID         int       `json:"id"`      // 1, 2, ... in the order they were opened
-	State      string    `json:"state"`   // dialing, up, resuming, closing
+	State      string    `json:"state"`   // dialing, up, resuming, draining, closing
 	Class      string    `json:"class"`   // bulk, interactive, idle
 	Session    string    `json:"session"` // the SSM session id; "" with --ssh
 	Since      time.Time `json:"since"`   // when it came up (or began dialing)
@@ -64,6 +65,11 @@ type ConnStatus struct {
 	BytesUp    uint64    `json:"bytes_up"`
 	BytesDown  uint64    `json:"bytes_down"`
 	LastError  string    `json:"last_error"`
+	// Expires is when the transport ends it whatever it carries (--via
+	// eice: the tunnel's maximum duration); absent when it sets no limit.
+	// Before then it drains: new connections go to its successor, and
+	// those still open on it are reset at Expires.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // DNSStatus is the split DNS part of Status.

@@ -14,11 +14,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+	ucli "github.com/urfave/cli/v3"
 
 	"github.com/vpcvpn/vpcvpn/tunnel/eic"
 )
@@ -97,6 +99,22 @@ func (f describeEndpointsPager) DescribeInstanceConnectEndpoints(ctx context.Con
 	return f(ctx, in, opts...)
 }
 
+// parseEICEMax checks --eice-max-duration.
+func (o *upOptions) parseEICEMax(cmd *ucli.Command) error {
+	if !cmd.IsSet("eice-max-duration") {
+		return nil
+	}
+	d := cmd.Duration("eice-max-duration")
+	switch {
+	case o.via != "eice":
+		return errors.New("--eice-max-duration needs --via eice")
+	case d < time.Second || d > eic.MaxDuration || d%time.Second != 0:
+		return fmt.Errorf("--eice-max-duration %v: give whole seconds from 1s to %v", d, eic.MaxDuration)
+	}
+	o.eiceMax = d
+	return nil
+}
+
 // viaAWS reports whether the transport runs over AWS's services, which
 // find the instance by --target.
 func (o *upOptions) viaAWS() bool { return o.via == "ssm" || o.via == "eice" }
@@ -136,7 +154,7 @@ func (d *dialer) eicePeer(ctx context.Context) (*peer, error) {
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsCfg}}
 	cfg := eic.Config{
 		EndpointID: ep.ID, DNSName: ep.DNSName, Region: awsCfg.Region, Credentials: awsCfg.Credentials,
-		PrivateIP: in.ip, RemotePort: uint16(port), HTTPClient: hc, UserAgent: "vpcvpn/" + Version, Logger: d.log,
+		PrivateIP: in.ip, RemotePort: uint16(port), MaxTunnelDuration: o.eiceMax, HTTPClient: hc, UserAgent: "vpcvpn/" + Version, Logger: d.log,
 	}
 	d.log.Debug("through an EC2 Instance Connect Endpoint", "endpoint", ep.ID, "subnet", ep.Subnet, "target", in.ip)
 	p.transport = func(ctx context.Context) (net.Conn, error) {
@@ -197,7 +215,9 @@ func (r *upRun) findEICE(ctx context.Context, cfg aws.Config) ([]netip.Addr, map
 		return nil, nil, err
 	}
 	r.progress("--via eice: EC2 Instance Connect Endpoint %s in %s", ep.ID, ep.Subnet)
+	r.found.Lock()
 	o.eiceID = ep.ID
+	r.found.Unlock()
 	addrs, names := resolveAWSEndpoints(ctx, []string{endpointHost(ep.DNSName)})
 	return addrs, names, nil
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -118,6 +119,7 @@ func TestUpEICEFlags(t *testing.T) {
 		name    string
 		args    []string
 		eiceID  string
+		eiceMax time.Duration
 		wantErr string
 	}{
 		{name: "the vpc's endpoint", args: []string{"--via", "eice", "--target", id}},
@@ -126,6 +128,11 @@ func TestUpEICEFlags(t *testing.T) {
 		{name: "eice-id with ssh", args: []string{"--ssh", "bastion", "--eice-id", "eice-0123"}, wantErr: "--eice-id applies to --via ssm only"},
 		{name: "reason", args: []string{"--via", "eice", "--target", id, "--reason", "x"}, wantErr: "--reason is recorded by SSM sessions only"},
 		{name: "no target", args: []string{"--via", "eice"}, wantErr: "needs the instance"},
+		{name: "max duration", args: []string{"--via", "eice", "--target", id, "--eice-max-duration", "30m"}, eiceMax: 30 * time.Minute},
+		{name: "max duration over an hour", args: []string{"--via", "eice", "--target", id, "--eice-max-duration", "2h"}, wantErr: "--eice-max-duration 2h0m0s: give whole seconds from 1s to 1h0m0s"},
+		{name: "max duration in part seconds", args: []string{"--via", "eice", "--target", id, "--eice-max-duration", "1.5s"}, wantErr: "give whole seconds"},
+		{name: "max duration with ssm", args: []string{"--target", id, "--eice-max-duration", "30m"}, wantErr: "--eice-max-duration needs --via eice"},
+		{name: "max duration with ssh", args: []string{"--ssh", "bastion", "--eice-max-duration", "30m"}, wantErr: "--eice-max-duration applies to --via ssm only"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o, err := parseUp(t, append([]string{"10.0.0.0/16"}, tt.args...)...)
@@ -138,8 +145,8 @@ func TestUpEICEFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if o.via != "eice" || o.eiceID != tt.eiceID || o.host != id || o.transportName() != "eice" || o.bastion() != "ec2-user@"+id {
-				t.Errorf("via %q eice-id %q host %q transport %q bastion %q", o.via, o.eiceID, o.host, o.transportName(), o.bastion())
+			if o.via != "eice" || o.eiceID != tt.eiceID || o.eiceMax != tt.eiceMax || o.host != id || o.transportName() != "eice" || o.bastion() != "ec2-user@"+id {
+				t.Errorf("via %q eice-id %q max %v host %q transport %q bastion %q", o.via, o.eiceID, o.eiceMax, o.host, o.transportName(), o.bastion())
 			}
 			if p, err := resolveBastion(t.Context(), o); err != nil || p != nil {
 				t.Errorf("resolveBastion = %v, %v; want nothing to protect", p, err)

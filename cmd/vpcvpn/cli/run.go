@@ -235,7 +235,21 @@ func (r *upRun) connEvent(ev engine.Event) {
 	case engine.EventConnLost:
 		r.log.Warn(fmt.Sprintf("%s lost; %d connection(s) through it reset, the others carry on", name, ev.Flows), "err", ev.Err)
 	case engine.EventConnOpened:
+		if ev.Replaces != 0 {
+			r.log.Info(fmt.Sprintf("%s opened to succeed #%d, which reaches its maximum duration soon; new connections go to #%d",
+				name, ev.Replaces, ev.Conn), "took", ev.Took.Round(time.Millisecond))
+			return
+		}
 		r.log.Debug(name+" opened", "took", ev.Took.Round(time.Millisecond))
+	case engine.EventConnDraining:
+		r.log.Debug(fmt.Sprintf("%s ends in %v (its maximum duration): it takes no new connections; the %d open on it are reset then",
+			name, ev.Took.Round(time.Second), ev.Flows))
+	case engine.EventConnRetired:
+		if ev.Flows == 0 {
+			r.log.Info(name + " closed before its maximum duration: no connection was open on it")
+			return
+		}
+		r.log.Info(fmt.Sprintf("%s ended at its maximum duration; %d connection(s) still open on it reset", name, ev.Flows), "err", ev.Err)
 	case engine.EventConnClosedIdle:
 		r.log.Debug(name + " closed: nothing used it")
 	case engine.EventConnThrottled:

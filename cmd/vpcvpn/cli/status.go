@@ -98,6 +98,9 @@ func (r *upRun) status() Status {
 	if !o.target.isID() && o.viaAWS() {
 		st.Target = o.target.String()
 	}
+	if o.via == "eice" {
+		st.Endpoint = o.eiceID
+	}
 	for _, p := range o.cidrs {
 		st.Routes = append(st.Routes, p.String())
 	}
@@ -125,7 +128,7 @@ func (r *upRun) status() Status {
 		st.Connections = append(st.Connections, ConnStatus{
 			ID: c.ID, State: c.State.String(), Class: c.Class.String(), Session: c.Session, Since: c.Since,
 			FlowsOpen: c.FlowsOpen, FlowsBulk: c.FlowsBulk, FlowsTotal: c.FlowsTotal,
-			BytesUp: c.BytesUp, BytesDown: c.BytesDown, LastError: c.LastError,
+			BytesUp: c.BytesUp, BytesDown: c.BytesDown, LastError: c.LastError, Expires: c.Expires,
 		})
 	}
 	return st
@@ -205,6 +208,9 @@ func printStatusAt(w io.Writer, st *Status, now time.Time) error {
 	if st.Address != "" {
 		fmt.Fprintf(w, "  interface  %s (%s)\n", st.Interface, st.Address)
 	}
+	if st.Endpoint != "" {
+		fmt.Fprintf(w, "  endpoint   %s (EC2 Instance Connect)\n", st.Endpoint)
+	}
 	fmt.Fprintf(w, "  routes     %s\n", strings.Join(st.Routes, ", "))
 	fmt.Fprintf(w, "  flows      %d open, %d total, %d failed\n", st.FlowsOpen, st.FlowsTotal, st.FlowsFailed)
 	fmt.Fprintf(w, "  traffic    %s up, %s down\n", formatBytes(st.BytesUp), formatBytes(st.BytesDown))
@@ -251,9 +257,36 @@ func printSessions(w io.Writer, st *Status, now time.Time) {
 	}
 	fmt.Fprintln(w, line)
 	for _, c := range st.Connections {
-		fmt.Fprintf(w, "    #%-3d%-11s%-13s%-18s%10s up %10s down  %s\n", c.ID, c.State, c.Class, flowsText(c),
-			formatBytes(c.BytesUp), formatBytes(c.BytesDown), now.Sub(c.Since).Round(time.Second))
+		fmt.Fprintf(w, "    #%-3d%-11s%-13s%-18s%10s up %10s down  %s%s\n", c.ID, c.State, c.Class, flowsText(c),
+			formatBytes(c.BytesUp), formatBytes(c.BytesDown), now.Sub(c.Since).Round(time.Second), expiryText(c, now))
 	}
+}
+
+// expiryText says when the transport ends a connection, if it does:
+// "  expires in 52m", or for a draining one what becomes of its flows.
+func expiryText(c ConnStatus, now time.Time) string {
+	if c.Expires.IsZero() {
+		return ""
+	}
+	left := max(c.Expires.Sub(now), 0).Round(time.Second)
+	if c.State != "draining" {
+		return "  expires in " + shortDuration(left)
+	}
+	if c.FlowsOpen == 0 {
+		return "  ends in " + shortDuration(left) + "; new connections go to its successor"
+	}
+	return fmt.Sprintf("  ends in %s; new connections go to its successor, the %s on it are reset then",
+		shortDuration(left), flowsText(c))
+}
+
+// shortDuration is d to the minute from ten minutes on, "52m", "1h0m",
+// and to the second below.
+func shortDuration(d time.Duration) string {
+	if d < 10*time.Minute {
+		return d.Round(time.Second).String()
+	}
+	s := d.Round(time.Minute).String()
+	return strings.TrimSuffix(s, "0s")
 }
 
 // flowsText says what flows a session carries: "no flows", "5 flows",

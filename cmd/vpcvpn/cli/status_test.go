@@ -115,3 +115,46 @@ func TestStatusFlowLog(t *testing.T) {
 		t.Errorf("flow_log %v, flow_log_dropped %v", m["flow_log"], m["flow_log_dropped"])
 	}
 }
+
+// TestStatusEICE: over an EC2 Instance Connect Endpoint, status names the
+// endpoint and when each connection expires; a draining one says what
+// becomes of its flows, in text and in --json.
+func TestStatusEICE(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	st := fixedStatus(now)
+	st.Transport, st.Endpoint, st.DialBackoffSeconds = "eice", "eice-0a1b2c3d4e5f60718", 0
+	st.Connections = []ConnStatus{
+		{ID: 1, State: "draining", Class: "interactive", Since: now.Add(-57 * time.Minute), FlowsOpen: 2,
+			FlowsTotal: 40, BytesUp: 2_100_000, BytesDown: 14_000_000, Expires: now.Add(150 * time.Second)},
+		{ID: 2, State: "up", Class: "idle", Since: now.Add(-30 * time.Second), Expires: now.Add(59*time.Minute + 31*time.Second)},
+	}
+	var out bytes.Buffer
+	printStatusAt(&out, st, now)
+	for _, want := range []string{
+		"\n  endpoint   eice-0a1b2c3d4e5f60718 (EC2 Instance Connect)\n",
+		"\n    #1  draining   interactive  2 flows               2.1 MB up    14.0 MB down  57m0s  ends in 2m30s; new connections go to its successor, the 2 flows on it are reset then\n",
+		"\n    #2  up         idle         no flows                 0 B up        0 B down  30s  expires in 1h0m\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Endpoint    string           `json:"endpoint"`
+		Connections []map[string]any `json:"connections"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Endpoint != "eice-0a1b2c3d4e5f60718" || m.Connections[0]["state"] != "draining" ||
+		m.Connections[0]["expires"] != "2026-12-06T10:02:30Z" {
+		t.Errorf("json: endpoint %q, connections %v", m.Endpoint, m.Connections)
+	}
+	if b, _ := json.Marshal(fixedStatus(now).Connections[0]); strings.Contains(string(b), "expires") {
+		t.Errorf("a connection without a limit has expires: %s", b)
+	}
+}

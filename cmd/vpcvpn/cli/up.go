@@ -49,6 +49,7 @@ type upOptions struct {
 	userSet  bool       // --user given, not chosen by the instance's platform
 
 	eiceID    string         // --via eice: --eice-id, or "" for the VPC's endpoint
+	eiceMax   time.Duration  // --via eice: --eice-max-duration, the tunnels' maxTunnelDuration; 0: the service's hour
 	ephemeral *ephemeralSpec // --ephemeral: the bastion to launch; nil without
 }
 
@@ -83,6 +84,7 @@ func upCommand() *ucli.Command {
 		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "via", Value: "ssm", Usage: "transport to the bastion: ssm (native Session Manager, the default), eice (an EC2 Instance Connect Endpoint in the instance's VPC) or ssh (implied by --ssh)"},
 			&ucli.StringFlag{Name: "eice-id", Usage: "--via eice: the EC2 Instance Connect Endpoint `ID` (default: the one in the instance's VPC, preferring its subnet)"},
+			&ucli.DurationFlag{Name: "eice-max-duration", Usage: "--via eice: ask the endpoint for tunnels of at most `D` (maxTunnelDuration, whole seconds up to 1h; default 1h): needed when an IAM condition on ec2-instance-connect:maxTunnelDuration allows less. Each connection is replaced before it ends; connections still open on the old one are reset then"},
 			&ucli.StringFlag{Name: "target", Usage: "--via ssm: the bastion `TARGET`: its instance id (i-...), its Name tag or tag:KEY=VALUE (see vpcvpn targets)"},
 			&ucli.BoolFlag{Name: "auto-nets", Aliases: []string{"N"}, Usage: "--via ssm: route the bastion's VPC: its CIDR blocks and the ranges its route table sends to peering connections and transit gateways (besides any CIDRs given)"},
 			&ucli.StringFlag{Name: "user", Usage: "--via ssm: SSH `USER` on the instance (default " + defaultSSHUser + ")"},
@@ -248,7 +250,7 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 		if cmd.IsSet("auto-nets") {
 			return errors.New("-N looks the bastion's VPC up in EC2, so it needs --target; with --ssh give the ranges as CIDRs")
 		}
-		for _, f := range []string{"user", "ssh-port", "profile", "region", "strict-host-key", "reason", "eice-id"} {
+		for _, f := range []string{"user", "ssh-port", "profile", "region", "strict-host-key", "reason", "eice-id", "eice-max-duration"} {
 			if cmd.IsSet(f) {
 				return fmt.Errorf("--%s applies to --via ssm only; with --ssh give [USER@]HOST[:PORT]", f)
 			}
@@ -260,6 +262,9 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 		}
 		if o.eiceID = cmd.String("eice-id"); o.eiceID != "" && o.via != "eice" {
 			return errors.New("--eice-id needs --via eice")
+		}
+		if err := o.parseEICEMax(cmd); err != nil {
+			return err
 		}
 		if dest != "" {
 			return errors.New("--ssh cannot be combined with --via ssm: give the instance with --target")
