@@ -72,19 +72,29 @@ func run(ctx context.Context, cfg config) (err error) {
 	return rep.missed()
 }
 
-// setUp gets the emulator if the ssm path is measured, and builds the
-// main table's lab if one of its paths is.
+// setUp gets the emulator if a path needs it, and builds the main table's
+// lab if one of its paths is measured: with the emulated AWS side when the
+// eice path is, which then serves the EC2 API and the endpoint, and nothing
+// else (awsemu's built-in agent, idle: no path of the main table uses SSM).
 func (b *bench) setUp(ctx context.Context) error {
-	if slices.Contains(b.cfg.paths, ssmID) || slices.Contains(b.cfg.paths, wegoID) {
-		if err := b.getAWSEmu(ctx); err != nil {
+	agent := slices.Contains(b.cfg.paths, ssmID) || slices.Contains(b.cfg.paths, wegoID)
+	eice := slices.Contains(b.cfg.paths, eiceID)
+	if agent || eice {
+		if err := b.getAWSEmu(ctx, agent); err != nil {
 			return err
 		}
 	}
 	if !b.cfg.tcpPaths() {
 		return nil
 	}
-	progress("building the lab")
-	l, err := lab.New(ctx, lab.Options{Prefix: labPrefix})
+	opts := lab.Options{Prefix: labPrefix}
+	if eice {
+		progress("building the lab, with the emulated AWS side for the eice path")
+		opts.AWS = &lab.AWSOptions{Emulator: b.awsemu, Agent: lab.AgentBuiltin}
+	} else {
+		progress("building the lab")
+	}
+	l, err := lab.New(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -163,31 +173,23 @@ func groupPaths(ids []string) [][]path {
 // measurePaths opens every path of ps, then runs each metric once on each
 // path in turn (runs outermost, so slow drift spreads over all metrics and
 // paths), cfg.runs times, and closes them again. A path that fails to open
-// gets its error and no figures.
+// gets its error and no figures. Paths routing the VPC through the
+// laptop's TUN exclude each other: when ps has several, each is opened for
+// its turn of a run and closed after it (its first flows then meet a fresh
+// tunnel; the figures are of 5 s runs, which a start does not move).
 func (b *bench) measurePaths(ctx context.Context, ps []path) []*pathResult {
-	type open struct {
-		res   *pathResult
-		ep    endpoint
-		close func() error
-	}
-	var opened []open
+	turns := newTurns(ps)
 	var results []*pathResult
-	for _, p := range ps {
-		res := newPathResult(p)
-		results = append(results, res)
-		progress("%s: setting up", p.id)
-		ep, closePath, err := p.open(ctx, b)
-		if err != nil {
-			res.Error = fmt.Sprintf("set up: %v", err)
-			progress("%s: %s", p.id, res.Error)
-			continue
+	for _, t := range turns {
+		results = append(results, t.res)
+		if !t.perTurn {
+			t.setUp(ctx, b)
 		}
-		opened = append(opened, open{res, ep, closePath})
 	}
-	if len(opened) > 0 {
-		waitQuiet(ctx, opened[0].res)
-		for _, o := range opened[1:] {
-			o.res.BusyBefore = opened[0].res.BusyBefore
+	if len(turns) > 0 {
+		waitQuiet(ctx, turns[0].res)
+		for _, t := range turns[1:] {
+			t.res.BusyBefore = turns[0].res.BusyBefore
 		}
 	}
 	runs := b.cfg.runs
@@ -197,24 +199,89 @@ func (b *bench) measurePaths(ctx context.Context, ps []path) []*pathResult {
 		}
 	}
 	for run := 1; run <= runs && ctx.Err() == nil; run++ {
-		for _, o := range opened {
-			for _, m := range o.res.path.metrics() {
-				v, err := b.measureOnce(ctx, o.ep, m)
-				if ctx.Err() != nil {
-					break
-				}
-				o.res.add(m, v, err)
-				progress("%s run %d/%d: %s", o.res.ID, run, runs, m.show(v, err))
-			}
+		for _, t := range turns {
+			b.measureTurn(ctx, t, run, runs)
 		}
 	}
-	for i := len(opened) - 1; i >= 0; i-- {
-		if err := opened[i].close(); err != nil {
-			opened[i].res.Error = fmt.Sprintf("tear down: %v", err)
-			progress("%s: %s", opened[i].res.ID, opened[i].res.Error)
-		}
+	for i := len(turns) - 1; i >= 0; i-- {
+		turns[i].tearDown()
 	}
 	return results
+}
+
+// pathTurn is one path of a group being measured.
+type pathTurn struct {
+	path    path
+	res     *pathResult
+	perTurn bool         // opened for each turn, closed after it
+	ep      endpoint     // while open
+	close   func() error // while open; nil otherwise
+	failed  bool         // set up failed: no more turns
+}
+
+// newTurns returns a turn for each path of ps, perTurn for those of
+// several that route the VPC through the laptop's TUN.
+func newTurns(ps []path) []*pathTurn {
+	tuns := 0
+	for _, p := range ps {
+		if p.tun {
+			tuns++
+		}
+	}
+	turns := make([]*pathTurn, len(ps))
+	for i, p := range ps {
+		turns[i] = &pathTurn{path: p, res: newPathResult(p), perTurn: p.tun && tuns > 1}
+	}
+	return turns
+}
+
+// setUp opens t's path; a failure is t's error, and ends its turns.
+func (t *pathTurn) setUp(ctx context.Context, b *bench) bool {
+	progress("%s: setting up", t.path.id)
+	ep, closePath, err := t.path.open(ctx, b)
+	if err != nil {
+		t.failed = true
+		t.res.Error = fmt.Sprintf("set up: %v", err)
+		progress("%s: %s", t.path.id, t.res.Error)
+		return false
+	}
+	t.ep, t.close = ep, closePath
+	return true
+}
+
+// tearDown closes t's path if it is open.
+func (t *pathTurn) tearDown() {
+	if t.close == nil {
+		return
+	}
+	err := t.close()
+	t.close = nil
+	if err != nil {
+		t.res.Error = fmt.Sprintf("tear down: %v", err)
+		progress("%s: %s", t.res.ID, t.res.Error)
+	}
+}
+
+// measureTurn runs each metric of t's path once, opening and closing it
+// around them if it is opened per turn.
+func (b *bench) measureTurn(ctx context.Context, t *pathTurn, run, runs int) {
+	if t.failed || ctx.Err() != nil {
+		return
+	}
+	if t.perTurn {
+		if !t.setUp(ctx, b) {
+			return
+		}
+		defer t.tearDown()
+	}
+	for _, m := range t.path.metrics() {
+		v, err := b.measureOnce(ctx, t.ep, m)
+		if ctx.Err() != nil {
+			return
+		}
+		t.res.add(m, v, err)
+		progress("%s run %d/%d: %s", t.res.ID, run, runs, m.show(v, err))
+	}
 }
 
 // measureOnce runs m, and once more after a failure: a wedged iperf3 server

@@ -126,7 +126,9 @@ func checkMachine(cfg *config) error {
 	if err := checkTools(cfg); err != nil {
 		return err
 	}
-	if slices.ContainsFunc(cfg.paths, func(id string) bool { return id == "vpcvpn" || id == ssmID || id == loadID || id == wegoID }) {
+	if slices.ContainsFunc(cfg.paths, func(id string) bool {
+		return id == "vpcvpn" || id == eiceID || id == ssmID || id == loadID || id == wegoID
+	}) {
 		if err := absFile(&cfg.bin, "vpcvpn binary", "build it with make build, or pass -vpcvpn"); err != nil {
 			return err
 		}
@@ -142,7 +144,7 @@ func checkMachine(cfg *config) error {
 func checkTools(cfg *config) error {
 	var tools []string
 	if cfg.tcpPaths() {
-		tools = append(tools, "iperf3", "pgbench")
+		tools = append(tools, "iperf3", "pgbench", "psql")
 	}
 	if slices.Contains(cfg.paths, "sshuttle") {
 		tools = append(tools, "sshuttle", "iptables")

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -91,7 +92,7 @@ func TestParseOnly(t *testing.T) {
 		{"table order", "vpcvpn, SSH-L", "ssh-l,vpcvpn"},
 		{"ssm alone", "ssm", "ssm"},
 		{"ssm last", "ssm,direct", "direct,ssm"},
-		{"default", "", "direct,ssh-l,sshuttle,sshfwd,vpcvpn,ssm,load,wego"},
+		{"default", "", "direct,ssh-l,sshuttle,sshfwd,vpcvpn,eice,ssm,load,wego"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,7 +108,7 @@ func TestParseOnly(t *testing.T) {
 }
 
 func TestTCPPaths(t *testing.T) {
-	for only, want := range map[string]bool{"ssm": false, "ssm,vpcvpn": true, "": true, "load": false, "load,ssm": false} {
+	for only, want := range map[string]bool{"ssm": false, "ssm,vpcvpn": true, "": true, "load": false, "load,ssm": false, "eice": true} {
 		paths, _ := parseOnly(only)
 		if got := (config{paths: paths}).tcpPaths(); got != want {
 			t.Errorf("-only %q: tcpPaths() = %v, want %v", only, got, want)
@@ -139,11 +140,93 @@ func TestReportTargets(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	printReport(&buf, r)
-	if !strings.Contains(buf.String(), "| vpcvpn | 2.70 | - | - | - | 0.90x |") {
+	if !strings.Contains(buf.String(), "| vpcvpn | 2.70 | - | - | - | - | 0.90x |") {
 		t.Errorf("table lacks vpcvpn's row:\n%s", buf.String())
 	}
 	if strings.Contains(buf.String(), "Over SSM") {
 		t.Errorf("report has an SSM table with no SSM path:\n%s", buf.String())
+	}
+	if strings.Contains(buf.String(), "eice") {
+		t.Errorf("report speaks of the eice path, not measured:\n%s", buf.String())
+	}
+}
+
+// TestReportEICE: the eice path is a row of the main table with its ratios
+// to ssh -L, and a line under it compares it with vpcvpn over --ssh,
+// select 1's ratio being of times.
+func TestReportEICE(t *testing.T) {
+	r := &report{Runs: 3, Seconds: 5}
+	for id, v := range map[string][5]float64{
+		"ssh-l":  {3, 2.5, 3000, 12000, 20},
+		"vpcvpn": {2.8, 2.4, 2700, 10000, 22},
+		eiceID:   {1.4, 1.2, 2430, 8000, 33},
+	} {
+		p := newPathResult(pathByID(id))
+		for i, m := range tcpMetrics {
+			p.add(m, v[i], nil)
+		}
+		r.Paths = append(r.Paths, p)
+	}
+	r.finish(time.Minute)
+	var buf bytes.Buffer
+	printReport(&buf, r)
+	out := buf.String()
+	for _, s := range []string{
+		"| path | up Gbit/s | down Gbit/s | pgbench 1 client tps | 16 clients tps | psql select 1 ms | up vs ssh -L |",
+		"| vpcvpn --via eice (emulated endpoint) | 1.40 | 1.20 | 2430 | 8000 | 33.0 | 0.47x | 0.48x | 0.81x | 0.67x | 1.65x |",
+		"vpcvpn --via eice vs vpcvpn --ssh: up 0.50x, down 0.50x, 1 client 0.90x, 16 clients 0.80x, psql select 1 1.50x\n",
+		"the figures show\nvpcvpn's overhead and the emulator's, not AWS's endpoint",
+	} {
+		if !strings.Contains(out, s) {
+			t.Errorf("report lacks %q:\n%s", s, out)
+		}
+	}
+	for _, tg := range r.Targets {
+		if strings.Contains(tg.Name, "eice") {
+			t.Errorf("target %q: the emulated endpoint's figures have no target", tg.Name)
+		}
+	}
+}
+
+// TestTurns: the eice path is measured in turns with the main table's
+// others; of the paths routing the VPC through the laptop's TUN, several
+// are each opened for their turn, one alone stays open.
+func TestTurns(t *testing.T) {
+	groups := groupPaths([]string{"direct", "ssh-l", "sshuttle", "vpcvpn", eiceID, ssmID})
+	var ids [][]string
+	for _, g := range groups {
+		var gids []string
+		for _, p := range g {
+			gids = append(gids, p.id)
+		}
+		ids = append(ids, gids)
+	}
+	if got, want := fmt.Sprint(ids), "[[direct ssh-l vpcvpn eice] [sshuttle] [ssm]]"; got != want {
+		t.Fatalf("groups %s, want %s", got, want)
+	}
+	tests := []struct {
+		name, ids, perTurn string
+	}{
+		{"both tunnels", "ssh-l,vpcvpn,eice", "vpcvpn,eice"},
+		{"vpcvpn alone", "direct,ssh-l,vpcvpn", ""},
+		{"eice alone", "ssh-l,eice", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ps []path
+			for _, id := range strings.Split(tt.ids, ",") {
+				ps = append(ps, pathByID(id))
+			}
+			var per []string
+			for _, tn := range newTurns(ps) {
+				if tn.perTurn {
+					per = append(per, tn.path.id)
+				}
+			}
+			if got := strings.Join(per, ","); got != tt.perTurn {
+				t.Errorf("opened per turn: %q, want %q", got, tt.perTurn)
+			}
+		})
 	}
 }
 

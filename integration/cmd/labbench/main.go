@@ -4,13 +4,15 @@
 // labs of network namespaces (package lab), and prints Markdown tables:
 //
 //	sudo make bench
-//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn,ssm,load,wego] [-json out.json] [-awsemu BIN] [-vpcvpn-args ARGS] [-sessions-sweep 1,2,4]
+//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn,eice,ssm,load,wego] [-json out.json] [-awsemu BIN] [-vpcvpn-args ARGS] [-sessions-sweep 1,2,4]
 //
 // Each path of the main table carries the same clients from the laptop
-// namespace to the VPC host: iperf3 up and down (-R) for bulk TCP, and
-// pgbench -S with 1 and 16 clients. The paths are set up together and take
-// turns, run by run (never two measured at once), so that a machine whose
-// speed drifts shifts them all alike; sshuttle, whose redirect would capture
+// namespace to the VPC host: iperf3 up and down (-R) for bulk TCP,
+// pgbench -S with 1 and 16 clients, and the time of a whole `psql -c
+// 'select 1'`. The paths are set up together and take turns, run by run
+// (never two measured at once), so that a machine whose speed drifts shifts
+// them all alike; the two vpcvpn paths, which route the same range, are
+// each started for their turn; sshuttle, whose redirect would capture
 // vpcvpn's flows, is measured alone after them:
 //
 //	direct    the bastion namespace straight to the VPC host: the ceiling
@@ -18,7 +20,12 @@
 //	sshuttle  sshuttle over ssh, nat method
 //	sshfwd    a bare port forwarder on package tunnel (x/crypto/ssh, no
 //	          netstack): labbench itself, re-run as `labbench sshfwd`
-//	vpcvpn    vpcvpn up, routing the VPC through its TUN and netstack
+//	vpcvpn    vpcvpn up --ssh, routing the VPC through its TUN and netstack
+//	eice      vpcvpn up --target i-... --via eice: the same sshd through a
+//	          tunnel of the emulated EC2 Instance Connect Endpoint (awsemu
+//	          in the bastion, which the lab then runs), with a key pushed
+//	          by SendSSHPublicKey: vpcvpn's and the emulator's overhead,
+//	          not AWS's endpoint
 //
 // The ssm path has a table of its own, in MB/s and milliseconds, and a lab
 // of its own with the emulated AWS service (awsemu, built with go unless

@@ -43,6 +43,9 @@ var tcpMetrics = []metric{
 	{"pgbench_16_tps", "16 clients tps", "tps", false, func(ctx context.Context, b *bench, ep endpoint) (float64, error) {
 		return b.pgbench(ctx, ep, 16, 2)
 	}},
+	{"select1_ms", "psql select 1 ms", "ms", false, func(ctx context.Context, b *bench, ep endpoint) (float64, error) {
+		return b.selectOne(ctx, ep)
+	}},
 }
 
 // show formats one measurement for progress lines.
@@ -87,6 +90,35 @@ func (b *bench) pgbench(ctx context.Context, ep endpoint, clients, threads int) 
 		return 0, err
 	}
 	return parsePgbenchTPS(out)
+}
+
+// select1Runs is how many psql runs one select-1 measurement times; it
+// reports their median.
+const select1Runs = 11
+
+// selectOne runs `psql -c 'select 1'` from ep select1Runs times, one after
+// another, and returns the median time of a whole run in milliseconds:
+// psql's start, a new connection through the path with PostgreSQL's
+// startup and authentication, the query, the exit.
+func (b *bench) selectOne(ctx context.Context, ep endpoint) (float64, error) {
+	host, port, _ := net.SplitHostPort(ep.pgAddr)
+	var ms []float64
+	for range select1Runs {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		began := time.Now()
+		out, err := runIn(rctx, ep.ns, "env", "PGCONNECT_TIMEOUT=5", "psql", "-X", "-A", "-t",
+			"-h", host, "-p", port, "-U", "postgres", "-d", lab.Database, "-c", "select 1")
+		d := time.Since(began)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		if strings.TrimSpace(out) != "1" {
+			return 0, fmt.Errorf("psql select 1 printed %q", out)
+		}
+		ms = append(ms, float64(d)/float64(time.Millisecond))
+	}
+	return median(ms), nil
 }
 
 func (b *bench) seconds() string { return strconv.Itoa(int(b.cfg.duration / time.Second)) }

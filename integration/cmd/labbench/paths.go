@@ -34,6 +34,9 @@ type path struct {
 	// of their own and have tables of their own: ssm with the emulated AWS
 	// side and ssmMetrics, load with loadMetrics (load.go).
 	table tableKind
+	// tun marks a path that routes the VPC range through a TUN device in
+	// the laptop: two such paths cannot be open at once (measurePaths).
+	tun bool
 }
 
 // tableKind names a table of the report.
@@ -70,16 +73,20 @@ const (
 // vpcvpnIf is the tunnel interface vpcvpn creates in the laptop namespace.
 const vpcvpnIf = "vpcvpn0"
 
+// eiceID is the path over the emulated EC2 Instance Connect Endpoint.
+const eiceID = "eice"
+
 // paths in table order. ssh-l must stay: the ratio columns compare with it.
 var paths = []path{
-	{"direct", "direct (no tunnel)", openDirect, tcpTable},
-	{"ssh-l", "ssh -L (OpenSSH)", openSSHL, tcpTable},
-	{"sshuttle", "sshuttle", openSSHuttle, tcpTable},
-	{"sshfwd", "x/crypto/ssh forwarder", openSSHFwd, tcpTable},
-	{"vpcvpn", "vpcvpn", openVPCVPN, tcpTable},
-	{ssmID, "vpcvpn over SSM", openSSM, ssmTable},
-	{loadID, "load: vpcvpn and ssh -L", openLoad, loadTable},
-	{wegoID, "vpcvpn and the Wego chain over SSM", openWego, wegoTable},
+	{"direct", "direct (no tunnel)", openDirect, tcpTable, false},
+	{"ssh-l", "ssh -L (OpenSSH)", openSSHL, tcpTable, false},
+	{"sshuttle", "sshuttle", openSSHuttle, tcpTable, false},
+	{"sshfwd", "x/crypto/ssh forwarder", openSSHFwd, tcpTable, false},
+	{"vpcvpn", "vpcvpn", openVPCVPN, tcpTable, true},
+	{eiceID, "vpcvpn --via eice (emulated endpoint)", openEICE, tcpTable, true},
+	{ssmID, "vpcvpn over SSM", openSSM, ssmTable, false},
+	{loadID, "load: vpcvpn and ssh -L", openLoad, loadTable, false},
+	{wegoID, "vpcvpn and the Wego chain over SSM", openWego, wegoTable, false},
 }
 
 // maxRuns caps the runs of p (0: -runs): the wego path's take most of a
@@ -148,15 +155,31 @@ func openSSHuttle(ctx context.Context, b *bench) (endpoint, func() error, error)
 	return vpcEndpoint(b.lab.Laptop), func() error { return stopAfter(nil, p) }, nil
 }
 
-// openVPCVPN routes the VPC through `vpcvpn up`.
+// openVPCVPN routes the VPC through `vpcvpn up --ssh` to the bastion's
+// sshd.
 func openVPCVPN(ctx context.Context, b *bench) (endpoint, func() error, error) {
+	return startVPCVPN(ctx, b, func(v *lab.VPCVPN) []string { return v.UpArgs(vpcvpnIf) })
+}
+
+// openEICE routes the VPC through `vpcvpn up --target i-... --via eice`:
+// SSH to the same sshd through a tunnel of the emulated EC2 Instance
+// Connect Endpoint (awsemu, in the bastion namespace, relaying each
+// tunnel's WebSocket to port 22), with a key pushed by SendSSHPublicKey.
+// The endpoint is the emulator's, so the figures show what vpcvpn and the
+// WebSocket framing cost, not what AWS's endpoint does.
+func openEICE(ctx context.Context, b *bench) (endpoint, func() error, error) {
+	return startVPCVPN(ctx, b, func(v *lab.VPCVPN) []string { return append(v.UpArgsSSM(vpcvpnIf), "--via", "eice") })
+}
+
+// startVPCVPN starts `vpcvpn up` with args(v) in the laptop, within 30 s.
+func startVPCVPN(ctx context.Context, b *bench, args func(v *lab.VPCVPN) []string) (endpoint, func() error, error) {
 	v, err := b.lab.VPCVPN(b.cfg.bin)
 	if err != nil {
 		return endpoint{}, nil, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	in, err := v.Start(sctx, v.UpArgs(vpcvpnIf)...)
+	in, err := v.Start(sctx, args(v)...)
 	if err != nil {
 		return endpoint{}, nil, err
 	}

@@ -332,20 +332,23 @@ func megabytesPerSecond(n int64, d time.Duration) float64 {
 }
 
 // getAWSEmu sets b.awsemu: -awsemu, or the emulator built into a temporary
-// directory that close removes; and b.agent.
-func (b *bench) getAWSEmu(ctx context.Context) error {
+// directory that close removes; and, if agent, b.agent.
+func (b *bench) getAWSEmu(ctx context.Context, agent bool) error {
 	if b.cfg.awsemu != "" {
 		b.awsemu = b.cfg.awsemu
-		return b.getAgent(ctx)
+	} else {
+		dir, err := os.MkdirTemp("", "labbench-awsemu-")
+		if err != nil {
+			return fmt.Errorf("build awsemu: %w", err)
+		}
+		b.tmpDir = dir
+		progress("building awsemu, the AWS emulator")
+		if b.awsemu, err = lab.BuildEmulator(ctx, dir); err != nil {
+			return fmt.Errorf("%w (or pass -awsemu)", err)
+		}
 	}
-	dir, err := os.MkdirTemp("", "labbench-awsemu-")
-	if err != nil {
-		return fmt.Errorf("build awsemu: %w", err)
-	}
-	b.tmpDir = dir
-	progress("building awsemu, the AWS emulator")
-	if b.awsemu, err = lab.BuildEmulator(ctx, dir); err != nil {
-		return fmt.Errorf("%w (or pass -awsemu)", err)
+	if !agent {
+		return nil
 	}
 	return b.getAgent(ctx)
 }

@@ -68,9 +68,20 @@ func printTCPTable(w io.Writer, r *report, ps []*pathResult) {
 	for _, p := range ps {
 		fmt.Fprintf(w, "| %s |\n", strings.Join(r.row(p), " | "))
 	}
-	fmt.Fprintf(w, "\n%s\n", r.versusSSHuttle())
-	fmt.Fprintf(w, "\nMedians of %d run(s) of %d s each (iperf3: receiver's rate; pgbench -S; 16 clients with -j 2).\n",
-		r.Runs, r.Seconds)
+	fmt.Fprintf(w, "\n%s\n", r.versus("vpcvpn", "sshuttle", "vpcvpn vs sshuttle", " (target: >= 10x bulk throughput)"))
+	eice := r.has(eiceID)
+	if eice {
+		fmt.Fprintf(w, "\n%s\n", r.versus(eiceID, "vpcvpn", "vpcvpn --via eice vs vpcvpn --ssh", ""))
+	}
+	fmt.Fprintf(w, "\nMedians of %d run(s) of %d s each (iperf3: receiver's rate; pgbench -S; 16 clients with -j 2;\n"+
+		"psql select 1: the median of %d whole psql runs, each a new connection; lower is faster, in its\n"+
+		"ratios too).\n", r.Runs, r.Seconds, select1Runs)
+	if eice {
+		fmt.Fprintf(w, "vpcvpn --via eice: SSH to the same sshd through a tunnel of the emulated EC2 Instance Connect\n"+
+			"Endpoint (awsemu, in the bastion, relaying the tunnel's WebSocket to port 22): the figures show\n"+
+			"vpcvpn's overhead and the emulator's, not AWS's endpoint. The two vpcvpn paths take turns, each\n"+
+			"started for its turn.\n")
+	}
 }
 
 // printSSMTable writes the SSM path's table, in MB/s and milliseconds:
@@ -134,19 +145,29 @@ func (r *report) cell(p *pathResult, m metric) string {
 	return formatValue(m, *s.Median)
 }
 
-// versusSSHuttle is the line under the table: vpcvpn's medians over
-// sshuttle's.
-func (r *report) versusSSHuttle() string {
+// versus is a line under the table: path's medians over base's, named
+// name, with note after them.
+func (r *report) versus(path, base, name, note string) string {
 	var parts []string
 	for _, m := range tcpMetrics {
-		if q, ok := r.ratio("vpcvpn", "sshuttle", m.key); ok {
+		if q, ok := r.ratio(path, base, m.key); ok {
 			parts = append(parts, shortTitle(m)+" "+formatRatio(q))
 		}
 	}
 	if parts == nil {
-		return "vpcvpn vs sshuttle: not measured"
+		return name + ": not measured"
 	}
-	return "vpcvpn vs sshuttle: " + strings.Join(parts, ", ") + " (target: >= 10x bulk throughput)"
+	return name + ": " + strings.Join(parts, ", ") + note
+}
+
+// has reports whether the path id was measured.
+func (r *report) has(id string) bool {
+	for _, p := range r.Paths {
+		if p.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 func printErrors(w io.Writer, r *report) {
