@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -164,5 +165,65 @@ func TestEndpointHost(t *testing.T) {
 		if got := endpointHost(in); got != want {
 			t.Errorf("endpointHost(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestResolveTargetEICE: over an EC2 Instance Connect Endpoint a name
+// resolves to a running instance with a private IPv4 address whatever its
+// SSM agent (offline, or none), and without ssm:DescribeInstanceInformation;
+// a stopped one, or one without a private address, is refused naming why.
+func TestResolveTargetEICE(t *testing.T) {
+	withIP := func(i ec2types.Instance, ip string) ec2types.Instance {
+		i.PrivateIpAddress = aws.String(ip)
+		return i
+	}
+	account := func() *fakeAWS {
+		f := labAccount()
+		for i := range f.instances {
+			f.instances[i] = withIP(f.instances[i], fmt.Sprintf("10.0.1.%d", 10+i))
+		}
+		f.instances = append(f.instances, ec2Instance("i-00000000000000010", "running", "vpc-a", "us-east-1a", "Name", "noip", "Role", "noip"))
+		return f
+	}
+	for _, tt := range []struct {
+		spec, denied string
+		want         string   // the instance id
+		wantErr      []string // the error names each
+	}{
+		{spec: "jump", want: "i-0000000000000000d"}, // its agent offline
+		{spec: "web", want: "i-0000000000000000e"},  // not managed by SSM
+		{spec: "web", denied: "DescribeInstanceInformation", want: "i-0000000000000000e"},
+		{spec: "tag:Role=old", wantErr: []string{"matches 2 running instances", "jump (i-0000000000000000d)", "web (i-0000000000000000e)"}},
+		{spec: "old-bastion", wantErr: []string{"no instance with Name=old-bastion can be the bastion: old-bastion (i-0000000000000000c) is stopped: start one"}},
+		{spec: "noip", wantErr: []string{"noip (i-00000000000000010) has no private IPv4 address in a VPC, which an EC2 Instance Connect Endpoint needs"}},
+	} {
+		t.Run(tt.spec+tt.denied, func(t *testing.T) {
+			spec, err := parseTargetSpec(tt.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := account()
+			f.denied = tt.denied
+			in, err := resolveVia(t.Context(), f.inventory(), "us-east-1", spec, "eice", nil)
+			if tt.wantErr != nil {
+				if err == nil {
+					t.Fatalf("resolved to %s, want an error", in.ID)
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not say %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil || in.ID != tt.want || in.PrivateIP == "" {
+				t.Fatalf("got %+v, %v; want %s", in, err, tt.want)
+			}
+		})
+	}
+	// Over SSM the same name wants the agent online.
+	if _, err := resolveVia(t.Context(), account().inventory(), "us-east-1", targetSpec{Key: "Name", Value: "jump"}, "ssm", nil); err == nil ||
+		!strings.Contains(err.Error(), "has its SSM agent offline") {
+		t.Errorf("over ssm: %v, want the offline agent named", err)
 	}
 }

@@ -7,6 +7,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -78,6 +79,33 @@ func (in instance) unusable() string {
 	return ""
 }
 
+// usableVia reports whether in can be the bastion over the transport
+// via: over an EC2 Instance Connect Endpoint a running instance with a
+// private IPv4 address in a VPC, whatever its SSM agent; else usable.
+func (in instance) usableVia(via string) bool {
+	if via != "eice" {
+		return in.usable()
+	}
+	return in.unusableVia(via) == ""
+}
+
+// unusableVia says why in cannot be the bastion over via, or "".
+func (in instance) unusableVia(via string) string {
+	if via != "eice" {
+		return in.unusable()
+	}
+	ip, err := netip.ParseAddr(in.PrivateIP)
+	switch {
+	case in.State == "":
+		return "is not an EC2 instance, which an EC2 Instance Connect Endpoint needs"
+	case in.State != "running":
+		return "is " + in.State
+	case err != nil || !ip.Is4() || in.VPC == "":
+		return "has no private IPv4 address in a VPC, which an EC2 Instance Connect Endpoint needs"
+	}
+	return ""
+}
+
 // label names in for a person: its Name and id.
 func (in instance) label() string {
 	if in.Name == "" {
@@ -144,6 +172,27 @@ func (inv inventory) matching(ctx context.Context, spec targetSpec) ([]instance,
 	}
 	for i := range list {
 		joinSSM(&list[i], info[list[i].ID])
+	}
+	return list, nil
+}
+
+// matchingEC2 returns EC2's instances spec selects, joined with SSM's
+// view where the credentials may read it: over an EC2 Instance Connect
+// Endpoint the agent is not needed, and SSM only tells the platform's
+// default user.
+func (inv inventory) matchingEC2(ctx context.Context, spec targetSpec) ([]instance, error) {
+	list, err := inv.ec2Instances(ctx, spec.filters())
+	if err != nil || len(list) == 0 {
+		return nil, err
+	}
+	ids := make([]string, len(list))
+	for i, in := range list {
+		ids[i] = in.ID
+	}
+	if info, err := inv.ssmInfo(ctx, ids); err == nil {
+		for i := range list {
+			joinSSM(&list[i], info[list[i].ID])
+		}
 	}
 	return list, nil
 }

@@ -84,50 +84,68 @@ type chooseFunc func(spec targetSpec, cands []instance) (instance, error)
 // resolveTarget returns the instance spec names: for an id, the id alone
 // (no call is made); otherwise the one usable instance spec selects, or the
 // one choose picks (nil: nobody to ask). awsCfg's region is the one searched.
-func resolveTarget(ctx context.Context, awsCfg aws.Config, spec targetSpec, choose chooseFunc) (instance, error) {
+// Over via "eice" the instance needs no SSM agent: any running one with a
+// private IPv4 address in a VPC will do (instance.usableVia).
+func resolveTarget(ctx context.Context, awsCfg aws.Config, spec targetSpec, via string, choose chooseFunc) (instance, error) {
 	if spec.isID() {
 		return instance{ID: spec.ID}, nil
 	}
-	return resolveWith(ctx, newInventory(awsCfg), awsCfg.Region, spec, choose)
+	return resolveVia(ctx, newInventory(awsCfg), awsCfg.Region, spec, via, choose)
 }
 
+// resolveWith resolves spec to a bastion for --via ssm.
 func resolveWith(ctx context.Context, inv inventory, region string, spec targetSpec, choose chooseFunc) (instance, error) {
-	found, err := inv.matching(ctx, spec)
+	return resolveVia(ctx, inv, region, spec, "ssm", choose)
+}
+
+func resolveVia(ctx context.Context, inv inventory, region string, spec targetSpec, via string, choose chooseFunc) (instance, error) {
+	var found []instance
+	var err error
+	if via == "eice" {
+		found, err = inv.matchingEC2(ctx, spec)
+	} else {
+		found, err = inv.matching(ctx, spec)
+	}
 	if err != nil {
 		return instance{}, fmt.Errorf("--target %s: %w", spec, err)
 	}
-	return pickTarget(spec, region, found, choose)
+	return pickTarget(spec, region, found, via, choose)
 }
 
-// pickTarget chooses among the instances spec selected.
-func pickTarget(spec targetSpec, region string, found []instance, choose chooseFunc) (instance, error) {
+// pickTarget chooses among the instances spec selected, those usable
+// via the transport.
+func pickTarget(spec targetSpec, region string, found []instance, via string, choose chooseFunc) (instance, error) {
 	if len(found) == 0 {
 		return instance{}, &hintError{fmt.Sprintf("--target %s: no instance in %s has %s: list the candidates with `vpcvpn targets`, or check --profile and --region",
 			spec, region, spec.tagText()), errNoMatch}
 	}
 	var usable []instance
 	for _, in := range found {
-		if in.usable() {
+		if in.usableVia(via) {
 			usable = append(usable, in)
 		}
 	}
 	sortInstances(usable)
+	which, fix := "online", "start one, or fix its SSM agent"
+	if via == "eice" {
+		which, fix = "running", "start one"
+	}
 	switch {
 	case len(usable) == 1:
 		return usable[0], nil
 	case len(usable) > 1 && choose != nil:
 		return choose(spec, usable)
 	case len(usable) > 1:
-		return instance{}, fmt.Errorf("--target %s matches %d online instances: %s: give one's id with --target",
-			spec, len(usable), describeEach(usable, func(in instance) string {
+		return instance{}, fmt.Errorf("--target %s matches %d %s instances: %s: give one's id with --target",
+			spec, len(usable), which, describeEach(usable, func(in instance) string {
 				return fmt.Sprintf("%s in %s %s", in.label(), in.VPC, in.AZ)
 			}))
 	}
 	sortInstances(found)
-	return instance{}, fmt.Errorf("--target %s: no instance with %s can be the bastion: %s: start one, or fix its SSM agent",
+	return instance{}, fmt.Errorf("--target %s: no instance with %s can be the bastion: %s: %s",
 		spec, spec.tagText(), describeEach(found, func(in instance) string {
-			return in.label() + " " + in.unusable()
-		}))
+			return in.label() + " " + in.unusableVia(via)
+		}), fix)
 }
 
 // tagText is spec's tag for a sentence: "Name=bastion".
@@ -209,7 +227,7 @@ func (r *upRun) findTarget(ctx context.Context, awsCfg aws.Config, protect []net
 			return err
 		}
 	}
-	in, err := resolveTarget(ctx, awsCfg, o.target, terminalChooser(ctx))
+	in, err := resolveTarget(ctx, awsCfg, o.target, o.via, terminalChooser(ctx))
 	if err != nil {
 		return err
 	}
@@ -222,7 +240,11 @@ func (r *upRun) findTarget(ctx context.Context, awsCfg aws.Config, protect []net
 	r.found.Lock()
 	defer r.found.Unlock()
 	if !o.target.isID() {
-		r.progress("--target %s: %s in %s %s, SSM agent %s on %s", o.target, in.label(), in.VPC, in.AZ, in.AgentVersion, orDash(in.Platform))
+		if in.AgentVersion == "" {
+			r.progress("--target %s: %s in %s %s", o.target, in.label(), in.VPC, in.AZ)
+		} else {
+			r.progress("--target %s: %s in %s %s, SSM agent %s on %s", o.target, in.label(), in.VPC, in.AZ, in.AgentVersion, orDash(in.Platform))
+		}
 		o.useInstance(in)
 	}
 	if o.autoNets {

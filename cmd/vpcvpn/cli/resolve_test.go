@@ -292,7 +292,7 @@ func TestResolveTarget(t *testing.T) {
 }
 
 func TestResolveTargetByIDMakesNoCall(t *testing.T) {
-	in, err := resolveTarget(context.Background(), aws.Config{}, targetSpec{ID: "i-0123456789abcdef0"}, nil)
+	in, err := resolveTarget(context.Background(), aws.Config{}, targetSpec{ID: "i-0123456789abcdef0"}, "ssm", nil)
 	if err != nil || in.ID != "i-0123456789abcdef0" {
 		t.Fatalf("got %+v, %v", in, err)
 	}
