@@ -138,6 +138,10 @@ func TestEICE(t *testing.T) {
 			t.Fatalf("exit %d, stderr %q: want a failure saying %q", res.ExitCode, res.Stderr, want)
 		}
 	})
+	t.Run("Refusals", func(t *testing.T) { testEICERefusals(t, l, v) })
+	t.Run("ConnectionLimit", func(t *testing.T) { testEICEConnectionLimit(t, l, v) })
+	t.Run("ByNameAgentOffline", func(t *testing.T) { testEICEByName(t, l, v) })
+	t.Run("Rollover", func(t *testing.T) { testEICERollover(t, l, v) })
 	in := startVPCVPN(t, v, append(v.UpArgsSSM(ifName), "--via", "eice")...)
 	if want := "EC2 Instance Connect Endpoint " + lab.EICEndpointID + " in " + lab.BastionSubnet; !strings.Contains(in.Stderr(), want) {
 		t.Errorf("vpcvpn did not say %q:\n%s", want, in.Stderr())
