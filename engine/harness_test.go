@@ -52,7 +52,17 @@ type harness struct {
 	far     []*tunneltest.Conn // the server's end of each connection dialed
 	hooks   []engine.ConnHooks // each dial's
 	dialErr error              // if set, what the next dials fail with
+	life    time.Duration      // if set, each connection's transport ends it this long after its dial (Expires)
 }
+
+// expiringConn is a transport conn that says when it ends, as an EC2
+// Instance Connect Endpoint's tunnel does.
+type expiringConn struct {
+	net.Conn
+	expires time.Time
+}
+
+func (c expiringConn) Expires() time.Time { return c.expires }
 
 // newHarness makes the engine, with cfg's Routing, Connect, Host and Events
 // filled in, and the far side; start runs it.
@@ -105,11 +115,15 @@ func (h *harness) connect(ctx context.Context, hooks engine.ConnHooks) (*tunnel.
 	h.mu.Lock()
 	h.far = append(h.far, far)
 	h.hooks = append(h.hooks, hooks)
+	var transport net.Conn = near
+	if h.life > 0 {
+		transport = expiringConn{near, time.Now().Add(h.life)}
+	}
 	h.mu.Unlock()
 	return tunnel.Dial(ctx, tunnel.Config{
 		User:            "ec2-user",
 		Addr:            "bastion:22",
-		Transport:       func(context.Context) (net.Conn, error) { return near, nil },
+		Transport:       func(context.Context) (net.Conn, error) { return transport, nil },
 		HostKeyCallback: ssh.FixedHostKey(h.srv.HostKey()),
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(h.signer)},
 		KeepAliveActive: hooks.KeepAliveActive,

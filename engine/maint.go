@@ -84,7 +84,7 @@ func (p *pool) upkeep() (busy bool) {
 	now := p.now()
 	flows, interactive, moving := 0, false, 0
 	for _, c := range p.conns {
-		if c.state == ConnUp && c.moved() {
+		if (c.state == ConnUp || c.state == ConnDraining) && c.moved() {
 			moving++
 		}
 		bulk, other := 0, now-c.quietAt < paceHold && c.quietAt > 0
