@@ -61,6 +61,10 @@ import (
 //	eice?endpoint=ID&state=S   the endpoint's state from now on (create-complete,
 //	                           delete-in-progress, ...): only create-complete
 //	                           opens tunnels
+//	eice?endpoint=ID&max_duration=N
+//	                           the caller's IAM condition from now on: a tunnel
+//	                           asking for more than N seconds (3600 when it
+//	                           asks for none) is denied; 0 lifts it
 //
 // Without a session, pause and start act on every open session.
 const adminPath = "/_awsemu/admin/"

@@ -49,7 +49,16 @@ type eiceTunnels struct {
 	mu      sync.Mutex
 	open    map[string]int
 	faults  map[string]eiceFault
-	changed chan struct{} // closed by release, if a waiter made it
+	longest map[string]time.Duration // an IAM condition: maxTunnelDuration at most this
+	changed chan struct{}            // closed by release, if a waiter made it
+}
+
+// allowed reports whether the caller's policy lets it open a tunnel of d
+// through the endpoint id: its condition on maxTunnelDuration, if any.
+func (t *eiceTunnels) allowed(id string, d time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.longest[id] == 0 || d <= t.longest[id]
 }
 
 func (t *eiceTunnels) acquire(id string) bool {
@@ -97,6 +106,9 @@ func (s *Server) setEICEFault(q url.Values) error {
 	if q.Has("state") && !q.Has("mode") {
 		return s.ec2.setEndpointState(q.Get("endpoint"), q.Get("state"))
 	}
+	if q.Has("max_duration") && !q.Has("mode") {
+		return s.ec2.eice.setLongest(q.Get("endpoint"), q.Get("max_duration"))
+	}
 	switch f.Mode {
 	case "refuse":
 		if v := q.Get("status"); v != "" {
@@ -123,6 +135,22 @@ func (s *Server) setEICEFault(q url.Values) error {
 		t.faults = map[string]eiceFault{}
 	}
 	t.faults[q.Get("endpoint")] = f
+	return nil
+}
+
+// setLongest sets the caller's IAM condition on the endpoint's
+// maxTunnelDuration: whole seconds at most, "0" for none.
+func (t *eiceTunnels) setLongest(id, seconds string) error {
+	n, err := strconv.Atoi(seconds)
+	if err != nil || n < 0 || n > int(eiceMaxDuration/time.Second) {
+		return fmt.Errorf("eice: max_duration %q: want 0 to 3600 seconds", seconds)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.longest == nil {
+		t.longest = map[string]time.Duration{}
+	}
+	t.longest[id] = time.Duration(n) * time.Second
 	return nil
 }
 
@@ -229,6 +257,11 @@ func (s *Server) checkOpenTunnel(r *http.Request) (*tunnelRequest, *tunnelRefusa
 			return nil, bad("Invalid maxTunnelDuration %q: from 1 to 3600 seconds", v)
 		}
 		t.duration = time.Duration(n) * time.Second
+	}
+	if !s.ec2.eice.allowed(id, t.duration) { // as IAM answers a condition that fails
+		return nil, &tunnelRefusal{http.StatusForbidden, "AccessDeniedException", fmt.Sprintf(
+			"User: arn:aws:iam::%s:user/lab is not authorized to perform: ec2-instance-connect:OpenTunnel on resource: %s "+
+				"because no identity-based policy allows the ec2-instance-connect:OpenTunnel action", accountID, arn)}
 	}
 	t.dial = t.target.String()
 	if in, ok := s.ec2.instanceAt(ip.String()); ok && in.VPC == ep.VPC && port == 22 {

@@ -83,6 +83,10 @@ func TestOpenTunnel(t *testing.T) {
 	s := newEICETestServer(t)
 	cfg := eicConfig(t, s, testEndpoint, testBastionIP)
 	cfg.MaxTunnelDuration = 10 * time.Minute
+	// An IAM condition allowing tunnels of 600 s at most lets it open.
+	if err := s.setEICEFault(url.Values{"endpoint": {testEndpoint}, "max_duration": {"600"}}); err != nil {
+		t.Fatal(err)
+	}
 	c, err := eic.Dial(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +128,17 @@ func TestOpenTunnelRefused(t *testing.T) {
 		}, eic.ErrAccessDenied},
 		{"unknown endpoint", func(c *eic.Config, _ *Server) { c.EndpointID = "eice-0ffffffffffffffff" }, eic.ErrNoEndpoint},
 		{"deleted endpoint", func(c *eic.Config, _ *Server) { c.EndpointID = "eice-0c1b2c3d4e5f60718" }, eic.ErrNoEndpoint},
+		{"duration condition", func(c *eic.Config, s *Server) {
+			if err := s.setEICEFault(url.Values{"endpoint": {testEndpoint}, "max_duration": {"1800"}}); err != nil {
+				panic(err)
+			}
+			c.MaxTunnelDuration = 1801 * time.Second
+		}, eic.ErrAccessDenied},
+		{"duration condition, none asked", func(_ *eic.Config, s *Server) {
+			if err := s.setEICEFault(url.Values{"endpoint": {testEndpoint}, "max_duration": {"1800"}}); err != nil {
+				panic(err)
+			}
+		}, eic.ErrAccessDenied},
 		{"fault refuse", func(c *eic.Config, s *Server) {
 			if err := s.setEICEFault(url.Values{"endpoint": {testEndpoint}, "mode": {"refuse"}, "status": {"429"}, "reason": {"Too many requests"}}); err != nil {
 				panic(err)
