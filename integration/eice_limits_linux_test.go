@@ -228,6 +228,22 @@ func testEICERefusals(t *testing.T, l *lab.Lab, v *lab.VPCVPN) {
 		checkOneLineRefusal(t, res, "the caller needs permission ec2-instance-connect:OpenTunnel on the endpoint")
 		assertNoTunnel(t, l)
 	})
+	t.Run("DurationCondition", func(t *testing.T) {
+		ctx := testContext(t, 45*time.Second)
+		awsAdmin(t, l, "eice", url.Values{"endpoint": {lab.EICEndpointID}, "max_duration": {"1800"}})
+		t.Cleanup(func() { awsAdmin(t, l, "eice", url.Values{"endpoint": {lab.EICEndpointID}, "max_duration": {"0"}}) })
+		res, err := v.Run(ctx, append(v.UpArgsSSM(ifName), "--via", "eice")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkOneLineRefusal(t, res, "a policy that limits ec2-instance-connect:maxTunnelDuration needs --eice-max-duration at or below its limit")
+		assertNoTunnel(t, l)
+		in := startVPCVPN(t, v, append(v.UpArgsSSM(ifName), "--via", "eice", "--eice-max-duration", "30m")...)
+		c, r := openEcho(t, ctx, l)
+		echoExact(t, c, r, 256)
+		c.Close()
+		stopUp(t, in)
+	})
 	t.Run("SecurityGroup", func(t *testing.T) {
 		ctx := testContext(t, 45*time.Second)
 		res, err := v.Run(ctx, append(v.UpArgsSSM(ifName), "--via", "eice", "--ssh-port", "2222")...)

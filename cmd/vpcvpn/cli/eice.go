@@ -163,7 +163,12 @@ func (d *dialer) eicePeer(ctx context.Context) (*peer, error) {
 				return nil, err
 			}
 		}
-		return eic.Dial(ctx, cfg)
+		c, err := eic.Dial(ctx, cfg)
+		if errors.Is(err, eic.ErrAccessDenied) && o.eiceMax == 0 {
+			// vpcvpn asked for the service's hour
+			return nil, fmt.Errorf("%w; a policy that limits ec2-instance-connect:maxTunnelDuration needs --eice-max-duration at or below its limit", err)
+		}
+		return c, err
 	}
 	return p, nil
 }
