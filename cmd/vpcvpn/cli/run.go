@@ -227,8 +227,9 @@ func (r *upRun) event(ctx context.Context, ev engine.Event) {
 }
 
 // connEvent logs what happened to one of several sessions (connections
-// over --ssh): a loss, whose connections were reset, as a warning; the
-// rest for -v.
+// over --ssh): a loss, and the end of a draining one that reset
+// connections, as a warning; a successor opened for a draining one at
+// Info; the rest for -v.
 func (r *upRun) connEvent(ev engine.Event) {
 	name := fmt.Sprintf("%s #%d", r.opts.sessionWord(), ev.Conn)
 	switch ev.Kind {
@@ -249,7 +250,8 @@ func (r *upRun) connEvent(ev engine.Event) {
 			r.log.Info(name + " closed before its maximum duration: no connection was open on it")
 			return
 		}
-		r.log.Info(fmt.Sprintf("%s ended at its maximum duration; %d connection(s) still open on it reset", name, ev.Flows), "err", ev.Err)
+		// a warning, as for a lost one: connections were reset
+		r.log.Warn(fmt.Sprintf("%s ended at its maximum duration; %d connection(s) still open on it reset", name, ev.Flows), "err", ev.Err)
 	case engine.EventConnClosedIdle:
 		r.log.Debug(name + " closed: nothing used it")
 	case engine.EventConnThrottled:
