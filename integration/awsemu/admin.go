@@ -58,6 +58,11 @@ import (
 //	                           now on: refuse (HTTP N, default 403, with TEXT),
 //	                           close (close code 1011 with TEXT after the
 //	                           upgrade), expire (end after D, code 1008), none
+//	quota?[instances=N][&vcpus=N]
+//	                           the account's quotas from now on: RunInstances
+//	                           refuses with InstanceLimitExceeded beyond N
+//	                           pending or running instances, VcpuLimitExceeded
+//	                           beyond N vCPUs of them (0: no limit)
 //	eice?endpoint=ID&state=S   the endpoint's state from now on (create-complete,
 //	                           delete-in-progress, ...): only create-complete
 //	                           opens tunnels
@@ -88,6 +93,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		err = s.setFrameFaults(q)
 	case "eice":
 		err = s.setEICEFault(q)
+	case "quota":
+		err = s.setQuota(q)
 	case "pause", "start":
 		err = s.publication(q, r.PathValue("action") == "pause")
 	case "pacing":

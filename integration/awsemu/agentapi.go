@@ -13,7 +13,6 @@ const getMessagesPoll = 20 * time.Second
 
 func (s *Server) agentOps() map[string]operation {
 	return map[string]operation{
-		"RegisterManagedInstance":   s.registerManagedInstance,
 		"UpdateInstanceInformation": s.updateInstanceInformation,
 		"ListInstanceAssociations":  s.listInstanceAssociations,
 		"PutInventory":              func([]byte) (any, error) { return map[string]any{}, nil },
@@ -29,16 +28,24 @@ type instanceInput struct {
 }
 
 // registerManagedInstance registers the instance whose identity
-// credentials signed the call (a managed instance's id is its EC2 id).
-func (s *Server) registerManagedInstance(body []byte) (any, error) {
+// credentials signed the call (a managed instance's id is its EC2 id): a
+// launched instance becomes a managed one, its agent's control channel
+// accepted from now on.
+func (s *Server) registerManagedInstance(instance string, body []byte) (any, error) {
 	var in struct{ PublicKey, PublicKeyType, Fingerprint string }
 	if err := decodeBody(body, &in); err != nil {
 		return nil, err
 	}
-	if s.cfg.IMDSInstance == "" {
-		return nil, badRequest("InvalidInstanceId", "no instance to register")
+	if instance == "" {
+		return nil, badRequest("InvalidInstanceId", "RegisterManagedInstance is signed with an instance's identity credentials, not a user's")
 	}
-	return map[string]string{"InstanceId": s.cfg.IMDSInstance}, nil
+	s.mu.Lock()
+	if s.agents[instance] == nil {
+		s.agents[instance] = &agentState{ctlTokens: map[string]bool{}}
+		s.log.Info("instance registered", "instance", instance)
+	}
+	s.mu.Unlock()
+	return map[string]string{"InstanceId": instance}, nil
 }
 
 func (s *Server) updateInstanceInformation(body []byte) (any, error) {

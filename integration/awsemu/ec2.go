@@ -50,6 +50,9 @@ type ec2Service struct {
 	denied []string       // e.g. ec2:DescribeVpcs
 	tokens map[string]any // RunInstances ClientToken → its answer
 	eice   eiceTunnels    // the Instance Connect Endpoints' tunnels (eicetunnel.go)
+	// vcpuLimit is the account's vCPU quota of running instances (admin
+	// quota?vcpus=N; 0: none).
+	vcpuLimit int
 }
 
 func newEC2Service(inv *EC2Inventory) *ec2Service {

@@ -7,7 +7,8 @@ package awsemu
 // terminated. RunInstances refuses as the service does: an unknown image,
 // subnet or instance profile, an instance type of another architecture
 // than the image's, iam:PassRole denied (admin deny action=iam:PassRole),
-// the account's instance limit (EC2Inventory.InstanceLimit) reached.
+// the account's instance limit (EC2Inventory.InstanceLimit) or vCPU limit
+// (admin quota, launched.go) reached.
 
 import (
 	"encoding/xml"
@@ -20,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // Default lifecycle delays (Config.BootDelay, Config.ShutdownDelay).
@@ -141,6 +144,9 @@ func (e *ec2Service) launch(rq runRequest, now time.Time, boot time.Duration, pa
 		}
 	}
 	n := rq.max
+	if err := e.checkQuota(rq.itype, rq.min); err != nil {
+		return nil, err
+	}
 	if lim := e.inv.InstanceLimit; lim > 0 {
 		active := 0
 		for _, i := range e.inv.Instances {
@@ -210,22 +216,41 @@ func (e *ec2Service) advance(now time.Time) (up []string) {
 }
 
 // boot registers the launched instances now running with SSM as
-// Config.LaunchAs says, and removes those shutting down.
+// Config.LaunchAs says, and removes the instances shutting down from SSM:
+// the built-in agent's, and the real agents' (their control channel
+// closed, their metadata's credentials revoked).
 func (s *Server) boot(up, down []string) {
-	as, dial, ok := strings.Cut(s.cfg.LaunchAs, "=")
-	if !ok || len(up)+len(down) == 0 {
+	if len(up)+len(down) == 0 {
 		return
 	}
+	var ctls []*websocket.Conn
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, id := range up {
-		s.cfg.Instances[id] = dial
-		s.launchedAs[id] = as
-		s.log.Info("instance booted", "instance", id, "as", as)
+	if as, dial, ok := strings.Cut(s.cfg.LaunchAs, "="); ok {
+		for _, id := range up {
+			s.cfg.Instances[id] = dial
+			s.launchedAs[id] = as
+			s.log.Info("instance booted", "instance", id, "as", as)
+		}
 	}
 	for _, id := range down {
 		delete(s.cfg.Instances, id)
 		delete(s.launchedAs, id)
+		if a := s.agents[id]; a != nil {
+			if a.ctl != nil {
+				ctls = append(ctls, a.ctl)
+			}
+			delete(s.agents, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range ctls {
+		_ = c.CloseNow()
+	}
+	for _, id := range down {
+		s.revokeCredentials(id)
+		if s.imds != nil {
+			s.imds.forget(id)
+		}
 	}
 }
 

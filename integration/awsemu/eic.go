@@ -109,10 +109,16 @@ func (s *Server) serveAuthorizedKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 // instanceExists reports whether id is an instance of the account, with
-// the built-in agent or a real one.
+// the built-in agent or a real one, or running in EC2 (EC2 Instance
+// Connect pushes keys to any).
 func (s *Server) instanceExists(id string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	_, builtin := s.cfg.Instances[id]
-	return builtin || s.agents[id] != nil
+	known := builtin || s.agents[id] != nil
+	s.mu.Unlock()
+	if known {
+		return true
+	}
+	in, ok := s.ec2.instance(id) // a running one, SSM managed or not
+	return ok && in.State == "running"
 }

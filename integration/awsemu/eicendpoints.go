@@ -144,7 +144,8 @@ func (e *ec2Service) endpoint(id string) (EC2InstanceConnectEndpoint, bool) {
 func (e *ec2Service) instanceAt(ip string) (EC2Instance, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	i := slices.IndexFunc(e.inv.Instances, func(in EC2Instance) bool { return in.PrivateIP == ip })
+	// Not a terminated one: its address may be a newer instance's now.
+	i := slices.IndexFunc(e.inv.Instances, func(in EC2Instance) bool { return in.PrivateIP == ip && in.State != "terminated" })
 	if i < 0 {
 		return EC2Instance{}, false
 	}

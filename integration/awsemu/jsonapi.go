@@ -34,6 +34,9 @@ type jsonService struct {
 	Prefix  string // e.g. "AmazonSSM"
 	Signing string // e.g. "ssm"
 	Ops     map[string]operation
+	// InstanceOps answer for the instance whose metadata's credentials
+	// signed the call ("" for the account's own).
+	InstanceOps map[string]func(instance string, body []byte) (any, error)
 }
 
 func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request) {
@@ -61,6 +64,10 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fn, ok := svc.Ops[op]
+	if iop, isInstance := svc.InstanceOps[op]; isInstance {
+		instance := s.signer(r).Instance
+		fn, ok = func(body []byte) (any, error) { return iop(instance, body) }, true
+	}
 	if !ok {
 		writeAPIError(w, badRequest("UnknownOperationException", "unknown operation %q", op))
 		return

@@ -74,6 +74,11 @@ func (s *Server) serveCreateControlChannel(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	id := r.PathValue("id")
+	if c := s.signer(r); c.Instance != "" && c.Instance != id {
+		s.log.Info("mgs: control channel refused", "instance", id, "signer", c.Instance)
+		http.Error(w, "<AccessDeniedException><Message>credentials of "+c.Instance+" may not open the control channel of "+id+"</Message></AccessDeniedException>", http.StatusForbidden)
+		return
+	}
 	tok := randomToken(48)
 	s.mu.Lock()
 	a := s.agents[id]

@@ -25,7 +25,8 @@ type Config struct {
 	// sessions are relayed to it.
 	AgentInstances []string
 	// IMDS, when set, is the address to serve EC2 instance metadata on
-	// (169.254.169.254:80 where the agent runs) for IMDSInstance.
+	// (169.254.169.254:80 where the agent runs): for a launched instance
+	// to requests from its private address, for IMDSInstance to others.
 	IMDS, IMDSInstance string
 	// Disconnected lists instances that exist but whose agent is offline.
 	Disconnected []string
@@ -61,7 +62,8 @@ type Config struct {
 	// built-in agent's instance serving HOST:PORT (the lab's sshd) once it
 	// is running: SSM lists it Online and its sessions dial HOST:PORT, and
 	// keys pushed for it are pushed for i-ID, whose sshd asks for them.
-	// Without it a launched instance never registers with SSM.
+	// Without it a launched instance registers with SSM when a real agent
+	// run for it (by the lab) does, with the identity IMDS gives it.
 	LaunchAs string
 	// Logger receives one line per call; nil discards.
 	Logger *slog.Logger
@@ -77,6 +79,17 @@ func (s *Server) verify(r *http.Request, body []byte, service string) error {
 	}
 	s.mu.Unlock()
 	return verifySigV4(r, body, creds, service, s.now())
+}
+
+// signer returns the credentials that signed r, which verify accepted:
+// issued ones (an instance's) or the account's.
+func (s *Server) signer(r *http.Request) credentials {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.issued[accessKeyOf(r)]; ok {
+		return c
+	}
+	return s.creds
 }
 
 // Callers in the log: the account's user, or the instance with the
@@ -234,6 +247,7 @@ func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 	mux.HandleFunc("GET /openTunnel", s.serveOpenTunnel)
 	mux.HandleFunc("POST "+adminPath+"{action}", s.serveAdmin)
 	mux.HandleFunc("POST "+adminPath+"deny", s.serveDeny)
+	mux.HandleFunc("GET "+adminPath+"instances", s.serveLaunched)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	return s

@@ -43,6 +43,9 @@ var (
 type credentials struct {
 	AccessKey, Secret, Region string
 	Token                     string
+	// Instance is the instance whose metadata issued them, "" for the
+	// account's own.
+	Instance string
 }
 
 // authHeader is a parsed SigV4 Authorization header.

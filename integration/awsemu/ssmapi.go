@@ -24,7 +24,8 @@ func (s *Server) ssmService() jsonService {
 	for name, op := range s.agentOps() {
 		ops[name] = op
 	}
-	return jsonService{Prefix: "AmazonSSM", Signing: "ssm", Ops: ops}
+	return jsonService{Prefix: "AmazonSSM", Signing: "ssm", Ops: ops,
+		InstanceOps: map[string]func(string, []byte) (any, error){"RegisterManagedInstance": s.registerManagedInstance}}
 }
 
 type startSessionInput struct {

@@ -6,6 +6,7 @@
 //	       [--key-ttl 60s] [--disconnected i-ID] [--agent-version V]
 //	       [--frame-faults 'drop-out=1/50&dup-in=0.01&ack-delay=300ms']
 //	       [--agent-instance i-ID] [--imds 169.254.169.254:80 --imds-instance i-ID]
+//	       [--ec2 FILE] [--launch-as i-ID=HOST:PORT] [--boot-delay 2s]
 //	awsemu authorized-keys --endpoint URL --ca FILE --instance i-ID USER
 //	awsemu instance-init [--bind SRC:DST]... -- PROGRAM [ARG...]   (Linux: PID 1 of the lab's instance)
 package main
