@@ -169,14 +169,14 @@ func removeAWSDir(dir string) error {
 	return nil
 }
 
-// sshdAWSConfig is appended to sshd_config when the emulator runs: sshd
-// asks it for the keys pushed for the user logging in.
-func (l *Lab) sshdAWSConfig() string {
+// sshdAWSConfig is appended to sshd_config of instance when the emulator
+// runs: sshd asks it for the keys pushed for the user logging in.
+func (l *Lab) sshdAWSConfig(instance string) string {
 	if l.AWS.Dir == "" {
 		return ""
 	}
 	return fmt.Sprintf("AuthorizedKeysCommand %s authorized-keys --endpoint %s --ca %s --instance %s %%u\nAuthorizedKeysCommandUser nobody\n",
-		filepath.Join(l.AWS.Dir, "awsemu"), l.AWS.Endpoint, l.AWS.CABundle, InstanceID)
+		filepath.Join(l.AWS.Dir, "awsemu"), l.AWS.Endpoint, l.AWS.CABundle, instance)
 }
 
 // chooseAgent decides which agent serves the instance and returns the real
@@ -225,7 +225,11 @@ func (l *Lab) startAWS(ctx context.Context, o *AWSOptions) error {
 	if agentDir == "" {
 		return nil
 	}
-	return l.startAgent(ctx, agentDir)
+	if err := l.startAgent(ctx, agentDir); err != nil {
+		return err
+	}
+	l.startInstances(agentDir)
+	return nil
 }
 
 // startEmulator starts awsemu serve and waits until it serves.
@@ -242,7 +246,7 @@ func (l *Lab) startEmulator(ctx context.Context, o *AWSOptions, realAgent bool) 
 		"--listen", hostPort(BastionAddr, AWSPort), "--state-dir", l.AWS.Dir,
 		"--access-key", AWSAccessKey, "--secret-key", AWSSecretKey, "--region", AWSRegion,
 		"--pacing", pacing, "--key-ttl", ttl.String()}
-	ec2, err := l.ec2Args()
+	ec2, err := l.ec2Args(realAgent)
 	if err != nil {
 		return err
 	}

@@ -88,8 +88,10 @@ func EC2Inventory() *awsemu.EC2Inventory {
 }
 
 // ec2Args writes the inventory and returns awsemu serve's arguments for
-// it and for the SSM side of its other instances.
-func (l *Lab) ec2Args() ([]string, error) {
+// it and for the SSM side of its other instances. With the real agent the
+// lab boots launched instances itself (instances.go); with the built-in
+// one a launched instance is served as the bastion (--launch-as).
+func (l *Lab) ec2Args(realAgent bool) ([]string, error) {
 	b, err := json.MarshalIndent(EC2Inventory(), "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("lab: ec2 inventory: %w", err)
@@ -99,11 +101,14 @@ func (l *Lab) ec2Args() ([]string, error) {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	sshd := hostPort(BastionAddr, 22)
-	return []string{"--ec2", path,
+	args := []string{"--ec2", path,
 		"--instance", BastionBID + "=" + sshd,
 		"--instance", OldBastionID + "=" + sshd, "--disconnected", OldBastionID,
 		"--instance", JumpID + "=" + sshd, "--disconnected", JumpID,
+	}
+	if !realAgent {
 		// A launched instance boots as the bastion: its sshd, its keys.
-		"--launch-as", InstanceID + "=" + sshd,
-	}, nil
+		args = append(args, "--launch-as", InstanceID+"="+sshd)
+	}
+	return args, nil
 }

@@ -61,7 +61,8 @@ type Lab struct {
 	AWS AWSInfo // how to reach the emulated AWS side; zero without Options.AWS
 	DNS DNSInfo // the DNS servers; zero without Options.DNS
 
-	log *slog.Logger
+	log      *slog.Logger
+	launched *instances // the launched instances it runs; nil without the real agent
 
 	mu        sync.Mutex // guards following
 	procs     []*Process

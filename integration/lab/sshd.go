@@ -81,7 +81,7 @@ func (l *Lab) startSSHD(ctx context.Context) error {
 		return err
 	}
 	conf := l.Path("sshd_config")
-	if err := os.WriteFile(conf, append(fmt.Appendf(nil, sshdConfig, l.Dir, BastionAddr), l.sshdAWSConfig()...), 0o600); err != nil {
+	if err := os.WriteFile(conf, append(fmt.Appendf(nil, sshdConfig, l.Dir, BastionAddr), l.sshdAWSConfig(InstanceID)...), 0o600); err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
 	sshd, err := exec.LookPath("sshd")

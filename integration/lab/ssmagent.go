@@ -141,22 +141,33 @@ const agentSeelog = `<seelog type="sync" minlevel="info">
 // startAgent starts the real agent in the bastion and waits until it has
 // opened its control channel to the emulator.
 func (l *Lab) startAgent(ctx context.Context, agentDir string) error {
-	root := l.Path("instance")
+	p, err := l.runAgent(l.Bastion, l.Path("instance"), "ssm-agent", agentDir)
+	if err != nil {
+		return err
+	}
+	l.AWS.AgentProcess = p
+	return l.WaitAgentOnline(ctx, 0)
+}
+
+// runAgent starts the real agent from agentDir in namespace ns, in PID and
+// mount namespaces of its own with its files under root, as the daemon
+// name. Its identity is the instance whose metadata ns reaches.
+func (l *Lab) runAgent(ns, root, name, agentDir string) (*Process, error) {
 	bin := filepath.Join(root, "bin")
 	dirs := []string{filepath.Join(bin, "configuration"), filepath.Join(root, "var-lib"), filepath.Join(root, "var-log"), filepath.Join(root, "home")}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("lab: %w", err)
+			return nil, fmt.Errorf("lab: %w", err)
 		}
 	}
 	conf, err := agentConfig()
 	if err != nil {
-		return fmt.Errorf("lab: %w", err)
+		return nil, fmt.Errorf("lab: %w", err)
 	}
 	files := map[string][]byte{"amazon-ssm-agent.json": conf, "seelog.xml": []byte(agentSeelog)}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(bin, "configuration", name), b, 0o644); err != nil {
-			return fmt.Errorf("lab: %w", err)
+			return nil, fmt.Errorf("lab: %w", err)
 		}
 	}
 	init := []string{filepath.Join(l.AWS.Dir, "awsemu"), "instance-init",
@@ -164,7 +175,7 @@ func (l *Lab) startAgent(ctx context.Context, agentDir string) error {
 	for _, b := range agentBinaries {
 		// Bind-mounted rather than copied: the targets are empty files.
 		if err := os.WriteFile(filepath.Join(bin, b), nil, 0o755); err != nil {
-			return fmt.Errorf("lab: %w", err)
+			return nil, fmt.Errorf("lab: %w", err)
 		}
 		init = append(init, "--bind", filepath.Join(agentDir, b)+":"+filepath.Join(bin, b))
 	}
@@ -172,12 +183,7 @@ func (l *Lab) startAgent(ctx context.Context, agentDir string) error {
 		"HOME=" + dirs[3], "SSL_CERT_FILE=" + l.AWS.CABundle,
 		"unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc", "--kill-child"},
 		append(init, "--", filepath.Join(bin, "amazon-ssm-agent"))...)
-	p, err := l.Start(l.Bastion, "ssm-agent", 0, argv...)
-	if err != nil {
-		return err
-	}
-	l.AWS.AgentProcess = p
-	return l.WaitAgentOnline(ctx, 0)
+	return l.Start(ns, name, 0, argv...)
 }
 
 // WaitAgentOnline waits until the agent has opened its control channel to
