@@ -4,7 +4,9 @@ package cli
 // Amazon Linux 2023 image in a private subnet with the SSM instance
 // profile, IMDSv2 required and no public address, tagged with its owner
 // (the caller's ARN), the tool, an expiry and the launching process; wait
-// until its agent is Online; terminate it when the tunnel ends.
+// until its agent is Online (over --via eice: until its sshd answers
+// through the VPC's EC2 Instance Connect Endpoint); terminate it when the
+// tunnel ends.
 // `vpcvpn gc` (gc.go) finds what a crash left by these tags.
 
 import (
@@ -55,7 +57,8 @@ type ephemeralSpec struct {
 	Subnet       string // "" with VPC: one of its private subnets
 	VPC          string
 	InstanceType string
-	Profile      string        // instance profile name or ARN
+	Profile      string        // instance profile name or ARN; over EICE optional
+	EICE         bool          // reached through an EC2 Instance Connect Endpoint, not SSM
 	Wait         time.Duration // for Online, then give up
 	IdleStop     time.Duration // without flows, then end the tunnel
 }
@@ -109,7 +112,7 @@ func arm64Type(itype string) bool {
 
 // launch starts the bastion spec describes for owner and returns its id.
 func (l *launcher) launch(ctx context.Context, spec ephemeralSpec, owner string) (string, error) {
-	if spec.Profile == "" {
+	if spec.Profile == "" && !spec.EICE {
 		return "", errNoProfile
 	}
 	if spec.Subnet == "" {
@@ -127,9 +130,12 @@ func (l *launcher) launch(ctx context.Context, spec ephemeralSpec, owner string)
 	if err != nil {
 		return "", fmt.Errorf("ephemeral: find the Amazon Linux 2023 image (ssm:GetParameter %s): %w", al2023Param+arch, err)
 	}
-	profile := &ec2types.IamInstanceProfileSpecification{Name: aws.String(spec.Profile)}
-	if strings.HasPrefix(spec.Profile, "arn:") {
+	var profile *ec2types.IamInstanceProfileSpecification // none: over EICE it may be left out
+	switch {
+	case strings.HasPrefix(spec.Profile, "arn:"):
 		profile = &ec2types.IamInstanceProfileSpecification{Arn: aws.String(spec.Profile)}
+	case spec.Profile != "":
+		profile = &ec2types.IamInstanceProfileSpecification{Name: aws.String(spec.Profile)}
 	}
 	tags := []ec2types.Tag{
 		{Key: aws.String("Name"), Value: aws.String("vpcvpn ephemeral bastion")},
@@ -182,9 +188,27 @@ func launchError(err error, spec ephemeralSpec, itype string) error {
 	return fmt.Errorf("ephemeral: launch: %w", err)
 }
 
-// waitOnline waits until id's SSM agent is Online, telling say of each
-// change with the time elapsed; after wait (or on ctx's end) it gives up.
+// readiness tells whether a bastion in EC2 state is usable yet, with a
+// status to show ("SSM agent Online"); an error gives up at once.
+type readiness func(ctx context.Context, id, state string) (status string, ok bool, err error)
+
+// waitOnline waits until id's SSM agent is Online (waitUsable).
 func (l *launcher) waitOnline(ctx context.Context, id string, wait time.Duration, say func(format string, args ...any)) error {
+	return l.waitUsable(ctx, id, wait, say, l.ssmReady,
+		"not Online after %s (%s): check that the subnet reaches SSM (NAT or VPC endpoints) and the profile's role")
+}
+
+// ssmReady is the readiness of an SSM bastion: running, its agent Online.
+func (l *launcher) ssmReady(ctx context.Context, id, state string) (string, bool, error) {
+	ping, err := l.ping(ctx, id)
+	return "SSM agent " + ping, state == "running" && ping == "Online", err
+}
+
+// waitUsable waits until id is running and ready says it is usable,
+// telling say of each change with the time elapsed; after wait (or on
+// ctx's end) it gives up, saying so with timeout (a format taking wait and
+// the last status).
+func (l *launcher) waitUsable(ctx context.Context, id string, wait time.Duration, say func(format string, args ...any), ready readiness, timeout string) error {
 	if wait <= 0 {
 		wait = defaultLaunchWait
 	}
@@ -193,24 +217,28 @@ func (l *launcher) waitOnline(ctx context.Context, id string, wait time.Duration
 	defer cancel()
 	last := ""
 	for {
-		state, ping, err := l.status(ctx, id)
+		state, err := l.state(ctx, id)
 		if err != nil && ctx.Err() == nil {
 			return err
 		}
-		if now := fmt.Sprintf("%s, SSM agent %s", state, ping); now != last {
+		status, ok, err := ready(ctx, id, state)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		if now := fmt.Sprintf("%s, %s", state, status); now != last {
 			say("ephemeral bastion %s: %s (%s)", id, now, l.now().Sub(start).Round(time.Second))
 			last = now
 		}
 		switch {
-		case state == "running" && ping == "Online":
+		case state == "running" && ok:
 			return nil
 		case state != "" && state != "pending" && state != "running":
-			return fmt.Errorf("ephemeral: bastion %s is %s before it came Online", id, state)
+			return fmt.Errorf("ephemeral: bastion %s is %s before it was usable", id, state)
 		}
 		select {
 		case <-ctx.Done():
 			if ctx.Err() == context.DeadlineExceeded {
-				return fmt.Errorf("ephemeral: bastion %s not Online after %s (%s, agent %s): check that the subnet reaches SSM (NAT or VPC endpoints) and the profile's role", id, wait, state, ping)
+				return fmt.Errorf("ephemeral: bastion %s "+timeout, id, wait, last)
 			}
 			return ctx.Err()
 		case <-time.After(l.poll):
@@ -218,28 +246,33 @@ func (l *launcher) waitOnline(ctx context.Context, id string, wait time.Duration
 	}
 }
 
-// status returns id's EC2 state and its SSM agent's ping status ("none"
-// before it registers).
-func (l *launcher) status(ctx context.Context, id string) (state, ping string, err error) {
+// state returns id's EC2 state.
+func (l *launcher) state(ctx context.Context, id string) (string, error) {
 	out, err := l.describeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	if err != nil {
-		return "", "", fmt.Errorf("ephemeral: describe %s: %w", id, err)
+		return "", fmt.Errorf("ephemeral: describe %s: %w", id, err)
 	}
+	state := ""
 	for _, r := range out.Reservations {
 		for _, in := range r.Instances {
 			state = string(in.State.Name)
 		}
 	}
+	return state, nil
+}
+
+// ping returns id's SSM agent's ping status ("none" before it registers).
+func (l *launcher) ping(ctx context.Context, id string) (string, error) {
 	info, err := l.instanceInfo(ctx, &awsssm.DescribeInstanceInformationInput{
 		Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: []string{id}}}})
 	if err != nil {
-		return state, "", fmt.Errorf("ephemeral: SSM status of %s: %w", id, err)
+		return "", fmt.Errorf("ephemeral: SSM status of %s: %w", id, err)
 	}
-	ping = "none"
+	ping := "none"
 	for _, i := range info.InstanceInformationList {
 		ping = string(i.PingStatus)
 	}
-	return state, ping, nil
+	return ping, nil
 }
 
 // renew moves id's expiry tag ephemeralLifetime ahead of now, so that gc

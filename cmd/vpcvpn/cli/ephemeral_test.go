@@ -273,10 +273,15 @@ func TestParseEphemeral(t *testing.T) {
 		o.ephemeral.InstanceType != defaultInstanceType || o.ephemeral.IdleStop != 10*time.Minute || o.ephemeral.Wait != defaultLaunchWait {
 		t.Errorf("options %+v, ephemeral %+v", o, o.ephemeral)
 	}
+	o, err = parseUp(t, "10.0.0.0/16", "--ephemeral", "--via", "eice", "--subnet", "subnet-0abc")
+	if err != nil || o.via != "eice" || o.ephemeral == nil || !o.ephemeral.EICE || o.ephemeral.Profile != "" {
+		t.Errorf("--via eice without a profile: %v, options %+v", err, o)
+	}
 	refusals := []struct {
 		args []string
 		want string
 	}{
+		{[]string{"10.0.0.0/16", "--ephemeral", "--via", "ssh", "--subnet", "subnet-0abc"}, "drop --ssh"},
 		{[]string{"10.0.0.0/16", "--ephemeral", "--subnet", "subnet-0abc"}, "needs --instance-profile"},
 		{[]string{"10.0.0.0/16", "--ephemeral", "--instance-profile", "ssm"}, "needs --subnet subnet-… or --vpc"},
 		{[]string{"10.0.0.0/16", "--ephemeral", "--vpc", "subnet-1", "--instance-profile", "ssm"}, "invalid --vpc"},

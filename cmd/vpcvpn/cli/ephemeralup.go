@@ -25,13 +25,13 @@ const ephemeralPlaceholder = "i-00000000000000000"
 
 func ephemeralFlags() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.BoolFlag{Name: "ephemeral", Usage: "--via ssm: launch the bastion (Amazon Linux 2023) for this tunnel and terminate it when the tunnel ends; needs --subnet and --instance-profile"},
+		&ucli.BoolFlag{Name: "ephemeral", Usage: "launch the bastion (Amazon Linux 2023) for this tunnel and terminate it when the tunnel ends; needs --subnet, and over SSM --instance-profile"},
 		&ucli.StringFlag{Name: "subnet", Usage: "--ephemeral: the private `SUBNET` (subnet-...) to launch the bastion in"},
 		&ucli.StringFlag{Name: "vpc", Usage: "--ephemeral: launch the bastion in a private subnet of `VPC` (vpc-...); with --subnet, the subnet must be in it"},
 		&ucli.StringFlag{Name: "instance-type", Value: defaultInstanceType, Usage: "--ephemeral: the bastion's instance `TYPE`"},
-		&ucli.StringFlag{Name: "instance-profile", Usage: "--ephemeral: the instance `PROFILE` (name or ARN) whose role lets its SSM agent register (AmazonSSMManagedInstanceCore)"},
+		&ucli.StringFlag{Name: "instance-profile", Usage: "--ephemeral: the instance `PROFILE` (name or ARN) whose role lets its SSM agent register (AmazonSSMManagedInstanceCore); optional with --via eice"},
 		&ucli.DurationFlag{Name: "idle-stop", Value: defaultIdleStop, Usage: "--ephemeral: end the tunnel and terminate the bastion after `D` without connections"},
-		&ucli.DurationFlag{Name: "launch-timeout", Value: defaultLaunchWait, Usage: "--ephemeral: give up (and terminate it) when the bastion is not Online after `D`"},
+		&ucli.DurationFlag{Name: "launch-timeout", Value: defaultLaunchWait, Usage: "--ephemeral: give up (and terminate it) when the bastion is not usable (SSM Online, or over EICE its sshd answering) after `D`"},
 	}
 }
 
@@ -48,21 +48,21 @@ func (o *upOptions) parseEphemeral(cmd *ucli.Command) error {
 	switch {
 	case cmd.String("target") != "":
 		return errors.New("--ephemeral launches the bastion, so it takes no --target")
-	case cmd.String("ssh") != "" || cmd.String("via") != "ssm":
-		return errors.New("--ephemeral reaches its bastion over SSM: drop --ssh and --via")
+	case cmd.String("ssh") != "" || cmd.String("via") == "ssh":
+		return errors.New("--ephemeral reaches its bastion through AWS, over SSM (the default) or --via eice: drop --ssh")
 	case cmd.String("subnet") == "" && cmd.String("vpc") == "":
 		return errors.New("--ephemeral needs --subnet subnet-… or --vpc vpc-…: where to launch the bastion (a private subnet that reaches SSM through a NAT or VPC endpoints)")
 	case cmd.String("vpc") != "" && !strings.HasPrefix(cmd.String("vpc"), "vpc-"):
 		return fmt.Errorf("invalid --vpc %q: give a VPC id such as vpc-0123456789abcdef0", cmd.String("vpc"))
 	case cmd.String("subnet") != "" && !strings.HasPrefix(cmd.String("subnet"), "subnet-"):
 		return fmt.Errorf("invalid --subnet %q: give a subnet id such as subnet-0123456789abcdef0", cmd.String("subnet"))
-	case cmd.String("instance-profile") == "":
+	case cmd.String("instance-profile") == "" && cmd.String("via") != "eice":
 		return errNoProfile
 	case cmd.Duration("idle-stop") <= 0 || cmd.Duration("launch-timeout") <= 0:
 		return errors.New("--idle-stop and --launch-timeout take a positive duration such as 30m")
 	}
 	o.ephemeral = &ephemeralSpec{Subnet: cmd.String("subnet"), VPC: cmd.String("vpc"), InstanceType: cmd.String("instance-type"),
-		Profile: cmd.String("instance-profile"), Wait: cmd.Duration("launch-timeout"), IdleStop: cmd.Duration("idle-stop")}
+		Profile: cmd.String("instance-profile"), EICE: cmd.String("via") == "eice", Wait: cmd.Duration("launch-timeout"), IdleStop: cmd.Duration("idle-stop")}
 	return nil
 }
 
@@ -104,7 +104,14 @@ func (r *upRun) launchEphemeral(ctx context.Context, awsCfg aws.Config) error {
 	r.bastion.mu.Unlock()
 	r.progress("launched ephemeral bastion %s (%s in %s), owner %s; it is terminated when the tunnel ends", id,
 		o.ephemeral.InstanceType, o.ephemeral.Subnet, owner)
-	if err := l.waitOnline(ctx, id, o.ephemeral.Wait, r.progress); err != nil {
+	wait := l.waitOnline
+	if o.ephemeral.EICE {
+		wait = func(ctx context.Context, id string, d time.Duration, say func(string, ...any)) error {
+			return l.waitUsable(ctx, id, d, say, eiceReady(awsCfg, o.eiceID, o.port),
+				"not answering SSH through an EC2 Instance Connect Endpoint after %s (%s): check that its security group allows port 22 from the endpoint's")
+		}
+	}
+	if err := wait(ctx, id, o.ephemeral.Wait, r.progress); err != nil {
 		return err
 	}
 	r.found.Lock()
