@@ -167,48 +167,169 @@ func TestEphemeral(t *testing.T) {
 		t.Errorf("status names bastion %q, want %s", st.Bastion, id)
 	}
 	testDownload(t, l, vpcAddr(lab.SourcePort), 1<<20)
+	checkBootedReal(t, l, id)
 	stopUp(t, in)
 	assertNoTunnel(t, l)
 	if st := launchedStates(t, c)[id]; st != "shutting-down" && st != "terminated" {
 		t.Errorf("after the tunnel stopped, bastion %s is %q, want shutting-down or terminated", id, st)
 	}
+	if l.AWS.Agent == lab.AgentReal {
+		if err := l.WaitLaunchedDown(testContext(t, time.Minute), id); err != nil {
+			t.Error(err)
+		}
+	}
 	t.Run("IdleStop", func(t *testing.T) { testIdleStop(t, l, v, c) })
 	t.Run("CrashThenGC", func(t *testing.T) { testCrashThenGC(t, v, c) })
-	t.Run("PassRoleDenied", func(t *testing.T) {
-		awsAdmin(t, l, "deny", url.Values{"action": {"iam:PassRole"}})
-		t.Cleanup(func() { awsAdmin(t, l, "deny", nil) })
-		before := launchedStates(t, c)
-		res, err := v.Run(testContext(t, 20*time.Second), ephemeralArgs(v, "--instance-profile", lab.InstanceProfile)...)
-		if err != nil {
-			t.Fatal(err)
+	t.Run("EICE", func(t *testing.T) { testEphemeralEICE(t, l, v, c) })
+	t.Run("BadInput", func(t *testing.T) { testEphemeralBadInput(t, l, v, c) })
+}
+
+// testEphemeralEICE: over --via eice the bastion needs no instance
+// profile; it is usable once its sshd answers through the VPC's EC2
+// Instance Connect Endpoint, carries a download with no SSM session, and
+// is terminated when the tunnel stops.
+func testEphemeralEICE(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Client) {
+	sessions := startSessions(l)
+	in := startVPCVPN(t, v, ephemeralArgs(v, "--via", "eice")...)
+	stderr := in.Stderr()
+	t.Logf("vpcvpn up --ephemeral --via eice:\n%s", stderr)
+	m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17})`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatal("no launch line")
+	}
+	id := m[1]
+	if w := "ephemeral bastion " + id + ": running, sshd answering through " + lab.EICEndpointID; !strings.Contains(stderr, w) {
+		t.Errorf("stderr lacks %q", w)
+	}
+	out, err := c.DescribeInstances(testContext(t, 10*time.Second), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := out.Reservations[0].Instances[0].IamInstanceProfile; p != nil {
+		t.Errorf("launched with instance profile %s; over EICE it needs none", aws.ToString(p.Arn))
+	}
+	testDownload(t, l, vpcAddr(lab.SourcePort), 1<<20)
+	if n := startSessions(l); n != sessions {
+		t.Errorf("%d SSM sessions started over --via eice", n-sessions)
+	}
+	stopUp(t, in)
+	assertNoTunnel(t, l)
+	if st := launchedStates(t, c)[id]; st != "shutting-down" && st != "terminated" {
+		t.Errorf("after the tunnel stopped, bastion %s is %q, want shutting-down or terminated", id, st)
+	}
+}
+
+// startSessions counts the StartSession calls the emulator answered.
+func startSessions(l *lab.Lab) int {
+	n := 0
+	for _, e := range l.AWS.Events() {
+		if e["msg"] == "call" && e["target"] == "AmazonSSM.StartSession" {
+			n++
 		}
-		checkErrorLineNames(t, res, []string{"may not pass instance profile " + lab.InstanceProfile, "allow iam:PassRole"})
-		if after := launchedStates(t, c); len(after) != len(before) {
-			t.Errorf("launched %d instances", len(after)-len(before))
-		}
-		assertNoTunnel(t, l)
-	})
-	t.Run("NeverOnline", func(t *testing.T) {
+	}
+	return n
+}
+
+// testEphemeralBadInput: what AWS refuses, or a bastion that never
+// becomes usable, ends `up --ephemeral` with one line naming the fix, and
+// leaves nothing running: no tunnel, no instance of vpcvpn's pending or
+// running.
+func testEphemeralBadInput(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Client) {
+	profile := []string{"--instance-profile", lab.InstanceProfile}
+	tests := []struct {
+		name    string
+		fault   string // admin action set before, undone after
+		query   url.Values
+		undo    url.Values
+		args    []string
+		want    []string // the error line names them all
+		launchd bool     // something is launched, then terminated
+	}{
+		{"RunInstancesDenied", "deny", url.Values{"action": {"ec2:RunInstances"}}, nil, profile,
+			[]string{"you may not launch instances", "allow ec2:RunInstances"}, false},
+		{"PassRoleDenied", "deny", url.Values{"action": {"iam:PassRole"}}, nil, profile,
+			[]string{"may not pass instance profile " + lab.InstanceProfile, "allow iam:PassRole"}, false},
+		{"InstanceLimit", "quota", url.Values{"instances": {"1"}}, url.Values{"instances": {"0"}}, profile,
+			[]string{"instance quota is reached (InstanceLimitExceeded)", "raise the quota in Service Quotas"}, false},
+		{"VcpuLimit", "quota", url.Values{"vcpus": {"1"}}, url.Values{"vcpus": {"0"}}, profile,
+			[]string{"instance quota is reached (VcpuLimitExceeded)", "raise the quota in Service Quotas"}, false},
+		{"SubnetInOtherVPC", "", nil, nil, append([]string{"--vpc", "vpc-0f1e2d3c4b5a69788"}, profile...),
+			[]string{"subnet " + lab.BastionSubnet + " is not in vpc-0f1e2d3c4b5a69788", "drop --vpc"}, false},
 		// The lab's instances boot in 2 s: a 1 s limit passes first.
-		res, err := v.Run(testContext(t, 30*time.Second), ephemeralArgs(v, "--instance-profile", lab.InstanceProfile, "--launch-timeout", "1s")...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("exit %d:\n%s", res.ExitCode, res.Stderr)
-		m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17})`).FindStringSubmatch(res.Stderr)
-		if res.ExitCode == 0 || m == nil {
-			t.Fatalf("exit %d, launch line %v: want a launch, then a failure", res.ExitCode, m)
-		}
-		for _, w := range []string{"not Online after 1s", "check that the subnet reaches SSM", "terminated ephemeral bastion " + m[1]} {
-			if !strings.Contains(res.Stderr, w) {
-				t.Errorf("stderr lacks %q", w)
+		{"NeverOnline", "", nil, nil, append([]string{"--launch-timeout", "1s"}, profile...),
+			[]string{"not Online after 1s", "check that the subnet reaches SSM"}, true},
+		{"NoEICEndpoint", "eice", url.Values{"endpoint": {lab.EICEndpointID}, "state": {"delete-in-progress"}},
+			url.Values{"endpoint": {lab.EICEndpointID}, "state": {"create-complete"}}, []string{"--via", "eice"},
+			[]string{"no EC2 Instance Connect Endpoint in " + lab.VPCID, "create-instance-connect-endpoint"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.fault != "" {
+				awsAdmin(t, l, tt.fault, tt.query)
+				t.Cleanup(func() { awsAdmin(t, l, tt.fault, tt.undo) })
 			}
+			before := launchedStates(t, c)
+			res, err := v.Run(testContext(t, time.Minute), ephemeralArgs(v, tt.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17})`).FindStringSubmatch(res.Stderr)
+			if tt.launchd {
+				checkLaunchThenError(t, res, m, tt.want)
+			} else {
+				checkErrorLineNames(t, res, tt.want)
+			}
+			for id, st := range launchedStates(t, c) {
+				if _, old := before[id]; !old && (st == "pending" || st == "running") {
+					t.Errorf("left %s %s running", id, st)
+				}
+			}
+			assertNoTunnel(t, l)
+		})
+	}
+}
+
+// checkLaunchThenError checks a run that launched (m, the launch line's
+// match), then failed with an error line naming want and terminated what
+// it launched.
+func checkLaunchThenError(t *testing.T, res lab.Result, m []string, want []string) {
+	t.Helper()
+	t.Logf("exit %d:\n%s", res.ExitCode, res.Stderr)
+	if res.ExitCode == 0 || m == nil {
+		t.Fatalf("exit %d, launch line %v: want a launch, then a failure", res.ExitCode, m)
+	}
+	lines := strings.Split(strings.TrimSpace(res.Stderr), "\n")
+	last := lines[len(lines)-1]
+	for _, w := range want {
+		if !strings.Contains(last, w) {
+			t.Errorf("error line %q does not name %q", last, w)
 		}
-		if st := launchedStates(t, c)[m[1]]; st != "shutting-down" && st != "terminated" {
-			t.Errorf("bastion %s is %q after the launch timed out, want shutting-down or terminated", m[1], st)
-		}
-		assertNoTunnel(t, l)
-	})
+	}
+	if w := "terminated ephemeral bastion " + m[1]; !strings.Contains(res.Stderr, w) {
+		t.Errorf("stderr lacks %q", w)
+	}
+}
+
+// checkBootedReal checks, with the real agent, that the launched instance
+// id runs in a namespace of its own and that its own agent registered and
+// carried the tunnel's session, not the lab's bastion.
+func checkBootedReal(t *testing.T, l *lab.Lab, id string) {
+	t.Helper()
+	if l.AWS.Agent != lab.AgentReal {
+		t.Logf("built-in agent: the launched instance is served as the bastion (%s)", l.AWS.AgentNote)
+		return
+	}
+	if ns := l.LaunchedNamespace(id); ns == "" {
+		t.Errorf("the lab runs no instance %s", id)
+	}
+	var registered, relayed bool
+	for _, e := range l.AWS.Events() {
+		registered = registered || e["msg"] == "instance registered" && e["instance"] == id
+		relayed = relayed || e["msg"] == "relay: session started" && e["target"] == id
+	}
+	if !registered || !relayed {
+		t.Errorf("instance %s: its agent registered %v, carried a session %v: want both", id, registered, relayed)
+	}
 }
 
 // testCrashThenGC: a vpcvpn killed with SIGKILL leaves its bastion
