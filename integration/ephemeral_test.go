@@ -260,7 +260,10 @@ func testEphemeralBadInput(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Clien
 			[]string{"not Online after 1s", "check that the subnet reaches SSM"}, true},
 		{"NoEICEndpoint", "eice", url.Values{"endpoint": {lab.EICEndpointID}, "state": {"delete-in-progress"}},
 			url.Values{"endpoint": {lab.EICEndpointID}, "state": {"create-complete"}}, []string{"--via", "eice"},
-			[]string{"no EC2 Instance Connect Endpoint in " + lab.VPCID, "create-instance-connect-endpoint"}, true},
+			[]string{"no EC2 Instance Connect Endpoint in " + lab.VPCID, "create-instance-connect-endpoint"}, false},
+		{"OpenTunnelDenied", "eice", url.Values{"endpoint": {lab.EICEndpointID}, "mode": {"refuse"}, "status": {"403"}},
+			url.Values{"endpoint": {lab.EICEndpointID}, "mode": {"none"}}, []string{"--via", "eice"},
+			[]string{"refused the tunnel", "ec2-instance-connect:OpenTunnel"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/vpcvpn/vpcvpn/tunnel/eic"
 )
@@ -22,10 +24,33 @@ import (
 // bannerWait is how long a probe waits for the SSH banner.
 const bannerWait = 5 * time.Second
 
+// checkEICE refuses before the launch when the bastion's VPC has no usable
+// EC2 Instance Connect Endpoint (or --eice-id's is not one of it): nothing
+// is launched that could not be reached.
+func checkEICE(ctx context.Context, awsCfg aws.Config, spec *ephemeralSpec, eiceID string) error {
+	c := ec2.NewFromConfig(awsCfg)
+	vpc := spec.VPC
+	if vpc == "" {
+		out, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{{Name: aws.String("subnet-id"), Values: []string{spec.Subnet}}}})
+		if err != nil {
+			return fmt.Errorf("ephemeral: the VPC of %s: %w", spec.Subnet, permissionHint(err, "ec2:DescribeSubnets"))
+		}
+		if len(out.Subnets) == 0 {
+			return fmt.Errorf("ephemeral: subnet %s does not exist in this region: check --subnet and --region", spec.Subnet)
+		}
+		vpc = aws.ToString(out.Subnets[0].VpcId)
+	}
+	fips := c.Options().EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled
+	if _, err := findEndpoint(ctx, c.DescribeInstanceConnectEndpoints, eiceID, vpc, spec.Subnet, fips); err != nil {
+		return fmt.Errorf("ephemeral: %w", err)
+	}
+	return nil
+}
+
 // eiceReady is the readiness of a bastion reached through an EC2 Instance
 // Connect Endpoint (--eice-id's, or its VPC's): running, and its sshd's
 // banner read through a tunnel to port. A VPC without a usable endpoint
-// fails at once.
+// fails at once, as does an endpoint that refuses the caller.
 func eiceReady(awsCfg aws.Config, eiceID, port string) readiness {
 	var cfg *eic.Config
 	return func(ctx context.Context, id, state string) (string, bool, error) {
@@ -40,6 +65,9 @@ func eiceReady(awsCfg aws.Config, eiceID, port string) readiness {
 			cfg = c
 		}
 		if err := sshBanner(ctx, *cfg); err != nil {
+			if ee := (*eic.Error)(nil); errors.As(err, &ee) && ee.Permanent() {
+				return "", false, fmt.Errorf("ephemeral: %w", err) // the instance is not to blame
+			}
 			return "sshd not answering", false, nil
 		}
 		return "sshd answering through " + cfg.EndpointID, true, nil

@@ -95,6 +95,11 @@ func (r *upRun) launchEphemeral(ctx context.Context, awsCfg aws.Config) error {
 	if err := l.subnets.chooseSubnet(ctx, o.ephemeral); err != nil {
 		return err
 	}
+	if o.ephemeral.EICE {
+		if err := checkEICE(ctx, awsCfg, o.ephemeral, o.eiceID); err != nil {
+			return err
+		}
+	}
 	id, err := l.launch(ctx, *o.ephemeral, owner)
 	if err != nil {
 		return err
