@@ -192,6 +192,42 @@ func TestEphemeralWaitOnline(t *testing.T) {
 	}
 }
 
+// TestEphemeralWaitUsable: a readiness check other than SSM's (over EICE:
+// sshd answering) is asked only with the EC2 state, shown in the progress,
+// and its error ends the wait at once.
+func TestEphemeralWaitUsable(t *testing.T) {
+	f := newFakeLauncher()
+	polls := 0
+	f.describeInstances = func(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+		st := map[bool]ec2types.InstanceStateName{true: "pending", false: "running"}[polls == 0]
+		polls++
+		return &ec2.DescribeInstancesOutput{Reservations: []ec2types.Reservation{{Instances: []ec2types.Instance{
+			{State: &ec2types.InstanceState{Name: st}}}}}}, nil
+	}
+	asked := 0
+	ready := func(_ context.Context, id, state string) (string, bool, error) {
+		if state != "running" {
+			return "sshd not answering", false, nil
+		}
+		asked++
+		return map[bool]string{false: "sshd not answering", true: "sshd answering"}[asked > 1], asked > 1, nil
+	}
+	var out strings.Builder
+	say := func(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
+	if err := f.waitUsable(context.Background(), "i-0e1", time.Minute, say, ready, "never %s %s"); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.Contains(got, "i-0e1: pending, sshd not answering") || !strings.Contains(got, "i-0e1: running, sshd answering") || asked != 2 {
+		t.Errorf("asked %d times; progress:\n%s", asked, got)
+	}
+	refused := errors.New("ephemeral: endpoint refused the tunnel")
+	err := f.waitUsable(context.Background(), "i-0e1", time.Minute, func(string, ...any) {},
+		func(context.Context, string, string) (string, bool, error) { return "", false, refused }, "never %s %s")
+	if !errors.Is(err, refused) {
+		t.Errorf("a readiness error: %v, want it at once", err)
+	}
+}
+
 func TestEphemeralRenew(t *testing.T) {
 	f := newFakeLauncher()
 	var got *ec2.CreateTagsInput
