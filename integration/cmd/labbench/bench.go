@@ -43,6 +43,13 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	rep := &report{Started: started, Runs: cfg.runs, Seconds: int(cfg.duration / time.Second), Bin: cfg.bin, SSMAgent: b.agentName(), realAgent: b.agent != ""}
+	if cfg.sshSharedMB > 0 {
+		rep.SSHShared, err = b.sshShared(ctx)
+		rep.SSHSharedMB = cfg.sshSharedMB
+		rep.ElapsedSeconds = time.Since(started).Round(time.Second).Seconds()
+		printSSHShared(os.Stdout, rep)
+		return errors.Join(err, rep.writeJSON(cfg.jsonPath))
+	}
 	if cfg.sweep != nil {
 		rep.Sweep, err = b.sweep(ctx)
 		rep.ElapsedSeconds = time.Since(started).Round(time.Second).Seconds()

@@ -27,6 +27,9 @@ type config struct {
 	awsemu   string        // awsemu binary for the ssm path; "" builds one
 	upArgs   []string      // added to vpcvpn up's arguments over SSM (-vpcvpn-args)
 	sweep    []int         // -sessions-sweep: the --max-sessions to measure, instead of the paths
+	trace    string        // -trace: the wego path's vpcvpn status polls and stderr go there
+	// sshSharedMB: -ssh-shared's download size in MB; 0 without
+	sshSharedMB int
 }
 
 func parseFlags(args []string) (config, error) {
@@ -39,6 +42,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&only, "only", "", "comma-separated `paths` to measure (default all): "+strings.Join(pathIDs(), ","))
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to `file`")
 	fs.StringVar(&cfg.awsemu, "awsemu", "", "AWS emulator `binary` for the ssm path (default: go build ./integration/cmd/awsemu)")
+	fs.StringVar(&cfg.trace, "trace", "", "append to `file` what the wego path's vpcvpn reports under load: each status --json poll, timed, each psql run, and its stderr when it stops (use with -vpcvpn-args \"-v --flow-log FILE\")")
+	fs.IntVar(&cfg.sshSharedMB, "ssh-shared", 0, "instead of the paths, measure one download of `MB` megabytes sharing one --ssh connection with an echo flow and psql, --pace-bulk off and on taking turns")
 	var upArgs, sweep string
 	fs.StringVar(&upArgs, "vpcvpn-args", "", "space-separated `arguments` added to vpcvpn up over SSM (the wego path, the sweep), e.g. --spare=false")
 	fs.StringVar(&sweep, "sessions-sweep", "", "instead of the paths, measure vpcvpn up --max-sessions N over SSM for each of these `counts`, e.g. 1,2,3,4,5,6,8")
@@ -64,7 +69,7 @@ func parseFlags(args []string) (config, error) {
 		return config{}, err
 	}
 	cfg.paths = paths
-	if cfg.sweep != nil {
+	if cfg.sweep != nil || cfg.sshSharedMB > 0 {
 		cfg.paths = []string{wegoID} // its lab, vpcvpn's side only
 	}
 	return cfg, nil

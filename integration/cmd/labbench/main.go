@@ -4,7 +4,7 @@
 // labs of network namespaces (package lab), and prints Markdown tables:
 //
 //	sudo make bench
-//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn,eice,ssm,load,wego] [-json out.json] [-awsemu BIN] [-vpcvpn-args ARGS] [-sessions-sweep 1,2,4]
+//	sudo go run ./integration/cmd/labbench -vpcvpn bin/vpcvpn [-runs 3] [-duration 5s] [-only ssh-l,vpcvpn,eice,ssm,load,wego] [-json out.json] [-awsemu BIN] [-vpcvpn-args ARGS] [-sessions-sweep 1,2,4] [-ssh-shared MB] [-trace FILE]
 //
 // Each path of the main table carries the same clients from the laptop
 // namespace to the VPC host: iperf3 up and down (-R) for bulk TCP,
@@ -65,7 +65,11 @@
 // -sessions-sweep 1,2,3,4,5,6,8 measures instead vpcvpn's side of the wego
 // path under load for each `vpcvpn up --max-sessions N` (sweep_linux.go);
 // -vpcvpn-args adds arguments to vpcvpn up over SSM, e.g. the hidden
-// experiment flags --spare=false or --pace-bulk=true.
+// experiment flags --spare=false or --pace-bulk=true. -ssh-shared MB
+// measures instead one download sharing one connection over --ssh with an
+// open echo flow and psql runs, --pace-bulk off and on taking turns
+// (sshshared_linux.go). -trace FILE keeps, for the wego path's vpcvpn
+// under load, each status poll, each psql run and its stderr.
 //
 // Every figure is the median of -runs runs. The labs are removed at the
 // end, also on Ctrl-C or SIGTERM; a killed run's leftovers are removed by

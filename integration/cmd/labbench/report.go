@@ -177,16 +177,18 @@ func (t target) show() string {
 
 // report is the whole benchmark's result, also its JSON form.
 type report struct {
-	Started        time.Time     `json:"started"`
-	ElapsedSeconds float64       `json:"elapsed_seconds"`
-	Runs           int           `json:"runs"`
-	Seconds        int           `json:"seconds_per_run"`
-	Bin            string        `json:"vpcvpn"`
-	SSMAgent       string        `json:"ssm_agent,omitempty"` // the instance's, in the labs with the emulated AWS side
-	realAgent      bool          // SSMAgent is AWS's real one: the SSM targets follow it
-	Paths          []*pathResult `json:"paths"`
-	Targets        []target      `json:"targets"`
-	Sweep          []*sweepRow   `json:"sessions_sweep,omitempty"` // -sessions-sweep, instead of the paths
+	Started        time.Time       `json:"started"`
+	ElapsedSeconds float64         `json:"elapsed_seconds"`
+	Runs           int             `json:"runs"`
+	Seconds        int             `json:"seconds_per_run"`
+	Bin            string          `json:"vpcvpn"`
+	SSMAgent       string          `json:"ssm_agent,omitempty"` // the instance's, in the labs with the emulated AWS side
+	realAgent      bool            // SSMAgent is AWS's real one: the SSM targets follow it
+	Paths          []*pathResult   `json:"paths"`
+	Targets        []target        `json:"targets"`
+	Sweep          []*sweepRow     `json:"sessions_sweep,omitempty"` // -sessions-sweep, instead of the paths
+	SSHShared      []*sshSharedRow `json:"ssh_shared,omitempty"`     // -ssh-shared, instead of the paths
+	SSHSharedMB    int             `json:"ssh_shared_mb,omitempty"`
 }
 
 // finish evaluates the targets.

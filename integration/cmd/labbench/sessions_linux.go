@@ -13,6 +13,7 @@ import (
 	"math"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -144,6 +145,7 @@ func (w *wegoLab) underLoad(ctx context.Context, n int64, downloads int, echo bo
 		}
 	}
 	began := time.Now()
+	w.tracef("under load: %d download(s) of %d bytes start", downloads, n)
 	flowing, finished := w.startDownloads(ctx, n, downloads)
 	for range downloads {
 		select {
@@ -217,6 +219,7 @@ func (w *wegoLab) psqlUntil(ctx context.Context, finished <-chan downloadEnd, co
 		if err != nil {
 			return nil, last, err
 		}
+		w.tracef("psql select 1 took %.1f ms", ms(d))
 		times = append(times, ms(d))
 		for drained := false; !drained && left > 0; {
 			select {
@@ -304,6 +307,7 @@ func (w *wegoLab) connections(ctx context.Context) int {
 	if err != nil {
 		return 0
 	}
+	w.tracef("status %s", strings.TrimSpace(res.Stdout))
 	var st struct {
 		Connections []json.RawMessage `json:"connections"`
 	}
@@ -323,4 +327,11 @@ func percentile(xs []float64, p float64) float64 {
 	slices.Sort(s)
 	i := int(math.Ceil(p/100*float64(len(s)))) - 1
 	return s[max(0, min(i, len(s)-1))]
+}
+
+// tracef appends a timed line to -trace's file, if any.
+func (w *wegoLab) tracef(format string, args ...any) {
+	if w.trace != nil {
+		fmt.Fprintf(w.trace, "%s %s\n", time.Now().UTC().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -131,6 +132,10 @@ type wegoLab struct {
 	upArgs []string
 	// figures are each scenario's last run's.
 	figures map[*wegoScenario]scenarioResult
+	// trace is -trace's file, or nil.
+	trace *os.File
+	// viaSSH starts vpcvpn over --ssh rather than SSM (-ssh-shared).
+	viaSSH bool
 }
 
 // openWego builds the lab (PostgreSQL with pgbench's tables, the data
@@ -148,9 +153,18 @@ func openWego(ctx context.Context, b *bench) (endpoint, func() error, error) {
 		return endpoint{}, nil, err
 	}
 	w := &wegoLab{lab: l, upArgs: b.cfg.upArgs, figures: map[*wegoScenario]scenarioResult{}}
+	if b.cfg.trace != "" {
+		if w.trace, err = os.OpenFile(b.cfg.trace, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
+			return endpoint{}, nil, errors.Join(fmt.Errorf("-trace: %w", err), l.Close())
+		}
+	}
 	closeAll := func() error {
 		progress("%s: removing its lab", wegoID)
-		return errors.Join(w.stop(), l.Close())
+		err := errors.Join(w.stop(), l.Close())
+		if w.trace != nil {
+			err = errors.Join(err, w.trace.Close())
+		}
+		return err
 	}
 	if err := w.prepare(ctx, b, peers); err != nil {
 		return endpoint{}, nil, errors.Join(err, closeAll())
@@ -187,7 +201,11 @@ func (w *wegoLab) start(ctx context.Context, side string) (float64, error) {
 	defer cancel()
 	began := time.Now()
 	if side == "vpcvpn" {
-		in, err := w.vpn.Start(ctx, append(w.vpn.UpArgsSSM(vpcvpnIf), w.upArgs...)...)
+		args := w.vpn.UpArgsSSM(vpcvpnIf)
+		if w.viaSSH {
+			args = w.vpn.UpArgs(vpcvpnIf)
+		}
+		in, err := w.vpn.Start(ctx, append(args, w.upArgs...)...)
 		if err != nil {
 			return 0, err
 		}
@@ -213,6 +231,7 @@ func (w *wegoLab) stop() error {
 	var err error
 	if w.in != nil {
 		err = stopVPCVPN(w.in)
+		w.tracef("vpcvpn stopped; its stderr:\n%s", w.in.Stderr())
 		w.in = nil
 	}
 	if w.chain != nil {
