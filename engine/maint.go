@@ -88,6 +88,7 @@ func (p *pool) upkeep() (busy bool) {
 			moving++
 		}
 		bulk, other := 0, now-c.quietAt < paceHold && c.quietAt > 0
+		var delivered float64 // bytes per second: the bulk flows' lately
 		for f := range c.flows {
 			flows++
 			if (f.isBulk.Load() || f.rising.Load()) && f.calmed(now) {
@@ -99,6 +100,9 @@ func (p *pool) upkeep() (busy bool) {
 			}
 			if f.isBulk.Load() {
 				bulk++
+				if c.pace != nil {
+					delivered += f.downRate(now)
+				}
 			} else {
 				other = true
 			}
@@ -109,7 +113,7 @@ func (p *pool) upkeep() (busy bool) {
 			}
 		}
 		if c.pace != nil {
-			c.pace.set(bulk > 0 && other, bulk)
+			c.pace.set(bulk > 0 && other, bulk, delivered)
 		}
 	}
 	events := p.rolloverLocked(now)

@@ -12,8 +12,9 @@ package engine
 //
 //	flow.Read (a bulk flow) -> pacer.wait: a token bucket at rate, reads of
 //	    pacedRead at most -> the channel's Read, which credits what it returns
-//	pacer.run, while pacing: a probe every probeEvery; rate by AIMD on the
-//	    probe's round trip less the lowest one seen, against paceTarget
+//	pacer.run, while pacing: a probe at once, then every probeEvery; the
+//	    rate (pacectrl.go) from the probe's round trip less the lowest one
+//	    seen, against paceTarget, starting at the bulk flows' own rate
 //
 // A connection paces only while it carries a bulk flow and a flow that is
 // not bulk (open, or closed within paceHold): a lone download reads at
@@ -30,13 +31,16 @@ import (
 
 const (
 	paceTarget   = 40 * time.Millisecond  // the queue delay aimed at
+	paceDrain    = 4 * paceTarget         // above it, the rate drops to the floor until the queue drains
 	probeEvery   = 200 * time.Millisecond // probes, and rate steps, while pacing
 	paceWindow   = 10 * time.Second       // the lowest round trip and the highest delivery rate are of this span
 	paceHold     = 5 * time.Second        // pacing goes on this long after the last flow that was not bulk closed
 	pacedRead    = 16 << 10               // a paced read takes at most this: credit returns in small steps
+	paceBurst    = 4 * time.Millisecond   // unused tokens last this long at the rate
 	paceDecrease = 0.9                    // the rate's factor per round trip above paceTarget
 	paceResume   = 0.95                   // below paceTarget, the rate is at least this share of the path's pace
-	paceIncrease = 32 << 10               // bytes per second added per step below paceTarget
+	paceGrow     = 1.25                   // the rate's factor per step without a queue
+	paceIncrease = 32 << 10               // bytes per second added per step with a short queue
 	// paceMinRate is the rate's floor per bulk flow: above calm's 64 KiB
 	// in 2 s, so that a paced download stays bulk while the queue drains.
 	paceMinRate = 48 << 10
@@ -84,8 +88,9 @@ func (pc *pacer) seed() {
 	}()
 }
 
-// set starts or stops pacing, for bulk bulk flows.
-func (pc *pacer) set(on bool, bulk int) {
+// set starts or stops pacing, for bulk bulk flows that delivered
+// delivered bytes per second lately.
+func (pc *pacer) set(on bool, bulk int, delivered float64) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if on {
@@ -107,13 +112,13 @@ func (pc *pacer) set(on bool, bulk int) {
 	now := pc.now()
 	pc.on = true
 	pc.wake = make(chan struct{})
-	pc.ctrl.start(now, pc.conn.Stats().BytesIn)
+	pc.ctrl.start(now, pc.conn.Stats().BytesIn, delivered)
 	pc.bucket = bucket{at: now}
 	ctx, cancel := context.WithCancel(context.Background())
 	pc.cancel = cancel
 	pc.wg.Add(1)
 	go pc.run(ctx)
-	pc.log.Debug("pacing bulk reads beside other flows")
+	pc.log.Debug("pacing bulk reads beside other flows", "rate_kBps", int(pc.ctrl.rate/1e3))
 }
 
 func (pc *pacer) stopLocked() {
@@ -134,7 +139,7 @@ func (pc *pacer) pacing() bool {
 
 // close stops pacing and waits for the pacer's goroutines.
 func (pc *pacer) close() {
-	pc.set(false, 0)
+	pc.set(false, 0, 0)
 	pc.wg.Wait()
 }
 
@@ -171,20 +176,36 @@ func (pc *pacer) took(n int) {
 }
 
 // run probes the connection while pacing and sets the rate: one probe at
-// a time, sent at a tick; while one is out, its age is a lower bound of
-// the round trip, so the rate falls each tick the queue is known too long.
+// a time, the first at once (the rate starts at the bulk flows' own, which
+// a slow path's queue must not keep long), then at a tick; while one is
+// out, its age is a lower bound of the round trip, so the rate falls each
+// tick the queue is known too long.
 func (pc *pacer) run(ctx context.Context) {
 	defer pc.wg.Done()
 	t := time.NewTicker(probeEvery)
 	defer t.Stop()
 	results := make(chan time.Duration, 1)
-	out, sent := false, time.Duration(0)
+	sent := pc.now()
+	probe := func() {
+		sent = pc.now()
+		pc.wg.Add(1)
+		go func() {
+			defer pc.wg.Done()
+			rtt, err := pc.conn.Probe(ctx)
+			if err != nil {
+				rtt = 0
+			}
+			results <- rtt
+		}()
+	}
+	probe()
+	out := true
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-pc.conn.Done():
-			pc.set(false, 0)
+			pc.set(false, 0, 0)
 			return
 		case rtt := <-results:
 			out = false
@@ -196,16 +217,8 @@ func (pc *pacer) run(ctx context.Context) {
 				pc.step(pc.now()-sent, false)
 				continue
 			}
-			out, sent = true, pc.now()
-			pc.wg.Add(1)
-			go func() {
-				defer pc.wg.Done()
-				rtt, err := pc.conn.Probe(ctx)
-				if err != nil {
-					rtt = 0
-				}
-				results <- rtt
-			}()
+			out = true
+			probe()
 		}
 	}
 }
@@ -218,4 +231,16 @@ func (pc *pacer) step(rtt time.Duration, done bool) {
 		pc.ctrl.step(pc.now(), rtt, done, pc.conn.Stats().BytesIn)
 	}
 	pc.mu.Unlock()
+}
+
+// downRate returns what f read from the far side in about the last second,
+// in bytes per second: where the pacer starts.
+func (f *flow) downRate(now time.Duration) float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down.advance(now)
+	bytes, _ := f.down.sum(nBuckets / 2)
+	span := time.Duration(nBuckets/2-1)*bucketSpan + now%bucketSpan
+	span = min(span, now-f.born)
+	return float64(bytes) / max(span, bucketSpan).Seconds()
 }

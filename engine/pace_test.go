@@ -61,6 +61,12 @@ func TestPaceBesideOtherFlows(t *testing.T) {
 	if !pc.pacing() {
 		t.Fatal("a bulk flow beside another is not paced")
 	}
+	pc.mu.Lock()
+	rate := pc.ctrl.rate
+	pc.mu.Unlock()
+	if want := float64(512<<10) / bucketSpan.Seconds(); rate < want {
+		t.Errorf("pacing starts at %.0f B/s, want the download's own %.0f (512 KiB in one meter bucket) or more", rate, want)
+	}
 	if _, err := a.Write(make([]byte, 64<<10)); err != nil {
 		t.Fatal(err)
 	}

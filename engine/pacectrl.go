@@ -5,14 +5,25 @@ package engine
 
 import "time"
 
-// paceCtrl sets the paced reads' rate from probe round trips: down by
-// paceDecrease, once per round trip, while the queue delay (the round trip
-// less the lowest one, base) is above paceTarget; up by paceIncrease at
-// each step below it, and at once to paceResume of the highest delivery rate
-// seen with a queue in paceWindow (the path's pace: while a queue drains,
-// the connection delivers at it whatever the reads take). It starts at paceMinRate: the queue found when
-// pacing starts (the window's worth, 2 MiB) drains at once, about 2.6 s at
-// SSM's pace.
+// paceCtrl sets the paced reads' rate from probe round trips. Its delay is
+// a probe's round trip less the lowest one, base: the queue a reply waits
+// behind. The rate:
+//
+//   - starts at what the bulk flows delivered in their last second (the
+//     meter's), so that a download on a fast path goes on at its speed;
+//   - drops to the floor while the delay is above paceDrain: the queue is
+//     the window's worth found when pacing starts over a slow path (2 MiB
+//     at SSM's 0.8 MB/s is 2.6 s), which must drain at once;
+//   - falls by paceDecrease, once per round trip, while the delay is above
+//     paceTarget;
+//   - below it, rises at once to paceResume of the highest delivery rate
+//     seen with a queue in paceWindow (the path's pace: while a queue
+//     drains, the connection delivers at it whatever the reads take); then
+//     by paceGrow a step while the delay stays under half the target (no
+//     queue builds: probe up, as a path's pace is not known), else by
+//     paceIncrease;
+//   - never above twice what the connection delivered (credit far beyond
+//     what arrives would take many decreases to come down from).
 //
 // base is the lowest round trip of the connection's life, from a probe
 // when it came up (seed) and every probe since. It does not expire, as a
@@ -34,7 +45,8 @@ type paceCtrl struct {
 	decAt   time.Duration // of the last decrease
 	deliv   float64       // the highest delivery rate with a queue, bytes per second, at delivAt
 	delivAt time.Duration
-	rx      uint64 // the connection's bytes in at rxAt
+	recent  float64 // the delivery rate over the last span, queue or not
+	rx      uint64  // the connection's bytes in at rxAt
 	rxAt    time.Duration
 }
 
@@ -53,12 +65,14 @@ func (k *paceCtrl) setFloor(bulk int) {
 }
 
 // start begins an episode of pacing at now, with the connection's bytes
-// in so far; setFloor comes first.
-func (k *paceCtrl) start(now time.Duration, rx uint64) {
+// in so far and what its bulk flows delivered lately (bytes per second);
+// setFloor comes first.
+func (k *paceCtrl) start(now time.Duration, rx uint64, delivered float64) {
 	if k.floor == 0 {
 		k.setFloor(1)
 	}
-	k.rate = k.floor
+	k.rate = max(delivered, k.floor)
+	k.recent = delivered
 	k.rx, k.rxAt = rx, now
 	k.decAt = now
 }
@@ -72,6 +86,8 @@ func (k *paceCtrl) step(now, rtt time.Duration, done bool, rx uint64) {
 	delay := rtt - k.base
 	k.delivered(now, rx, delay > paceTarget/2)
 	switch {
+	case delay > paceDrain:
+		k.rate, k.decAt = k.floor, now
 	case delay > paceTarget:
 		// Once per round trip: a probe sent before the last decrease
 		// saw the queue from before it.
@@ -80,9 +96,13 @@ func (k *paceCtrl) step(now, rtt time.Duration, done bool, rx uint64) {
 			k.decAt = now
 		}
 	case done:
-		k.rate = max(k.rate+paceIncrease, paceResume*k.deliv)
-		if k.deliv > 0 {
-			k.rate = max(min(k.rate, 2*k.deliv), k.floor) // no credit far beyond what arrives
+		grown := k.rate + paceIncrease
+		if delay < paceTarget/2 {
+			grown = max(grown, k.rate*paceGrow)
+		}
+		k.rate = max(grown, paceResume*k.deliv)
+		if cap := 2 * max(k.deliv, k.recent); cap > 0 {
+			k.rate = max(min(k.rate, cap), k.floor)
 		}
 	}
 }
@@ -113,11 +133,10 @@ func (k *paceCtrl) delivered(now time.Duration, rx uint64, queued bool) {
 	if span < probeEvery {
 		return
 	}
-	if queued {
-		r := float64(rx-k.rx) / span.Seconds()
-		if r >= k.deliv || now-k.delivAt > paceWindow {
-			k.deliv, k.delivAt = r, now
-		}
+	r := float64(rx-k.rx) / span.Seconds()
+	k.recent = r
+	if queued && (r >= k.deliv || now-k.delivAt > paceWindow) {
+		k.deliv, k.delivAt = r, now
 	}
 	k.rx, k.rxAt = rx, now
 }
@@ -130,9 +149,11 @@ type bucket struct {
 }
 
 // wait returns how long a read must wait at now, at rate bytes per second.
+// Unused tokens last paceBurst at rate, and one read's at least: at a
+// fast path's rate a wait per read would cost more than the read.
 func (b *bucket) wait(now time.Duration, rate float64) time.Duration {
 	if now > b.at {
-		b.tokens = min(b.tokens+rate*(now-b.at).Seconds(), pacedRead)
+		b.tokens = min(b.tokens+rate*(now-b.at).Seconds(), max(pacedRead, rate*paceBurst.Seconds()))
 		b.at = now
 	}
 	if b.tokens >= 0 {
