@@ -40,7 +40,8 @@ const (
 	paceDecrease = 0.9                    // the rate's factor per round trip above paceTarget
 	paceResume   = 0.95                   // below paceTarget, the rate is at least this share of the path's pace
 	paceGrow     = 1.25                   // the rate's factor per step without a queue
-	paceIncrease = 32 << 10               // bytes per second added per step with a short queue
+	paceStep     = 1.0 / 16               // the rate's share added per step near the path's pace
+	paceIncrease = 32 << 10               // bytes per second added per step near the path's pace, at least
 	// paceMinRate is the rate's floor per bulk flow: above calm's 64 KiB
 	// in 2 s, so that a paced download stays bulk while the queue drains.
 	paceMinRate = 48 << 10

@@ -19,9 +19,10 @@ import "time"
 //   - below it, rises at once to paceResume of the highest delivery rate
 //     seen with a queue in paceWindow (the path's pace: while a queue
 //     drains, the connection delivers at it whatever the reads take); then
-//     by paceGrow a step while the delay stays under half the target (no
-//     queue builds: probe up, as a path's pace is not known), else by
-//     paceIncrease;
+//     by paceGrow a step while the delay stays under half the target and
+//     the rate is below that pace, or no pace was seen in paceWindow (no
+//     queue builds: probe up fast, as a fast path shows no queue), else
+//     by paceStep of the rate (paceIncrease at least);
 //   - never above twice what the connection delivered (credit far beyond
 //     what arrives would take many decreases to come down from).
 //
@@ -96,8 +97,11 @@ func (k *paceCtrl) step(now, rtt time.Duration, done bool, rx uint64) {
 			k.decAt = now
 		}
 	case done:
-		grown := k.rate + paceIncrease
-		if delay < paceTarget/2 {
+		// Near the path's known pace, step; below it, or with no pace
+		// known lately, and no queue, grow.
+		near := k.deliv > 0 && now-k.delivAt <= paceWindow && k.rate >= paceResume*k.deliv
+		grown := k.rate + max(paceIncrease, k.rate*paceStep)
+		if delay < paceTarget/2 && !near {
 			grown = max(grown, k.rate*paceGrow)
 		}
 		k.rate = max(grown, paceResume*k.deliv)
