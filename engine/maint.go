@@ -113,7 +113,7 @@ func (p *pool) upkeep() (busy bool) {
 			}
 		}
 		if c.pace != nil {
-			c.pace.set(bulk > 0 && other, bulk, delivered)
+			c.pace.set(bulk > 0 && other && paceWanted(bulk, delivered), bulk, delivered)
 		}
 	}
 	events := p.rolloverLocked(now)

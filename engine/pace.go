@@ -18,7 +18,10 @@ package engine
 //
 // A connection paces only while it carries a bulk flow and a flow that is
 // not bulk (open, or closed within paceHold): a lone download reads at
-// full speed.
+// full speed. And only while its bulk flows deliver less than
+// channelWindow/paceDrain each (13 MB/s, paceWanted): faster, the most a
+// window can queue ahead of a reply drains within paceDrain, and pacing
+// would cost the download more than it saves the reply.
 
 import (
 	"context"
@@ -45,7 +48,20 @@ const (
 	// paceMinRate is the rate's floor per bulk flow: above calm's 64 KiB
 	// in 2 s, so that a paced download stays bulk while the queue drains.
 	paceMinRate = 48 << 10
+	// channelWindow is what x/crypto/ssh lets the far side send on a
+	// channel before the relay reads it (docs/parallel-sessions.md §1.1).
+	channelWindow = 2 << 20
 )
+
+// paceWanted reports whether bulk flows that delivered delivered bytes
+// per second together are worth pacing: whether their windows hold more
+// than paceDrain of their data. Over SSM (0.8 MB/s a session) they hold
+// 2.6 s each; over a fast SSH path, milliseconds, and paced reads there
+// measured 0.78x the shared download's rate for no shorter round trip
+// (docs/performance.md, 2026-12-06).
+func paceWanted(bulk int, delivered float64) bool {
+	return delivered*paceDrain.Seconds() < float64(bulk)*channelWindow
+}
 
 // prober is what a pacer needs of its connection (a *tunnel.Client).
 type prober interface {

@@ -10,21 +10,24 @@ import (
 
 // makeBulk sends 512 KiB through flow a and reads them back: a's
 // download side is bulk at once on the test's clock.
-func makeBulk(t *testing.T, a net.Conn) {
+func makeBulk(t *testing.T, a net.Conn) { makeBulkOf(t, a, 16) }
+
+// makeBulkOf is makeBulk with blocks of 32 KiB.
+func makeBulkOf(t *testing.T, a net.Conn, blocks int) {
 	t.Helper()
 	block := make([]byte, 32<<10)
 	go func() {
-		for range 16 {
+		for range blocks {
 			if _, err := a.Write(block); err != nil {
 				return
 			}
 		}
 	}()
-	if _, err := io.ReadFull(a, make([]byte, 16*len(block))); err != nil {
-		t.Fatalf("read back 512 KiB: %v", err)
+	if _, err := io.ReadFull(a, make([]byte, blocks*len(block))); err != nil {
+		t.Fatalf("read back %d KiB: %v", blocks*32, err)
 	}
 	if !a.(*flow).isBulk.Load() {
-		t.Fatal("512 KiB in 32 KiB reads at one instant: not bulk")
+		t.Fatalf("%d KiB in 32 KiB reads at one instant: not bulk", blocks*32)
 	}
 }
 
@@ -153,4 +156,26 @@ func TestPaceFloorPerBulkFlow(t *testing.T) {
 		t.Errorf("two bulk flows beside a third: pacing %v, floor %.0f, rate %.0f; want on at %d", on, floor, rate, 2*paceMinRate)
 	}
 	q.Close()
+}
+
+// TestPaceNotWorthIt: a bulk flow delivering more than paceWanted allows
+// is not paced beside another flow: its window drains faster than
+// paceDrain.
+func TestPaceNotWorthIt(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 1, PaceBulk: true})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a := tp.flow(t)
+	makeBulkOf(t, a, 128) // 4 MiB in one meter bucket: 16.8 MB/s
+	b := tp.flow(t)
+	if err := echoLine(t, b, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	tp.upkeep()
+	if a.(*flow).c.pace.pacing() {
+		t.Error("a bulk flow at 16.8 MB/s is paced beside another")
+	}
+	b.Close()
 }

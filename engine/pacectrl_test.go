@@ -137,3 +137,25 @@ func TestBucket(t *testing.T) {
 		t.Errorf("after a long pause at 100 MB/s: wait %v, tokens %.0f; want 0 and paceBurst's", d, b.tokens)
 	}
 }
+
+// TestPaceWanted: bulk flows are paced only while their windows hold more
+// than paceDrain of their data.
+func TestPaceWanted(t *testing.T) {
+	for _, tt := range []struct {
+		bulk      int
+		delivered float64 // bytes per second
+		want      bool
+	}{
+		{1, 800e3, true},  // an SSM session: 2.6 s of window
+		{1, 0, true},      // nothing measured yet
+		{1, 13e6, true},   // 161 ms
+		{1, 14e6, false},  // 150 ms
+		{1, 40e6, false},  // a fast SSH path: 52 ms
+		{4, 40e6, true},   // four windows: 210 ms
+		{4, 100e6, false}, // 84 ms
+	} {
+		if got := paceWanted(tt.bulk, tt.delivered); got != tt.want {
+			t.Errorf("paceWanted(%d, %.0f) = %v, want %v", tt.bulk, tt.delivered, got, tt.want)
+		}
+	}
+}
