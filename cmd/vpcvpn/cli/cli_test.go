@@ -67,8 +67,8 @@ func TestUpDefaults(t *testing.T) {
 	if o.user != defaultSSHUser || o.port != "22" || o.name != defaultName || o.mtu != 1500 {
 		t.Errorf("defaults: user %q port %q name %q mtu %d", o.user, o.port, o.name, o.mtu)
 	}
-	if o.maxSessions != 1 || o.sessionIdle != time.Minute || !o.spare || o.paceBulk {
-		t.Errorf("defaults over --ssh: max sessions %d (want 1), session idle %v, spare %v, pace bulk %v (want false)", o.maxSessions, o.sessionIdle, o.spare, o.paceBulk)
+	if o.maxSessions != 1 || o.sessionIdle != time.Minute || !o.spare || !o.paceBulk {
+		t.Errorf("defaults over --ssh: max sessions %d (want 1), session idle %v, spare %v, pace bulk %v (want true)", o.maxSessions, o.sessionIdle, o.spare, o.paceBulk)
 	}
 	for _, tt := range []struct {
 		args []string
@@ -76,7 +76,8 @@ func TestUpDefaults(t *testing.T) {
 		pace bool
 	}{
 		{[]string{"--target", "i-0123456789abcdef0", "10.0.0.0/16"}, defaultMaxSessions, true},
-		{[]string{"--ssh", "bastion", "--max-sessions", "3", "--pace-bulk", "10.0.0.0/16"}, 3, true},
+		{[]string{"--ssh", "bastion", "--max-sessions", "3", "10.0.0.0/16"}, 3, true},
+		{[]string{"--ssh", "bastion", "--pace-bulk=false", "10.0.0.0/16"}, 1, false},
 	} {
 		o, err := parseUp(t, tt.args...)
 		if err != nil {

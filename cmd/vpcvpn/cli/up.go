@@ -109,7 +109,7 @@ func upCommand() *ucli.Command {
 			&ucli.IntFlag{Name: "max-sessions", Value: defaultMaxSessions, Usage: "at most `N` SSM sessions (with --ssh, connections) per tunnel: a connection that starts while others transfer in bulk gets its own, so it does not wait behind them; 1 carries everything in one (the default with --ssh)"},
 			&ucli.DurationFlag{Name: "session-idle", Value: engine.DefaultConnIdle, Usage: "an extra session with no connection on it closes after `D` (the last one stays)"},
 			&ucli.BoolFlag{Name: "spare", Value: true, Hidden: true, Usage: "keep a session with nothing on it while interactive connections are in use, for the next one"},
-			&ucli.BoolFlag{Name: "pace-bulk", Value: true, Hidden: true, Usage: "on a session that carries a bulk transfer beside other connections, read the transfer only as fast as keeps the session's queue short"},
+			&ucli.BoolFlag{Name: "pace-bulk", Value: true, Hidden: true, Usage: "on a session (with --ssh, a connection) that carries a bulk transfer slower than 13 MB/s beside other connections, read the transfer only as fast as keeps the session's queue short"},
 			&ucli.BoolFlag{Name: "background", Usage: "detach once connected and log to a file"},
 			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log every flow"},
 		}, append(dnsFlags(), ephemeralFlags()...)...),
@@ -304,14 +304,11 @@ func (o *upOptions) parseDestination(dest string) error {
 // parseSessions checks --max-sessions and --session-idle.
 func (o *upOptions) parseSessions(cmd *ucli.Command) error {
 	o.maxSessions, o.sessionIdle, o.spare = int(cmd.Int("max-sessions")), cmd.Duration("session-idle"), cmd.Bool("spare")
+	// Paced reads on for every transport: the engine paces only a
+	// transfer slower than 13 MB/s, whose window is a long queue (SSM's
+	// 0.8 MB/s sessions, a slow SSH path); a fast one is left alone
+	// (docs/performance.md, 2026-12-06).
 	o.paceBulk = cmd.Bool("pace-bulk")
-	if o.via != "ssm" && !cmd.IsSet("pace-bulk") {
-		// Paced reads are for SSM's 0.8 MB/s sessions, where a shared
-		// window is seconds of queue; on a fast path the pacer's ramp
-		// holds a download far below the link (docs/performance.md,
-		// 2026-12-06).
-		o.paceBulk = false
-	}
 	if o.via == "ssh" && !cmd.IsSet("max-sessions") {
 		// Over plain SSH several connections measured slower for many
 		// small queries than one (docs/performance.md, 2026-12-06): one
