@@ -124,6 +124,7 @@ type tclient struct {
 	t      *testing.T
 	ws     *websocket.Conn
 	outSeq int64
+	inNext int64 // the sequence number readOutput takes next
 }
 
 func dialChannel(t *testing.T, s *Server, url, token string) *tclient {
@@ -205,6 +206,8 @@ func (c *tclient) handshake() handshakeRequest {
 }
 
 // readOutput reads Output messages, acking them, until n bytes arrived.
+// As a real client, it acks again and drops a retransmission of one it
+// has taken (the agent resends what it sees no ack for in time).
 func (c *tclient) readOutput(n int) []byte {
 	c.t.Helper()
 	var got []byte
@@ -214,6 +217,10 @@ func (c *tclient) readOutput(n int) []byte {
 			c.t.Fatalf("unexpected %s pt %d: %s", m.Type, m.PayloadType, m.Payload)
 		}
 		c.ack(m)
+		if m.Seq < c.inNext {
+			continue
+		}
+		c.inNext = m.Seq + 1
 		got = append(got, m.Payload...)
 	}
 	return got
