@@ -47,13 +47,25 @@ const ackHoldTime = time.Millisecond
 // packets, in packet order.
 type flowKey [12]byte
 
-// ackHolder holds back gVisor's pure ACKs, at most one per flow. It belongs
-// to an outQueue and is guarded by the queue's mutex.
+// ackHolder holds back gVisor's pure ACKs, at most one per flow, each until
+// its own deadline. (One deadline for all, set by the first ACK held, wrote
+// every held ACK when it came, also those held a moment before: with 16
+// flows of requests there was nearly always one due, and the timer wrote
+// the others before their responses could carry them.) It belongs to an
+// outQueue and is guarded by the queue's mutex.
 type ackHolder struct {
-	delay time.Duration                   // ackHoldTime; tests shorten it
-	held  map[flowKey]*stack.PacketBuffer // one reference each
-	timer *time.Timer                     // armed while held is not empty
-	fire  func()                          // the timer's function: the queue's flushHeld
+	delay time.Duration       // ackHoldTime; tests shorten it
+	held  map[flowKey]heldACK // one reference each
+	timer *time.Timer         // armed while held is not empty
+	armed bool                // the timer is set to fire
+	fire  func()              // the timer's function: the queue's flushDue
+	now   func() time.Time    // time.Now; tests may replace it
+}
+
+// heldACK is a held pure ACK and when it is to be written.
+type heldACK struct {
+	pkb *stack.PacketBuffer
+	due time.Time
 }
 
 // admit decides what happens to pkb, a packet gVisor is about to queue for
@@ -66,43 +78,73 @@ func (h *ackHolder) admit(pkb *stack.PacketBuffer) (kept bool, prior *stack.Pack
 	if !tcp {
 		return false, nil
 	}
-	if old := h.held[key]; old != nil {
+	if old, ok := h.held[key]; ok {
 		delete(h.held, key)
 		if pure {
-			return false, old // both go out, in order
+			return false, old.pkb // both go out, in order
 		}
-		old.DecRef() // superseded
+		old.pkb.DecRef() // superseded
 		return false, nil
 	}
 	if !pure || h.fire == nil { // nil: the queue has no writer yet
 		return false, nil
 	}
 	if h.held == nil {
-		h.held = make(map[flowKey]*stack.PacketBuffer)
+		h.held = make(map[flowKey]heldACK)
 	}
-	h.held[key] = pkb.IncRef()
-	if len(h.held) == 1 {
-		h.arm()
+	if h.delay == 0 {
+		h.delay = ackHoldTime
+	}
+	h.held[key] = heldACK{pkb: pkb.IncRef(), due: h.clock().Add(h.delay)}
+	if !h.armed {
+		h.arm(h.delay)
 	}
 	return true, nil
 }
 
-// arm starts the timer for the ACKs just held.
-func (h *ackHolder) arm() {
-	if h.delay == 0 {
-		h.delay = ackHoldTime
+// clock returns the time now.
+func (h *ackHolder) clock() time.Time {
+	if h.now != nil {
+		return h.now()
 	}
+	return time.Now()
+}
+
+// arm sets the timer to fire after d.
+func (h *ackHolder) arm(d time.Duration) {
+	h.armed = true
 	if h.timer == nil {
-		h.timer = time.AfterFunc(h.delay, h.fire)
+		h.timer = time.AfterFunc(d, h.fire)
 		return
 	}
-	h.timer.Reset(h.delay)
+	h.timer.Reset(d)
+}
+
+// takeDue appends the held ACKs whose time is up to dst, forgets them, sets
+// the timer for the earliest of the others and returns dst. It is for the
+// timer's function: the timer is not armed when it runs.
+func (h *ackHolder) takeDue(dst []*stack.PacketBuffer) []*stack.PacketBuffer {
+	h.armed = false
+	now := h.clock()
+	var next time.Time
+	for key, a := range h.held {
+		if !a.due.After(now) {
+			dst = append(dst, a.pkb)
+			delete(h.held, key)
+		} else if next.IsZero() || a.due.Before(next) {
+			next = a.due
+		}
+	}
+	if !next.IsZero() {
+		h.arm(next.Sub(now))
+	}
+	return dst
 }
 
 // take appends every held ACK to dst, forgets them and returns dst.
 func (h *ackHolder) take(dst []*stack.PacketBuffer) []*stack.PacketBuffer {
-	for key, pkb := range h.held {
-		dst = append(dst, pkb)
+	for key, a := range h.held {
+		dst = append(dst, a.pkb)
 		delete(h.held, key)
 	}
 	return dst
@@ -110,13 +152,14 @@ func (h *ackHolder) take(dst []*stack.PacketBuffer) []*stack.PacketBuffer {
 
 // release drops every held ACK and stops the timer.
 func (h *ackHolder) release() {
-	for key, pkb := range h.held {
-		pkb.DecRef()
+	for key, a := range h.held {
+		a.pkb.DecRef()
 		delete(h.held, key)
 	}
 	if h.timer != nil {
 		h.timer.Stop()
 	}
+	h.armed = false
 }
 
 // classifyOutbound reports whether pkb, an outbound packet built by gVisor,

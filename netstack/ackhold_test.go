@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,6 +111,9 @@ func TestHasSACK(t *testing.T) {
 	}
 }
 
+// flushHeld writes every held ACK, due or not.
+func (q *outQueue) flushHeld() { q.flushAcks(true) }
+
 // TestAckHoldSuperseded: a pure ACK waits; the flow's next data segment
 // carries its acknowledgement and it is never written.
 func TestAckHoldSuperseded(t *testing.T) {
@@ -140,6 +144,39 @@ func TestAckHoldTimer(t *testing.T) {
 		t.Errorf("held ACK written after %v, before its time", elapsed)
 	}
 	if got, want := w.written(), []uint32{1}; !slices.Equal(got, want) {
+		t.Errorf("written %v, want %v", got, want)
+	}
+}
+
+// TestAckHoldOwnDeadline: each held ACK waits its own time. The timer, set
+// by the first, writes only the ACKs whose time is up, not one held a moment
+// ago for another flow, and is set again for that one.
+func TestAckHoldOwnDeadline(t *testing.T) {
+	q, w := newAckQueue(t, time.Hour)
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	q.mu.Lock()
+	q.acks.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	q.mu.Unlock()
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+
+	pushSeg(q, outSegment(1, 40000, flagACK, 0, false))
+	advance(40 * time.Minute)
+	pushSeg(q, outSegment(2, 40001, flagACK, 0, false))
+	advance(20 * time.Minute) // the first is due, the second not
+	q.flushDue()
+	if got, want := w.written(), []uint32{1}; !slices.Equal(got, want) {
+		t.Fatalf("written %v, want %v (the second ACK not due)", got, want)
+	}
+	q.mu.Lock()
+	armed := q.acks.armed
+	q.mu.Unlock()
+	if !armed {
+		t.Fatal("timer not set again for the ACK still held")
+	}
+	advance(40 * time.Minute)
+	q.flushDue()
+	if got, want := w.written(), []uint32{1, 2}; !slices.Equal(got, want) {
 		t.Errorf("written %v, want %v", got, want)
 	}
 }

@@ -67,7 +67,7 @@ func (q *outQueue) start(w outWriter, onErr func(error)) {
 	q.mu.Lock()
 	q.w, q.onErr = w, onErr
 	q.idle.L = &q.mu
-	q.acks.fire = q.flushHeld
+	q.acks.fire = q.flushDue
 	q.mu.Unlock()
 	q.push(nil)
 }
@@ -124,15 +124,23 @@ func (q *outQueue) own() bool {
 	return own
 }
 
-// flushHeld queues the held ACKs whose time is up, all of them, and writes
-// them unless another goroutine is writing. It is the ACK timer's function.
-func (q *outQueue) flushHeld() {
+// flushDue queues the held ACKs whose time is up and writes them unless
+// another goroutine is writing. It is the ACK timer's function.
+func (q *outQueue) flushDue() { q.flushAcks(false) }
+
+// flushAcks queues the held ACKs whose time is up, or all of them, and
+// writes them unless another goroutine is writing.
+func (q *outQueue) flushAcks(all bool) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return
 	}
-	q.pending = q.acks.take(q.pending)
+	if all {
+		q.pending = q.acks.take(q.pending)
+	} else {
+		q.pending = q.acks.takeDue(q.pending)
+	}
 	own := q.own()
 	q.mu.Unlock()
 	if own {
