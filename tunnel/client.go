@@ -256,18 +256,22 @@ func (c *Client) Stats() Stats {
 // packets instead of two or three per packet.
 const transportReadSize = 64 << 10
 
-// meteredConn buffers reads from a transport and counts the bytes through
-// it; the keepalive takes bytes read as a sign of life.
+// meteredConn buffers reads from a transport, coalesces the writes of
+// several goroutines to it (batchWriter) and counts the bytes through it;
+// the keepalive takes bytes read as a sign of life.
 type meteredConn struct {
 	net.Conn
 	br         *bufio.Reader
+	bw         *batchWriter
 	rx, tx     atomic.Uint64
 	readFailed atomic.Bool            // a Read returned an error
 	onFail     atomic.Pointer[func()] // called at a failed Read: the connection is over
 }
 
 func newMeteredConn(c net.Conn) *meteredConn {
-	return &meteredConn{Conn: c, br: bufio.NewReaderSize(c, transportReadSize)}
+	mc := &meteredConn{Conn: c, br: bufio.NewReaderSize(c, transportReadSize)}
+	mc.bw = newBatchWriter(c, func(n int) { mc.tx.Add(uint64(n)) }, func() { c.Close() })
+	return mc
 }
 
 func (c *meteredConn) Read(p []byte) (int, error) {
@@ -283,7 +287,12 @@ func (c *meteredConn) Read(p []byte) (int, error) {
 }
 
 func (c *meteredConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.tx.Add(uint64(n))
-	return n, err
+	return c.bw.Write(p)
+}
+
+// Close closes the transport and then stops the batchWriter's goroutine.
+func (c *meteredConn) Close() error {
+	err := c.Conn.Close()
+	c.bw.Close()
+	return err
 }
