@@ -49,9 +49,9 @@ func (c *Conn) openSocket(ctx context.Context, token string) (*websocket.Conn, e
 	})
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("ssm: open data channel %s: %s: %w", where, resp.Status, err)
+			return nil, fmt.Errorf("ssm: open data channel %s: %s: %w", where, resp.Status, redactErr(err, c.cfg.StreamURL, where))
 		}
-		return nil, fmt.Errorf("ssm: open data channel %s: %w", where, err)
+		return nil, fmt.Errorf("ssm: open data channel %s: %w", where, redactErr(err, c.cfg.StreamURL, where))
 	}
 	ws.SetReadLimit(-1) // readFrame drops what is over maxFrame, keeping the socket
 	open, err := json.Marshal(OpenDataChannel{
