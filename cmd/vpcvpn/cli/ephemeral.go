@@ -49,7 +49,15 @@ const (
 	// moves it ahead every ephemeralRenew.
 	ephemeralLifetime = 12 * time.Hour
 	ephemeralRenew    = time.Hour
-	al2023Param       = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-"
+	// runInstancesTimeout bounds a RunInstances call that Ctrl-C does not
+	// cut short.
+	runInstancesTimeout = time.Minute
+	// notFoundGrace is how long after a launch EC2 may still answer
+	// InvalidInstanceID.NotFound for the new instance: its API is
+	// eventually consistent, and a Describe or Terminate right after
+	// RunInstances may not see the instance yet.
+	notFoundGrace = time.Minute
+	al2023Param   = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-"
 )
 
 // ephemeralSpec is what --ephemeral launches.
@@ -58,6 +66,7 @@ type ephemeralSpec struct {
 	VPC          string
 	InstanceType string
 	Profile      string        // instance profile name or ARN; over EICE optional
+	Groups       []string      // security groups (sg-...); none: the VPC's default group
 	EICE         bool          // reached through an EC2 Instance Connect Endpoint, not SSM
 	Wait         time.Duration // for Online, then give up
 	IdleStop     time.Duration // without flows, then end the tunnel
@@ -76,6 +85,7 @@ type launcher struct {
 	subnets            subnetLister
 	now                func() time.Time
 	poll               time.Duration // between DescribeInstances while waiting
+	backoff            time.Duration // first wait before a TerminateInstances is retried
 	host               string
 	pid                int
 }
@@ -86,7 +96,7 @@ func newLauncher(cfg aws.Config) *launcher {
 	return &launcher{
 		callerIdentity: sts.NewFromConfig(cfg).GetCallerIdentity, getParameter: s.GetParameter,
 		runInstances: e.RunInstances, terminateInstances: e.TerminateInstances, describeInstances: e.DescribeInstances, createTags: e.CreateTags,
-		instanceInfo: s.DescribeInstanceInformation, subnets: subnetLister{e.DescribeSubnets, e.DescribeRouteTables}, now: time.Now, poll: 2 * time.Second, host: host, pid: os.Getpid(),
+		instanceInfo: s.DescribeInstanceInformation, subnets: subnetLister{e.DescribeSubnets, e.DescribeRouteTables}, now: time.Now, poll: 2 * time.Second, backoff: 500 * time.Millisecond, host: host, pid: os.Getpid(),
 	}
 }
 
@@ -147,21 +157,36 @@ func (l *launcher) launch(ctx context.Context, spec ephemeralSpec, owner string)
 	}
 	token := make([]byte, 16)
 	_, _ = rand.Read(token)
-	out, err := l.runInstances(ctx, &ec2.RunInstancesInput{
+	// Not cancelled with ctx: a RunInstances cut short by Ctrl-C may still
+	// launch, and its answer is the only place its id is told.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runInstancesTimeout)
+	defer cancel()
+	out, err := l.runInstances(rctx, &ec2.RunInstancesInput{
 		ImageId: p.Parameter.Value, InstanceType: ec2types.InstanceType(itype), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		ClientToken: aws.String(hex.EncodeToString(token)), IamInstanceProfile: profile,
 		MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateRequired, HttpEndpoint: ec2types.InstanceMetadataEndpointStateEnabled},
 		NetworkInterfaces: []ec2types.InstanceNetworkInterfaceSpecification{{
-			DeviceIndex: aws.Int32(0), SubnetId: aws.String(spec.Subnet), AssociatePublicIpAddress: aws.Bool(false)}},
+			DeviceIndex: aws.Int32(0), SubnetId: aws.String(spec.Subnet), AssociatePublicIpAddress: aws.Bool(false), Groups: spec.Groups}},
 		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: tags}},
 	})
 	if err != nil {
 		return "", launchError(err, spec, itype)
 	}
 	if len(out.Instances) != 1 {
-		return "", fmt.Errorf("ephemeral: RunInstances launched %d instances, want 1", len(out.Instances))
+		var errs []error
+		for _, in := range out.Instances {
+			errs = append(errs, l.terminate(aws.ToString(in.InstanceId)))
+		}
+		return "", errors.Join(append([]error{fmt.Errorf("ephemeral: RunInstances launched %d instances, want 1", len(out.Instances))}, errs...)...)
 	}
-	return aws.ToString(out.Instances[0].InstanceId), nil
+	id := aws.ToString(out.Instances[0].InstanceId)
+	if ctx.Err() != nil {
+		if err := l.terminate(id); err != nil {
+			return "", fmt.Errorf("ephemeral: launch interrupted (%w) after %s was launched: %w", ctx.Err(), id, err)
+		}
+		return "", fmt.Errorf("ephemeral: launch interrupted, %s terminated: %w", id, ctx.Err())
+	}
+	return id, nil
 }
 
 // launchError turns RunInstances' refusals into one line naming the fix.
@@ -218,6 +243,9 @@ func (l *launcher) waitUsable(ctx context.Context, id string, wait time.Duration
 	last := ""
 	for {
 		state, err := l.state(ctx, id)
+		if instanceNotFound(err) && l.now().Sub(start) < notFoundGrace {
+			state, err = "pending", nil // not visible yet (notFoundGrace)
+		}
 		if err != nil && ctx.Err() == nil {
 			return err
 		}
@@ -288,11 +316,31 @@ func (l *launcher) renew(ctx context.Context, id string) error {
 
 // terminate ends id; a context of its own, so that it runs when the
 // tunnel's was cancelled by Ctrl-C.
+// An instance EC2 does not know yet (InvalidInstanceID.NotFound right after
+// its launch) is asked again, with backoff, for notFoundGrace at most.
 func (l *launcher) terminate(id string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), notFoundGrace)
 	defer cancel()
-	if _, err := l.terminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
+	backoff := l.backoff
+	for {
+		_, err := l.terminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+		if err == nil {
+			return nil
+		}
+		if instanceNotFound(err) {
+			select {
+			case <-time.After(backoff):
+				backoff = min(2*backoff, 8*time.Second)
+				continue
+			case <-ctx.Done():
+			}
+		}
 		return fmt.Errorf("ephemeral: terminate %s (it keeps running and costing; `vpcvpn gc` retries): %w", id, err)
 	}
-	return nil
+}
+
+// instanceNotFound reports whether err is EC2's InvalidInstanceID.NotFound.
+func instanceNotFound(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "InvalidInstanceID.NotFound"
 }

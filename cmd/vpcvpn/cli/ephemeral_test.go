@@ -2,9 +2,16 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +24,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"golang.org/x/crypto/ssh"
 )
 
 const testOwner = "arn:aws:iam::123456789012:user/dev"
@@ -53,7 +61,7 @@ func newFakeLauncher() *fakeLauncher {
 			f.terminated = append(f.terminated, in.InstanceIds...)
 			return &ec2.TerminateInstancesOutput{}, nil
 		},
-		now: func() time.Time { return testNow }, poll: time.Millisecond, host: "laptop", pid: 4242,
+		now: func() time.Time { return testNow }, poll: time.Millisecond, backoff: time.Millisecond, host: "laptop", pid: 4242,
 	}
 	return f
 }
@@ -69,17 +77,18 @@ func tagMap(tags []ec2types.Tag) map[string]string {
 func TestEphemeralLaunchInput(t *testing.T) {
 	tests := []struct {
 		itype, profile      string
+		groups              []string
 		wantImage, wantType string
 		byARN               bool
 	}{
-		{"", "lab-ssm", "ami-arm64", "t4g.nano", false},
-		{"t3.micro", "lab-ssm", "ami-x86_64", "t3.micro", false},
-		{"c7gn.large", "arn:aws:iam::123456789012:instance-profile/lab-ssm", "ami-arm64", "c7gn.large", true},
+		{"", "lab-ssm", nil, "ami-arm64", "t4g.nano", false},
+		{"t3.micro", "lab-ssm", []string{"sg-0a", "sg-0b"}, "ami-x86_64", "t3.micro", false},
+		{"c7gn.large", "arn:aws:iam::123456789012:instance-profile/lab-ssm", nil, "ami-arm64", "c7gn.large", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.wantType, func(t *testing.T) {
 			f := newFakeLauncher()
-			id, err := f.launch(context.Background(), ephemeralSpec{Subnet: "subnet-1", InstanceType: tt.itype, Profile: tt.profile}, testOwner)
+			id, err := f.launch(context.Background(), ephemeralSpec{Subnet: "subnet-1", InstanceType: tt.itype, Profile: tt.profile, Groups: tt.groups}, testOwner)
 			if err != nil || id != "i-0e1" {
 				t.Fatalf("launch: %q, %v", id, err)
 			}
@@ -93,6 +102,9 @@ func TestEphemeralLaunchInput(t *testing.T) {
 			ni := in.NetworkInterfaces[0]
 			if aws.ToString(ni.SubnetId) != "subnet-1" || aws.ToBool(ni.AssociatePublicIpAddress) || in.SubnetId != nil {
 				t.Errorf("network interface %+v: want subnet-1 without a public address", ni)
+			}
+			if !slices.Equal(ni.Groups, tt.groups) || in.SecurityGroupIds != nil {
+				t.Errorf("security groups %v on the interface, %v on the instance: want %v on the interface", ni.Groups, in.SecurityGroupIds, tt.groups)
 			}
 			if got := aws.ToString(in.IamInstanceProfile.Arn) != ""; got != tt.byARN {
 				t.Errorf("profile %+v: by ARN %v, want %v", in.IamInstanceProfile, got, tt.byARN)
@@ -274,6 +286,11 @@ func TestGC(t *testing.T) {
 	if len(found) != 5 {
 		t.Errorf("found %d, want 5", len(found))
 	}
+	for _, l := range found {
+		if l.Terminated != slices.Contains(f.terminated, l.ID) {
+			t.Errorf("%s: Terminated %v, want it when TerminateInstances succeeded", l.ID, l.Terminated)
+		}
+	}
 	want := map[string][]string{"tag:" + tagOwner: {testOwner}, "tag:" + tagTool: {"vpcvpn"}}
 	for _, fl := range filters {
 		if w, ok := want[aws.ToString(fl.Name)]; ok {
@@ -294,8 +311,18 @@ func TestGC(t *testing.T) {
 	f.terminateInstances = func(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
 		return nil, errors.New("throttled")
 	}
-	if _, err := f.gc(context.Background(), testOwner, false, alive, io.Discard); err == nil || !strings.Contains(err.Error(), "vpcvpn gc") {
+	out.Reset()
+	found, err = f.gc(context.Background(), testOwner, false, alive, &out)
+	if err == nil || !strings.Contains(err.Error(), "vpcvpn gc") {
 		t.Errorf("failed terminate: %v", err)
+	}
+	if !strings.Contains(out.String(), "i-dead running: its vpcvpn (pid 100) is gone, NOT terminated: ") || strings.Contains(out.String(), ", terminated") {
+		t.Errorf("gc's report of failed terminations:\n%s", out.String())
+	}
+	for _, l := range found {
+		if l.Terminated {
+			t.Errorf("%s reported terminated when TerminateInstances failed", l.ID)
+		}
 	}
 }
 
@@ -313,6 +340,13 @@ func TestParseEphemeral(t *testing.T) {
 	if err != nil || o.via != "eice" || o.ephemeral == nil || !o.ephemeral.EICE || o.ephemeral.Profile != "" {
 		t.Errorf("--via eice without a profile: %v, options %+v", err, o)
 	}
+	if o, err = parseUp(t, ok...); err != nil || o.ephemeral.IdleStop != 30*time.Minute || o.ephemeral.Groups != nil {
+		t.Errorf("defaults: %v, ephemeral %+v: want --idle-stop 30m and no security group", err, o.ephemeral)
+	}
+	o, err = parseUp(t, append(ok, "--security-group", "sg-0a,sg-0b", "--security-group", "sg-0c")...)
+	if want := []string{"sg-0a", "sg-0b", "sg-0c"}; err != nil || !slices.Equal(o.ephemeral.Groups, want) {
+		t.Errorf("--security-group: %v, groups %v, want %v", err, o.ephemeral, want)
+	}
 	refusals := []struct {
 		args []string
 		want string
@@ -324,7 +358,12 @@ func TestParseEphemeral(t *testing.T) {
 		{[]string{"10.0.0.0/16", "--ephemeral", "--subnet", "vpc-1", "--instance-profile", "ssm"}, "invalid --subnet"},
 		{append(ok, "--target", "i-0123456789abcdef0"), "takes no --target"},
 		{append(ok, "--ssh", "bastion"), "over SSM"},
-		{append(ok, "--idle-stop", "0s"), "positive duration"},
+		{append(ok, "--idle-stop", "0s"), "at least 1s"},
+		{append(ok, "--idle-stop", "5ns"), "at least 1s"},
+		{append(ok, "--launch-timeout", "500ms"), "at least 1s"},
+		{append(ok, "--strict-host-key"), "drop --strict-host-key"},
+		{append(ok, "--security-group", "default"), "invalid --security-group \"default\""},
+		{[]string{"10.0.0.0/16", "--target", "i-0123456789abcdef0", "--security-group", "sg-0a"}, "--security-group applies to --ephemeral only"},
 		{[]string{"10.0.0.0/16", "--target", "i-0123456789abcdef0", "--subnet", "subnet-0abc"}, "--subnet applies to --ephemeral only"},
 	}
 	for _, tt := range refusals {
@@ -341,14 +380,15 @@ ephemeral = true
 subnet = "subnet-0dev"
 instance_type = "t4g.micro"
 instance_profile = "vpcvpn-ssm"
+security_group = ["sg-0dev"]
 idle_stop = "15m"
 `)
 	o, err := parseUp(t, "dev", "--config", p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ephemeralSpec{Subnet: "subnet-0dev", InstanceType: "t4g.micro", Profile: "vpcvpn-ssm", Wait: defaultLaunchWait, IdleStop: 15 * time.Minute}
-	if o.ephemeral == nil || *o.ephemeral != want {
+	want := ephemeralSpec{Subnet: "subnet-0dev", InstanceType: "t4g.micro", Profile: "vpcvpn-ssm", Groups: []string{"sg-0dev"}, Wait: defaultLaunchWait, IdleStop: 15 * time.Minute}
+	if o.ephemeral == nil || !reflect.DeepEqual(*o.ephemeral, want) {
 		t.Errorf("ephemeral %+v, want %+v", o.ephemeral, want)
 	}
 }
@@ -400,5 +440,108 @@ func TestChooseSubnet(t *testing.T) {
 				t.Errorf("subnet %q (%v), want %s", spec.Subnet, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestEphemeralLaunchInterrupted: Ctrl-C while RunInstances is under way
+// does not cut the call short (its answer is the only place the new id is
+// told); the instance it launched is then terminated.
+func TestEphemeralLaunchInterrupted(t *testing.T) {
+	f := newFakeLauncher()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.runInstances = func(rctx context.Context, _ *ec2.RunInstancesInput, _ ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+		go cancel() // Ctrl-C, while EC2 launches
+		<-ctx.Done()
+		if rctx.Err() != nil {
+			return nil, rctx.Err() // what the SDK does with a cancelled context
+		}
+		return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{{InstanceId: aws.String("i-0e1")}}}, nil
+	}
+	id, err := f.launch(ctx, ephemeralSpec{Subnet: "subnet-1", Profile: "p"}, testOwner)
+	if !errors.Is(err, context.Canceled) || id != "" || !strings.Contains(err.Error(), "i-0e1 terminated") {
+		t.Errorf("launch: %q, %v: want context.Canceled naming i-0e1 terminated", id, err)
+	}
+	if !slices.Equal(f.terminated, []string{"i-0e1"}) {
+		t.Errorf("terminated %v, want the instance launched while cancelled", f.terminated)
+	}
+}
+
+// notFound is EC2's answer for an instance it does not see (yet).
+var notFound = &smithy.GenericAPIError{Code: "InvalidInstanceID.NotFound", Message: "The instance ID 'i-0e1' does not exist"}
+
+// TestEphemeralNotFoundAfterLaunch: EC2's eventual consistency, an
+// instance that Describe and Terminate do not see right after
+// RunInstances, is waited out, not an error; for a bounded time.
+func TestEphemeralNotFoundAfterLaunch(t *testing.T) {
+	f := newFakeLauncher()
+	f.states([2]string{"running", "Online"})
+	describe, misses := f.describeInstances, 0
+	f.describeInstances = func(ctx context.Context, in *ec2.DescribeInstancesInput, o ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+		if misses < 2 {
+			misses++
+			return nil, notFound
+		}
+		return describe(ctx, in, o...)
+	}
+	var out strings.Builder
+	say := func(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
+	if err := f.waitOnline(context.Background(), "i-0e1", time.Minute, say); err != nil {
+		t.Fatalf("NotFound twice, then Online: %v", err)
+	}
+	if !strings.Contains(out.String(), "i-0e1: pending") || !strings.Contains(out.String(), "i-0e1: running, SSM agent Online") {
+		t.Errorf("progress:\n%s", out.String())
+	}
+
+	tick := testNow
+	f.now = func() time.Time { tick = tick.Add(notFoundGrace / 2); return tick }
+	f.describeInstances = func(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+		return nil, notFound
+	}
+	if err := f.waitOnline(context.Background(), "i-0e1", time.Minute, func(string, ...any) {}); !errors.Is(err, notFound) {
+		t.Errorf("NotFound past %s: %v, want it as the error", notFoundGrace, err)
+	}
+
+	tries := 0
+	f.terminateInstances = func(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
+		if tries++; tries <= 2 {
+			return nil, notFound
+		}
+		f.terminated = append(f.terminated, in.InstanceIds...)
+		return &ec2.TerminateInstancesOutput{}, nil
+	}
+	if err := f.terminate("i-0e1"); err != nil || tries != 3 || !slices.Equal(f.terminated, []string{"i-0e1"}) {
+		t.Errorf("terminate after NotFound twice: %v, %d tries, terminated %v", err, tries, f.terminated)
+	}
+	f.terminateInstances = func(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
+		return nil, &smithy.GenericAPIError{Code: "UnauthorizedOperation"}
+	}
+	if err := f.terminate("i-0e1"); err == nil || !strings.Contains(err.Error(), "vpcvpn gc") {
+		t.Errorf("terminate denied: %v, want the error at once", err)
+	}
+}
+
+// TestEphemeralHostKeyNotRecorded: an ephemeral bastion's host key is
+// accepted for the run and written to no known_hosts file.
+func TestEphemeralHostKeyNotRecorded(t *testing.T) {
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	d := &dialer{opts: &upOptions{knownHosts: known, ephemeral: &ephemeralSpec{}}, inv: currentInvoker(), log: slog.New(slog.DiscardHandler)}
+	hk := d.awsHostKeys()
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hk.Callback()("i-0e1:22", &net.TCPAddr{IP: net.IPv4(10, 0, 1, 9), Port: 22}, signer.PublicKey()); err != nil {
+		t.Fatalf("host key of a new ephemeral bastion: %v", err)
+	}
+	if _, err := os.Stat(known); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("known_hosts written for an ephemeral bastion (%v)", err)
+	}
+	d.opts.ephemeral = nil
+	if hk := d.awsHostKeys(); hk.WriteFile != known {
+		t.Errorf("a standing instance's key goes to %q, want %s", hk.WriteFile, known)
 	}
 }

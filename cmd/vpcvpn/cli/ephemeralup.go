@@ -31,6 +31,7 @@ func ephemeralFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "instance-type", Value: defaultInstanceType, Usage: "--ephemeral: the bastion's instance `TYPE`"},
 		&ucli.StringFlag{Name: "instance-profile", Usage: "--ephemeral: the instance `PROFILE` (name or ARN) whose role lets its SSM agent register (AmazonSSMManagedInstanceCore); optional with --via eice"},
 		&ucli.DurationFlag{Name: "idle-stop", Value: defaultIdleStop, Usage: "--ephemeral: end the tunnel and terminate the bastion after `D` without connections"},
+		&ucli.StringSliceFlag{Name: "security-group", Usage: "--ephemeral: the bastion's security `GROUP` (sg-...; repeat or separate with commas), instead of the VPC's default group; over --via eice one that admits port 22 from the endpoint's group"},
 		&ucli.DurationFlag{Name: "launch-timeout", Value: defaultLaunchWait, Usage: "--ephemeral: give up (and terminate it) when the bastion is not usable (SSM Online, or over EICE its sshd answering) after `D`"},
 	}
 }
@@ -38,7 +39,7 @@ func ephemeralFlags() []ucli.Flag {
 // parseEphemeral reads --ephemeral and its flags into o.ephemeral.
 func (o *upOptions) parseEphemeral(cmd *ucli.Command) error {
 	if !cmd.Bool("ephemeral") {
-		for _, f := range []string{"subnet", "vpc", "instance-type", "instance-profile", "idle-stop", "launch-timeout"} {
+		for _, f := range []string{"subnet", "vpc", "instance-type", "instance-profile", "security-group", "idle-stop", "launch-timeout"} {
 			if cmd.IsSet(f) {
 				return fmt.Errorf("--%s applies to --ephemeral only", f)
 			}
@@ -58,13 +59,29 @@ func (o *upOptions) parseEphemeral(cmd *ucli.Command) error {
 		return fmt.Errorf("invalid --subnet %q: give a subnet id such as subnet-0123456789abcdef0", cmd.String("subnet"))
 	case cmd.String("instance-profile") == "" && cmd.String("via") != "eice":
 		return errNoProfile
-	case cmd.Duration("idle-stop") <= 0 || cmd.Duration("launch-timeout") <= 0:
-		return errors.New("--idle-stop and --launch-timeout take a positive duration such as 30m")
+	case cmd.Duration("idle-stop") < minEphemeralDuration || cmd.Duration("launch-timeout") < minEphemeralDuration:
+		return fmt.Errorf("--idle-stop and --launch-timeout take a duration of at least %s, such as 30m", minEphemeralDuration)
+	case cmd.Bool("strict-host-key"):
+		return errors.New("--ephemeral launches a new instance whose host key no known_hosts file can hold yet: drop --strict-host-key (AWS vouches for which instance the tunnel reaches)")
+	}
+	var groups []string
+	for _, g := range cmd.StringSlice("security-group") {
+		for g := range strings.SplitSeq(g, ",") {
+			if g = strings.TrimSpace(g); !strings.HasPrefix(g, "sg-") {
+				return fmt.Errorf("invalid --security-group %q: give a security group id such as sg-0123456789abcdef0", g)
+			}
+			groups = append(groups, g)
+		}
 	}
 	o.ephemeral = &ephemeralSpec{Subnet: cmd.String("subnet"), VPC: cmd.String("vpc"), InstanceType: cmd.String("instance-type"),
-		Profile: cmd.String("instance-profile"), EICE: cmd.String("via") == "eice", Wait: cmd.Duration("launch-timeout"), IdleStop: cmd.Duration("idle-stop")}
+		Profile: cmd.String("instance-profile"), Groups: groups, EICE: cmd.String("via") == "eice", Wait: cmd.Duration("launch-timeout"), IdleStop: cmd.Duration("idle-stop")}
 	return nil
 }
+
+// minEphemeralDuration is the least --idle-stop and --launch-timeout: the
+// idle check runs every tenth of --idle-stop, and a bastion boots in
+// seconds at best.
+const minEphemeralDuration = time.Second
 
 // ephemeralRun is the bastion a run launched.
 type ephemeralRun struct {
@@ -88,8 +105,11 @@ func (r *upRun) launchEphemeral(ctx context.Context, awsCfg aws.Config) error {
 		r.log.Warn("ephemeral: leftover bastions not cleaned up (vpcvpn gc retries)", "err", err)
 	}
 	for _, f := range found {
-		if f.Why != "" {
+		switch {
+		case f.Terminated:
 			r.progress("terminated leftover ephemeral bastion %s: %s", f.ID, f.Why)
+		case f.Why != "":
+			r.progress("leftover ephemeral bastion %s (%s) not terminated: `vpcvpn gc` retries", f.ID, f.Why)
 		}
 	}
 	if err := l.subnets.chooseSubnet(ctx, o.ephemeral); err != nil {
@@ -113,7 +133,7 @@ func (r *upRun) launchEphemeral(ctx context.Context, awsCfg aws.Config) error {
 	if o.ephemeral.EICE {
 		wait = func(ctx context.Context, id string, d time.Duration, say func(string, ...any)) error {
 			return l.waitUsable(ctx, id, d, say, eiceReady(awsCfg, o.eiceID, o.port),
-				"not answering SSH through an EC2 Instance Connect Endpoint after %s (%s): check that its security group allows port 22 from the endpoint's")
+				"not answering SSH through an EC2 Instance Connect Endpoint after %s (%s): launch it with --security-group sg-… admitting port 22 from the endpoint's security group (without one it gets the VPC's default group)")
 		}
 	}
 	if err := wait(ctx, id, o.ephemeral.Wait, r.progress); err != nil {

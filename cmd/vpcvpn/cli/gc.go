@@ -59,6 +59,7 @@ func runGC(ctx context.Context, cmd *ucli.Command) error {
 // leftover is an ephemeral bastion gc looked at.
 type leftover struct {
 	ID, State, Why string // Why: why it is garbage, "" when it is in use
+	Terminated     bool   // gc terminated it
 }
 
 // gc terminates owner's leftover bastions (unless dryRun), reporting each
@@ -77,12 +78,12 @@ func (l *launcher) gc(ctx context.Context, owner string, dryRun bool, alive func
 		}
 		for _, r := range out.Reservations {
 			for _, in := range r.Instances {
-				found = append(found, leftover{aws.ToString(in.InstanceId), string(in.State.Name), l.garbage(in, alive)})
+				found = append(found, leftover{ID: aws.ToString(in.InstanceId), State: string(in.State.Name), Why: l.garbage(in, alive)})
 			}
 		}
 	}
 	var errs []error
-	for _, f := range found {
+	for i, f := range found {
 		switch {
 		case f.Why == "":
 			fmt.Fprintf(w, "%s %s: in use, kept\n", f.ID, f.State)
@@ -90,9 +91,11 @@ func (l *launcher) gc(ctx context.Context, owner string, dryRun bool, alive func
 			fmt.Fprintf(w, "%s %s: %s, would terminate\n", f.ID, f.State, f.Why)
 		default:
 			if err := l.terminate(f.ID); err != nil {
+				fmt.Fprintf(w, "%s %s: %s, NOT terminated: %v\n", f.ID, f.State, f.Why, err)
 				errs = append(errs, err)
 				continue
 			}
+			found[i].Terminated = true
 			fmt.Fprintf(w, "%s %s: %s, terminated\n", f.ID, f.State, f.Why)
 		}
 	}

@@ -83,8 +83,15 @@ func (d *dialer) ssmPeer(ctx context.Context, hooks engine.ConnHooks) (*peer, er
 // awsHostKeys checks the host key of an instance AWS reached: AWS
 // authenticates which instance the stream reaches, so an unknown key is
 // recorded unless --strict-host-key; a changed key is always refused.
+//
+// An ephemeral bastion's key is accepted and not recorded: the instance is
+// terminated when the tunnel ends, and a line for it would only grow
+// known_hosts.
 func (d *dialer) awsHostKeys() *tunnel.HostKeys {
 	o, inv := d.opts, d.inv
+	if o.ephemeral != nil {
+		return &tunnel.HostKeys{AcceptNew: true, UID: inv.UID, GID: inv.GID, Logger: d.log}
+	}
 	return &tunnel.HostKeys{
 		Files:     []string{o.knownHosts},
 		WriteFile: o.knownHosts,
