@@ -253,6 +253,23 @@ func testEICERefusals(t *testing.T, l *lab.Lab, v *lab.VPCVPN) {
 		checkOneLineRefusal(t, res, "the instance's security group must allow TCP port 2222 from the endpoint's security group, and the port must be listening")
 		assertNoTunnel(t, l)
 	})
+	t.Run("ChangedHostKey", func(t *testing.T) {
+		// The endpoint is a TCP proxy: the host key is the instance's own,
+		// checked under its id as over SSM.
+		wrong := lab.InstanceID + " " + otherHostKey(t) + "\n"
+		kh := writeKnownHosts(t, wrong)
+		tunnels := l.AWS.Calls("EC2InstanceConnect.OpenTunnel")
+		res := runSSMUp(t, v, kh, "--via", "eice")
+		for _, want := range []string{"host key for " + lab.InstanceID + " has changed",
+			l.SSH.Fingerprint, "man-in-the-middle", "ssh-keygen -R " + lab.InstanceID + " -f " + kh} {
+			checkOneLineRefusal(t, res, want)
+		}
+		assertKnownHosts(t, kh, wrong)
+		if l.AWS.Calls("EC2InstanceConnect.OpenTunnel") == tunnels {
+			t.Error("no tunnel was opened through the endpoint, so the host key was never seen")
+		}
+		assertNoTunnel(t, l)
+	})
 }
 
 // testEICEByName: --target jump, whose SSM agent is offline, goes through
