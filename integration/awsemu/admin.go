@@ -64,8 +64,8 @@ import (
 //	                           pending or running instances, VcpuLimitExceeded
 //	                           beyond N vCPUs of them (0: no limit)
 //	eice?endpoint=ID&state=S   the endpoint's state from now on (create-complete,
-//	                           delete-in-progress, ...): only create-complete
-//	                           opens tunnels
+//	                           update-in-progress, delete-in-progress, ...):
+//	                           create-complete and update-* open tunnels
 //	eice?endpoint=ID&max_duration=N
 //	                           the caller's IAM condition from now on: a tunnel
 //	                           asking for more than N seconds (3600 when it

@@ -16,8 +16,9 @@ type EC2InstanceConnectEndpoint struct {
 	VPC    string `json:"vpc"`
 	Subnet string `json:"subnet"`
 	AZ     string `json:"availability_zone,omitempty"`
-	// State is create-complete (usable), create-in-progress, create-failed,
-	// delete-in-progress, delete-complete or delete-failed.
+	// State is create-complete or update-* (usable: servesTunnels),
+	// create-in-progress, create-failed, delete-in-progress,
+	// delete-complete or delete-failed.
 	State string `json:"state"`
 	// DNSName is what the endpoint's tunnels are opened on; empty: the
 	// emulator's own address, where it serves them.

@@ -92,12 +92,22 @@ func (t *eiceTunnels) fault(id string) eiceFault {
 
 // endpointStates are the states of an EC2 Instance Connect Endpoint.
 var endpointStates = []string{"create-in-progress", "create-complete", "create-failed",
+	"update-in-progress", "update-complete", "update-failed",
 	"delete-in-progress", "delete-complete", "delete-failed"}
+
+// servesTunnels reports whether an endpoint in state opens tunnels: once
+// created, and through a modification, which the endpoint applies only at
+// update-complete, keeping its previous configuration until then and after
+// update-failed (the EC2 User Guide, "Modify an EC2 Instance Connect
+// Endpoint", as of 2026-12-06).
+func servesTunnels(state string) bool {
+	return state == "create-complete" || strings.HasPrefix(state, "update-")
+}
 
 // setEICEFault serves the admin action eice:
 // ?endpoint=ID&mode=refuse|close|expire|none[&status=N][&reason=TEXT][&after=DURATION],
 // or ?endpoint=ID&state=STATE, which DescribeInstanceConnectEndpoints then
-// reports (an endpoint not create-complete opens no tunnel).
+// reports (only one created or being modified opens tunnels: servesTunnels).
 func (s *Server) setEICEFault(q url.Values) error {
 	f := eiceFault{Mode: q.Get("mode"), Reason: q.Get("reason"), Status: http.StatusForbidden}
 	if _, ok := s.ec2.endpoint(q.Get("endpoint")); !ok {
@@ -227,7 +237,7 @@ func (s *Server) checkOpenTunnel(r *http.Request) (*tunnelRequest, *tunnelRefusa
 	q := r.URL.Query()
 	id := q.Get("instanceConnectEndpointId")
 	ep, ok := s.ec2.endpoint(id)
-	if !ok || ep.State != "create-complete" {
+	if !ok || !servesTunnels(ep.State) {
 		return nil, &tunnelRefusal{http.StatusNotFound, "ResourceNotFoundException",
 			fmt.Sprintf("InstanceConnectEndpoint %s does not exist", id)}
 	}

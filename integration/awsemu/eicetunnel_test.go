@@ -6,15 +6,18 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+	"github.com/coder/websocket"
 
 	"github.com/vpcvpn/vpcvpn/tunnel/eic"
 )
@@ -261,10 +264,80 @@ func TestEndpointState(t *testing.T) {
 	if err != nil || len(out.InstanceConnectEndpoints) != 0 {
 		t.Errorf("%v, %v: want no usable endpoint in vpc-1", out, err)
 	}
-	if _, err := eic.Dial(t.Context(), eicConfig(t, s, testEndpoint, testBastionIP)); !errors.Is(err, eic.ErrNoEndpoint) {
-		t.Errorf("tunnel through an endpoint being deleted: %v, want no endpoint", err)
-	}
 	if err := s.setEICEFault(url.Values{"endpoint": {testEndpoint}, "state": {"gone"}}); err == nil {
 		t.Error("state gone accepted")
+	}
+	// A modified endpoint keeps its previous configuration until
+	// update-complete, and after update-failed: it opens tunnels throughout.
+	for _, tt := range []struct {
+		state string
+		opens bool
+	}{
+		{"create-in-progress", false},
+		{"create-complete", true},
+		{"update-in-progress", true},
+		{"update-complete", true},
+		{"update-failed", true},
+		{"delete-in-progress", false},
+		{"delete-complete", false},
+	} {
+		if err := s.setEICEFault(url.Values{"endpoint": {testEndpoint}, "state": {tt.state}}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := eic.Dial(t.Context(), eicConfig(t, s, testEndpoint, testBastionIP))
+		if err == nil {
+			c.Close()
+		}
+		if tt.opens && err != nil || !tt.opens && !errors.Is(err, eic.ErrNoEndpoint) {
+			t.Errorf("tunnel through an endpoint in %s: %v; want opened %v, else no endpoint", tt.state, err, tt.opens)
+		}
+	}
+}
+
+// TestOpenTunnelScope: a presigned query whose credential scope names
+// another region or service is refused, naming the scope; the same query
+// signed for the emulator's region and ec2-instance-connect opens.
+func TestOpenTunnelScope(t *testing.T) {
+	s := newEICETestServer(t)
+	for _, tt := range []struct {
+		name, region, service string
+		want                  string // in the refusal; empty: opens
+	}{
+		{"right", testCreds.Region, "ec2-instance-connect", ""},
+		{"wrong region", "ap-south-2", "ec2-instance-connect", "Credential should be scoped to a valid region, not 'ap-south-2'"},
+		{"wrong service", testCreds.Region, "ec2", "Credential should be scoped to correct service: 'ec2-instance-connect'"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q := url.Values{"instanceConnectEndpointId": {testEndpoint}, "remotePort": {"22"},
+				"privateIpAddress": {testBastionIP}, "X-Amz-Expires": {"60"}}
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "wss://"+s.Addr()+"/openTunnel?"+q.Encode(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			creds := aws.Credentials{AccessKeyID: testCreds.AccessKey, SecretAccessKey: testCreds.Secret}
+			signed, _, err := v4.NewSigner().PresignHTTP(t.Context(), creds, req, hashHex(nil), tt.service, tt.region, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws, resp, err := websocket.Dial(t.Context(), signed, &websocket.DialOptions{HTTPClient: httpClient(t, s)})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("signed for %s, %s: %v", tt.region, tt.service, err)
+				}
+				ws.CloseNow()
+				return
+			}
+			if err == nil {
+				ws.CloseNow()
+				t.Fatal("the tunnel opened")
+			}
+			var body []byte
+			if resp != nil {
+				body, _ = io.ReadAll(resp.Body)
+			}
+			if resp == nil || resp.StatusCode != http.StatusForbidden || !bytes.Contains(body, []byte(tt.want)) {
+				t.Errorf("refusal %v, %q: want 403 saying %q", err, body, tt.want)
+			}
+		})
 	}
 }
