@@ -30,8 +30,18 @@ import (
 type describeEndpointsFunc func(context.Context, *ec2.DescribeInstanceConnectEndpointsInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceConnectEndpointsOutput, error)
 
 // usableEndpointStates are the states in which an endpoint opens tunnels,
-// as the aws CLI's open-tunnel selects them.
+// as the aws CLI's open-tunnel selects them: created, or being modified,
+// which keeps the previous configuration until update-complete and after
+// update-failed (the EC2 User Guide, "Modify an EC2 Instance Connect
+// Endpoint", as of 2026-12-06).
 var usableEndpointStates = []string{"create-complete", "update-in-progress", "update-failed", "update-complete"}
+
+// eiceMaxConnections is an endpoint's limit on concurrent connections
+// (tunnels), which all its callers share: --max-sessions above it could
+// never be reached. A successor opened before a connection's maximum
+// duration counts too: at the limit it is refused and retried (engine
+// rollover), so --max-sessions 20 is allowed, not advised.
+const eiceMaxConnections = 20
 
 // eiceEndpoint is the endpoint a tunnel to an instance goes through.
 type eiceEndpoint struct {

@@ -126,14 +126,19 @@ func TestUpEICEFlags(t *testing.T) {
 		{name: "the vpc's endpoint", args: []string{"--via", "eice", "--target", id}},
 		{name: "named endpoint", args: []string{"--via", "eice", "--target", id, "--eice-id", "eice-0123"}, eiceID: "eice-0123"},
 		{name: "eice-id with ssm", args: []string{"--target", id, "--eice-id", "eice-0123"}, wantErr: "--eice-id needs --via eice"},
-		{name: "eice-id with ssh", args: []string{"--ssh", "bastion", "--eice-id", "eice-0123"}, wantErr: "--eice-id applies to --via ssm only"},
+		{name: "eice-id with ssh", args: []string{"--ssh", "bastion", "--eice-id", "eice-0123"}, wantErr: "--eice-id applies to --via eice only; give --via eice --target INSTANCE"},
 		{name: "reason", args: []string{"--via", "eice", "--target", id, "--reason", "x"}, wantErr: "--reason is recorded by SSM sessions only"},
 		{name: "no target", args: []string{"--via", "eice"}, wantErr: "needs the instance"},
 		{name: "max duration", args: []string{"--via", "eice", "--target", id, "--eice-max-duration", "30m"}, eiceMax: 30 * time.Minute},
 		{name: "max duration over an hour", args: []string{"--via", "eice", "--target", id, "--eice-max-duration", "2h"}, wantErr: "--eice-max-duration 2h0m0s: give whole seconds from 1s to 1h0m0s"},
 		{name: "max duration in part seconds", args: []string{"--via", "eice", "--target", id, "--eice-max-duration", "1.5s"}, wantErr: "give whole seconds"},
 		{name: "max duration with ssm", args: []string{"--target", id, "--eice-max-duration", "30m"}, wantErr: "--eice-max-duration needs --via eice"},
-		{name: "max duration with ssh", args: []string{"--ssh", "bastion", "--eice-max-duration", "30m"}, wantErr: "--eice-max-duration applies to --via ssm only"},
+		{name: "max duration with ssh", args: []string{"--ssh", "bastion", "--eice-max-duration", "30m"}, wantErr: "--eice-max-duration applies to --via eice only"},
+		{name: "ssh with via eice", args: []string{"--via", "eice", "--ssh", "bastion"}, wantErr: "--ssh cannot be combined with --via eice"},
+		{name: "profile with ssh", args: []string{"--ssh", "bastion", "--profile", "dev"}, wantErr: "--profile applies to --via ssm and --via eice only"},
+		{name: "sessions at the endpoint's limit", args: []string{"--via", "eice", "--target", id, "--max-sessions", "20"}},
+		{name: "sessions over the endpoint's limit", args: []string{"--via", "eice", "--target", id, "--max-sessions", "21"},
+			wantErr: "invalid --max-sessions 21: an EC2 Instance Connect Endpoint takes at most 20 connections at once"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o, err := parseUp(t, append([]string{"10.0.0.0/16"}, tt.args...)...)

@@ -227,7 +227,20 @@ func parseUpOptions(cmd *ucli.Command, cidrs []string) (*upOptions, error) {
 	return o, nil
 }
 
-// parseTransport picks --via ssh or --via ssm (which --target implies) and
+// notWithSSH are the flags of the transports that find the instance by
+// --target, refused with --ssh: the transports each applies to and the fix.
+var notWithSSH = []struct{ flag, via, fix string }{
+	{"user", "--via ssm and --via eice", "with --ssh give [USER@]HOST[:PORT]"},
+	{"ssh-port", "--via ssm and --via eice", "with --ssh give [USER@]HOST[:PORT]"},
+	{"profile", "--via ssm and --via eice", "an --ssh bastion needs no AWS profile: drop it"},
+	{"region", "--via ssm and --via eice", "an --ssh bastion needs no AWS region: drop it"},
+	{"strict-host-key", "--via ssm and --via eice", "with --ssh an unknown host key is refused unless --accept-new-host-key: drop it"},
+	{"reason", "--via ssm", "an --ssh bastion has no place for it: drop it"},
+	{"eice-id", "--via eice", "give --via eice --target INSTANCE to go through that endpoint, or drop it"},
+	{"eice-max-duration", "--via eice", "give --via eice --target INSTANCE, or drop it"},
+}
+
+// parseTransport picks --via ssh, ssm (which --target implies) or eice and
 // checks that the flags given belong to it.
 func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 	dest, target := cmd.String("ssh"), cmd.String("target")
@@ -245,14 +258,14 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 	switch o.via {
 	case "ssh":
 		if target != "" {
-			return errors.New("--target needs --via ssm")
+			return errors.New("--target needs --via ssm or --via eice")
 		}
 		if cmd.IsSet("auto-nets") {
 			return errors.New("-N looks the bastion's VPC up in EC2, so it needs --target; with --ssh give the ranges as CIDRs")
 		}
-		for _, f := range []string{"user", "ssh-port", "profile", "region", "strict-host-key", "reason", "eice-id", "eice-max-duration"} {
-			if cmd.IsSet(f) {
-				return fmt.Errorf("--%s applies to --via ssm only; with --ssh give [USER@]HOST[:PORT]", f)
+		for _, f := range notWithSSH {
+			if cmd.IsSet(f.flag) {
+				return fmt.Errorf("--%s applies to %s only; %s", f.flag, f.via, f.fix)
 			}
 		}
 		return o.parseDestination(dest)
@@ -267,7 +280,7 @@ func (o *upOptions) parseTransport(cmd *ucli.Command) error {
 			return err
 		}
 		if dest != "" {
-			return errors.New("--ssh cannot be combined with --via ssm: give the instance with --target")
+			return fmt.Errorf("--ssh cannot be combined with --via %s: give the instance with --target", o.via)
 		}
 		o.profile, o.region, o.strictHostKey = cmd.String("profile"), cmd.String("region"), cmd.Bool("strict-host-key")
 		o.userSet = cmd.IsSet("user")
@@ -317,6 +330,10 @@ func (o *upOptions) parseSessions(cmd *ucli.Command) error {
 	}
 	if o.maxSessions < 1 || o.maxSessions > maxMaxSessions {
 		return fmt.Errorf("invalid --max-sessions %d: use a value from 1 (one connection) to %d", o.maxSessions, maxMaxSessions)
+	}
+	if o.via == "eice" && o.maxSessions > eiceMaxConnections {
+		return fmt.Errorf("invalid --max-sessions %d: an EC2 Instance Connect Endpoint takes at most %d connections at once, "+
+			"shared by everyone using it: use at most %d with --via eice", o.maxSessions, eiceMaxConnections, eiceMaxConnections)
 	}
 	if o.sessionIdle <= 0 {
 		return fmt.Errorf("invalid --session-idle %v: give a positive duration such as 60s", o.sessionIdle)
