@@ -102,6 +102,13 @@ func findEndpoint(ctx context.Context, describe describeEndpointsFunc, id, vpc, 
 	return ep, nil
 }
 
+// useFIPS reports whether c, made from the loaded configuration, uses
+// FIPS endpoints: AWS_USE_FIPS_ENDPOINT or the profile's
+// use_fips_endpoint. The endpoint's FipsDnsName is dialed then.
+func useFIPS(c *ec2.Client) bool {
+	return c.Options().EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled
+}
+
 // describeEndpointsPager adapts describe to the paginator's client.
 type describeEndpointsPager describeEndpointsFunc
 
@@ -147,7 +154,7 @@ func (d *dialer) eicePeer(ctx context.Context) (*peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	fips := c.Options().EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled
+	fips := useFIPS(c)
 	ep, err := findEndpoint(ctx, c.DescribeInstanceConnectEndpoints, o.eiceID, in.vpc, in.subnet, fips)
 	if err != nil {
 		return nil, err
@@ -224,7 +231,7 @@ func (r *upRun) findEICE(ctx context.Context, cfg aws.Config) ([]netip.Addr, map
 	if err != nil {
 		return nil, nil, err
 	}
-	fips := c.Options().EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled
+	fips := useFIPS(c)
 	ep, err := findEndpoint(ctx, c.DescribeInstanceConnectEndpoints, o.eiceID, in.vpc, in.subnet, fips)
 	if err != nil {
 		return nil, nil, err

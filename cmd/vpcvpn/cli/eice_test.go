@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -69,6 +71,7 @@ func TestFindEndpoint(t *testing.T) {
 		endpointIn("eice-02", "vpc-a", "subnet-2", ok),
 		endpointIn("eice-03", "vpc-a", "subnet-3", ec2types.Ec2InstanceConnectEndpointStateDeleteComplete),
 		endpointIn("eice-04", "vpc-b", "subnet-9", ok),
+		endpointIn("eice-05", "vpc-d", "subnet-6", ec2types.Ec2InstanceConnectEndpointStateUpdateInProgress),
 	)
 	for _, tt := range []struct {
 		name, id, vpc, subnet string
@@ -80,6 +83,7 @@ func TestFindEndpoint(t *testing.T) {
 		{name: "another subnet's", vpc: "vpc-a", subnet: "subnet-7", want: "eice-01"},
 		{name: "not the deleted one", vpc: "vpc-a", subnet: "subnet-3", want: "eice-01"},
 		{name: "fips", vpc: "vpc-b", subnet: "subnet-9", fips: true, want: "eice-04"},
+		{name: "being modified", vpc: "vpc-d", subnet: "subnet-6", want: "eice-05"},
 		{name: "by id", id: "eice-02", vpc: "vpc-a", subnet: "subnet-1", want: "eice-02"},
 		{name: "none in the vpc", vpc: "vpc-c", subnet: "subnet-5", wantErr: "no EC2 Instance Connect Endpoint in vpc-c, the instance's VPC: create one (aws ec2 create-instance-connect-endpoint --subnet-id subnet-5), or use --via ssm"},
 		{name: "id in another vpc", id: "eice-04", vpc: "vpc-a", subnet: "subnet-1", wantErr: "--eice-id eice-04: the endpoint is not usable (its state) or not in vpc-a"},
@@ -230,5 +234,50 @@ func TestResolveTargetEICE(t *testing.T) {
 	if _, err := resolveVia(t.Context(), account().inventory(), "us-east-1", targetSpec{Key: "Name", Value: "jump"}, "ssm", nil); err == nil ||
 		!strings.Contains(err.Error(), "has its SSM agent offline") {
 		t.Errorf("over ssm: %v, want the offline agent named", err)
+	}
+}
+
+// TestUseFIPS: the real loader's configuration picks the endpoint's
+// FipsDnsName when AWS_USE_FIPS_ENDPOINT or the profile's
+// use_fips_endpoint says so, and its DnsName otherwise.
+func TestUseFIPS(t *testing.T) {
+	dir := t.TempDir()
+	empty, conf := filepath.Join(dir, "empty"), filepath.Join(dir, "config")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte("[profile fips]\nuse_fips_endpoint = true\n[profile plain]\nregion = us-east-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	describe := fakeEndpoints(endpointIn("eice-01", "vpc-a", "subnet-1", ec2types.Ec2InstanceConnectEndpointStateCreateComplete))
+	for _, tt := range []struct {
+		name, env, profile string
+		fips               bool
+	}{
+		{name: "neither", profile: "plain"},
+		{name: "environment", env: "true", profile: "plain", fips: true},
+		{name: "profile", profile: "fips", fips: true},
+		{name: "environment says no", env: "false", profile: "fips"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"} {
+				t.Setenv(k, "")
+			}
+			t.Setenv("AWS_CONFIG_FILE", conf)
+			t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+			t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+			t.Setenv("AWS_USE_FIPS_ENDPOINT", tt.env)
+			cfg, err := awsConfig(t.Context(), &upOptions{profile: tt.profile, region: "us-east-1"}, invoker{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ep, err := findEndpoint(t.Context(), describe, "", "vpc-a", "subnet-1", useFIPS(ec2.NewFromConfig(cfg)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(ep.DNSName, ".fips."); got != tt.fips {
+				t.Errorf("dials %s; want the FIPS name %v", ep.DNSName, tt.fips)
+			}
+		})
 	}
 }
