@@ -63,6 +63,13 @@ import (
 //	                           refuses with InstanceLimitExceeded beyond N
 //	                           pending or running instances, VcpuLimitExceeded
 //	                           beyond N vCPUs of them (0: no limit)
+//	consistency?[calls=N][&for=D]
+//	                           EC2's eventual consistency from now on: an
+//	                           instance RunInstances launches is unknown
+//	                           (InvalidInstanceID.NotFound) to the first N
+//	                           DescribeInstances, TerminateInstances and
+//	                           CreateTags calls naming it, and for D after
+//	                           its launch; calls=0&for=0s: seen at once
 //	eice?endpoint=ID&state=S   the endpoint's state from now on (create-complete,
 //	                           update-in-progress, delete-in-progress, ...):
 //	                           create-complete and update-* open tunnels
@@ -95,6 +102,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		err = s.setEICEFault(q)
 	case "quota":
 		err = s.setQuota(q)
+	case "consistency":
+		err = s.setConsistency(q)
 	case "pause", "start":
 		err = s.publication(q, r.PathValue("action") == "pause")
 	case "pacing":

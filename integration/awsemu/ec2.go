@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 const ec2Namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -53,6 +54,11 @@ type ec2Service struct {
 	// vcpuLimit is the account's vCPU quota of running instances (admin
 	// quota?vcpus=N; 0: none).
 	vcpuLimit int
+	// hideCalls and hideFor keep instances launched from now on out of
+	// sight (admin consistency, launched.go).
+	hideCalls int
+	hideFor   time.Duration
+	now       func() time.Time // the server's clock
 }
 
 func newEC2Service(inv *EC2Inventory) *ec2Service {
@@ -157,7 +163,12 @@ func (s *Server) ec2Call(action string, form url.Values) (any, error) {
 			userARN, action, action)}
 	}
 	s.boot(s.ec2.advance(s.now()), nil)
-	return op(form)
+	resp, err := op(form)
+	if he := (*hiddenError)(nil); errors.As(err, &he) {
+		s.log.Info("instance not visible yet", "instance", he.id, "action", action)
+		return nil, he.err
+	}
+	return resp, err
 }
 
 // accountID is the emulated account.

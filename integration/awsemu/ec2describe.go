@@ -41,6 +41,12 @@ type instanceXML struct {
 	LaunchTime       string       `xml:"launchTime,omitempty"`
 	Profile          *profileXML  `xml:"iamInstanceProfile,omitempty"`
 	Metadata         *metadataXML `xml:"metadataOptions,omitempty"`
+	Groups           []groupXML   `xml:"groupSet>item"`
+}
+
+type groupXML struct {
+	ID   string `xml:"groupId"`
+	Name string `xml:"groupName,omitempty"`
 }
 
 type profileXML struct {
@@ -122,15 +128,20 @@ func (e *ec2Service) describeInstances(form url.Values) (any, error) {
 		return nil, ec2BadRequest("InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults")
 	}
 	e.mu.Lock()
-	all := slices.Clone(e.inv.Instances)
-	e.mu.Unlock()
-	for _, id := range ids {
-		if !slices.ContainsFunc(all, func(i EC2Instance) bool { return i.ID == id }) {
-			return nil, ec2BadRequest("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+	if len(ids) > 0 {
+		if err := e.checkIDs(ids); err != nil {
+			e.mu.Unlock()
+			return nil, err
 		}
 	}
+	now := e.now()
+	all := slices.Clone(e.inv.Instances)
+	e.mu.Unlock()
 	var match []EC2Instance
 	for _, i := range all {
+		if len(ids) == 0 && i.hidden(now) {
+			continue // a filtered listing does not show it yet either
+		}
 		if (len(ids) == 0 || slices.Contains(ids, i.ID)) && matchAll(fs, func(n string) []string { return instanceField(i, n) }) {
 			match = append(match, i)
 		}
@@ -154,6 +165,13 @@ func instanceXMLOf(i EC2Instance) instanceXML {
 		InstanceID: i.ID, ImageID: i.ImageID, State: stateXML{stateCode(i.State), i.State},
 		PrivateIPAddress: i.PrivateIP, IPAddress: i.PublicIP, InstanceType: i.InstanceType, AZ: i.AZ,
 		SubnetID: i.Subnet, VpcID: i.VPC, PlatformDetails: "Linux/UNIX", Tags: tagSet(i.Tags),
+	}
+	for _, g := range i.SecurityGroups {
+		name := ""
+		if g == defaultGroup(i.VPC) {
+			name = "default"
+		}
+		x.Groups = append(x.Groups, groupXML{ID: g, Name: name})
 	}
 	if x.ImageID == "" {
 		x.ImageID = "ami-" + shortHash(i.Platform+i.PlatformVersion)

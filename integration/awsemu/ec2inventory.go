@@ -61,6 +61,13 @@ type EC2Instance struct {
 	Profile      string    `json:"instance_profile,omitempty"`
 	HTTPTokens   string    `json:"http_tokens,omitempty"` // IMDS: required or optional
 	LaunchTime   time.Time `json:"launch_time,omitzero"`
+	// SecurityGroups are its network interface's groups, the VPC's
+	// default group when the launch named none.
+	SecurityGroups []string `json:"security_groups,omitempty"`
+	// hiddenCalls and hiddenUntil keep a new instance out of sight (admin
+	// consistency, launched.go).
+	hiddenCalls int
+	hiddenUntil time.Time
 	// runAt and goneAt are when a pending instance becomes running and a
 	// shutting-down one terminated.
 	runAt, goneAt time.Time

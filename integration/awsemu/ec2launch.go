@@ -41,7 +41,8 @@ type runRequest struct {
 	httpTokens       string
 	tags             map[string]string
 	clientToken      string
-	interfaceSubnets bool // the subnet came in NetworkInterface.1
+	interfaceSubnets bool     // the subnet came in NetworkInterface.1
+	groups           []string // security group ids, of the instance or NetworkInterface.1
 }
 
 func parseRunInstances(form url.Values) (runRequest, error) {
@@ -76,6 +77,18 @@ func parseRunInstances(form url.Values) (runRequest, error) {
 		}
 		rq.subnet, rq.interfaceSubnets = ni, true
 		rq.publicIP = form.Get("NetworkInterface.1.AssociatePublicIpAddress") == "true"
+	}
+	rq.groups = indexed(form, "SecurityGroupId")
+	if g := indexed(form, "NetworkInterface.1.SecurityGroupId"); len(g) > 0 {
+		if len(rq.groups) > 0 {
+			return rq, ec2BadRequest("InvalidParameterCombination", "Network interfaces and an instance-level security groups may not be specified on the same request")
+		}
+		rq.groups = g
+	}
+	for _, g := range rq.groups {
+		if !strings.HasPrefix(g, "sg-") {
+			return rq, ec2BadRequest("InvalidGroupId.Malformed", "Invalid id: \"%s\" (expecting \"sg-...\")", g)
+		}
 	}
 	switch rq.httpTokens {
 	case "", "required", "optional":
@@ -163,6 +176,10 @@ func (e *ec2Service) launch(rq runRequest, now time.Time, boot time.Duration, pa
 	if tokens == "" {
 		tokens = img.httpTokens
 	}
+	groups := rq.groups
+	if len(groups) == 0 {
+		groups = []string{defaultGroup(sn.VPC)}
+	}
 	var out []EC2Instance
 	for range n {
 		ip, err := e.freeAddress(sn)
@@ -171,7 +188,8 @@ func (e *ec2Service) launch(rq runRequest, now time.Time, boot time.Duration, pa
 		}
 		in := EC2Instance{ID: "i-" + randomHex(17), State: "pending", VPC: sn.VPC, Subnet: sn.ID, AZ: sn.AZ, PrivateIP: ip,
 			Tags: maps.Clone(rq.tags), Platform: "Amazon Linux", PlatformVersion: "2023", ImageID: rq.image, InstanceType: rq.itype,
-			Profile: rq.profile, HTTPTokens: tokens, LaunchTime: now.UTC().Truncate(time.Second), runAt: now.Add(boot)}
+			Profile: rq.profile, HTTPTokens: tokens, LaunchTime: now.UTC().Truncate(time.Second), runAt: now.Add(boot),
+			SecurityGroups: slices.Clone(groups), hiddenCalls: e.hideCalls, hiddenUntil: now.Add(e.hideFor)}
 		if rq.publicIP {
 			in.PublicIP = fmt.Sprintf("198.51.100.%d", len(e.inv.Instances)%250+1)
 		}
@@ -353,14 +371,21 @@ func (s *Server) terminateInstances(form url.Values) (any, error) {
 	return resp, nil
 }
 
-// checkIDs refuses instance ids that are malformed or unknown; e.mu is held.
+// checkIDs refuses instance ids that are malformed or unknown, or not
+// visible yet (admin consistency, a *hiddenError); e.mu is held.
 func (e *ec2Service) checkIDs(ids []string) error {
+	now := e.now()
 	for _, id := range ids {
 		if !strings.HasPrefix(id, "i-") {
 			return ec2BadRequest("InvalidInstanceID.Malformed", "Invalid id: \"%s\"", id)
 		}
-		if !slices.ContainsFunc(e.inv.Instances, func(i EC2Instance) bool { return i.ID == id }) {
+		i := slices.IndexFunc(e.inv.Instances, func(i EC2Instance) bool { return i.ID == id })
+		if i < 0 {
 			return ec2BadRequest("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+		}
+		if in := &e.inv.Instances[i]; in.hidden(now) {
+			in.hiddenCalls = max(in.hiddenCalls-1, 0)
+			return &hiddenError{id, ec2BadRequest("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)}
 		}
 	}
 	return nil

@@ -2,7 +2,9 @@ package awsemu
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -267,5 +269,101 @@ func TestDescribeSubnets(t *testing.T) {
 	_, err = c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{"subnet-9"}})
 	if code, status := apiErr(err); code != "InvalidSubnetID.NotFound" || status != 400 {
 		t.Errorf("unknown subnet: %s (%d)", code, status)
+	}
+}
+
+// TestLaunchSecurityGroups: RunInstances puts the network interface's
+// groups on the instance, the VPC's default group when it names none, and
+// refuses a malformed one.
+func TestLaunchSecurityGroups(t *testing.T) {
+	s := newLaunchServer(t)
+	ctx := context.Background()
+	c := ec2Client(t, s.Server, testCreds.Secret)
+	groups := func(in ec2types.Instance) (ids, names []string) {
+		for _, g := range in.SecurityGroups {
+			ids, names = append(ids, aws.ToString(g.GroupId)), append(names, aws.ToString(g.GroupName))
+		}
+		return ids, names
+	}
+	in := runInput(AL2023ARM64Image, "subnet-1", "lab-ssm")
+	in.NetworkInterfaces[0].Groups = []string{"sg-0eice", "sg-0ssh"}
+	run, err := c.RunInstances(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := instanceState(t, c, aws.ToString(run.Instances[0].InstanceId))
+	if ids, _ := groups(got); !slices.Equal(ids, []string{"sg-0eice", "sg-0ssh"}) {
+		t.Errorf("groups %v, want the launch's", ids)
+	}
+	run, err = c.RunInstances(ctx, runInput(AL2023ARM64Image, "subnet-1", "lab-ssm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = instanceState(t, c, aws.ToString(run.Instances[0].InstanceId))
+	if ids, names := groups(got); len(ids) != 1 || !strings.HasPrefix(ids[0], "sg-") || names[0] != "default" {
+		t.Errorf("groups %v %v, want the VPC's default group", ids, names)
+	}
+	in.NetworkInterfaces[0].Groups = []string{"default"}
+	if _, err := c.RunInstances(ctx, in); !strings.Contains(fmt.Sprint(err), "InvalidGroupId.Malformed") {
+		t.Errorf("group \"default\": %v, want InvalidGroupId.Malformed", err)
+	}
+}
+
+// TestLaunchConsistency: with admin consistency, a new instance is
+// unknown to DescribeInstances and TerminateInstances by its id for the
+// first calls=N of them, or for=D after its launch, and missing from
+// filtered listings meanwhile; instances launched before are not affected.
+func TestLaunchConsistency(t *testing.T) {
+	s := newLaunchServer(t)
+	ctx := context.Background()
+	c := ec2Client(t, s.Server, testCreds.Secret)
+	launch := func() string {
+		run, err := c.RunInstances(ctx, runInput(AL2023ARM64Image, "subnet-1", "lab-ssm"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(run.Instances[0].InstanceId)
+	}
+	notFound := func(err error) bool { return strings.Contains(fmt.Sprint(err), "InvalidInstanceID.NotFound") }
+	before := launch()
+	post(t, s.Server, "consistency?calls=2")
+	id := launch()
+	if _, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}); !notFound(err) {
+		t.Errorf("first describe: %v, want NotFound", err)
+	}
+	list, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, r := range list.Reservations {
+		listed = append(listed, aws.ToString(r.Instances[0].InstanceId))
+	}
+	if slices.Contains(listed, id) || !slices.Contains(listed, before) {
+		t.Errorf("listing %v: want %s and not %s", listed, before, id)
+	}
+	if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); !notFound(err) {
+		t.Errorf("terminate: %v, want NotFound", err)
+	}
+	if _, st := instanceState(t, c, id); st != "pending" {
+		t.Errorf("third call: %s, want pending", st)
+	}
+	if _, st := instanceState(t, c, before); st != "pending" {
+		t.Errorf("the instance launched before: %s", st)
+	}
+
+	if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{before, id}}); err != nil {
+		t.Fatal(err) // room for the next
+	}
+	post(t, s.Server, "consistency?calls=0&for=5s")
+	id = launch()
+	for range 3 {
+		if _, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}); !notFound(err) {
+			t.Errorf("describe within 5s: %v, want NotFound", err)
+		}
+	}
+	s.advance(5 * time.Second)
+	if _, st := instanceState(t, c, id); st != "pending" {
+		t.Errorf("after 5s: %s, want pending", st)
 	}
 }

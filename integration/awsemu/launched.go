@@ -6,15 +6,21 @@ package awsemu
 // (its sshd, its SSM agent, which registers with the identity its
 // metadata gives it) and shuts it down once it is shutting down. And the
 // account's quotas as RunInstances enforces them, admin
-// quota?[instances=N][&vcpus=N] (0: no limit).
+// quota?[instances=N][&vcpus=N] (0: no limit). And EC2's eventual
+// consistency, admin consistency?[calls=N][&for=D]: an instance launched
+// from then on is unknown (InvalidInstanceID.NotFound) to the first N
+// DescribeInstances, TerminateInstances and CreateTags calls naming it,
+// and for D after its launch; filtered listings leave it out meanwhile.
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // LaunchedInstance is one entry of GET adminPath+"instances".
@@ -95,3 +101,38 @@ func vcpus(itype string) int {
 	}
 	return 2
 }
+
+// hidden reports whether in is still out of sight (admin consistency).
+func (in *EC2Instance) hidden(now time.Time) bool {
+	return in.hiddenCalls > 0 || now.Before(in.hiddenUntil)
+}
+
+// hiddenError is the NotFound answer for an instance launched but not
+// visible yet; ec2Call logs it and answers err.
+type hiddenError struct {
+	id  string
+	err *ec2Error
+}
+
+func (e *hiddenError) Error() string { return e.err.Error() }
+func (e *hiddenError) Unwrap() error { return e.err }
+
+// setConsistency is the admin action consistency.
+func (s *Server) setConsistency(q url.Values) error {
+	calls, err := strconv.Atoi(cmp.Or(q.Get("calls"), "0"))
+	if err != nil || calls < 0 {
+		return fmt.Errorf("calls=%q: want a count of calls, 0 for none", q.Get("calls"))
+	}
+	d, err := time.ParseDuration(cmp.Or(q.Get("for"), "0s"))
+	if err != nil || d < 0 {
+		return fmt.Errorf("for=%q: want a duration such as 2s, 0s for none", q.Get("for"))
+	}
+	e := s.ec2
+	e.mu.Lock()
+	e.hideCalls, e.hideFor = calls, d
+	e.mu.Unlock()
+	return nil
+}
+
+// defaultGroup is the id of vpc's default security group.
+func defaultGroup(vpc string) string { return "sg-" + shortHash("default "+vpc) }

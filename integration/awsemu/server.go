@@ -232,6 +232,7 @@ func newServer(cfg Config, ln net.Listener, caPEM []byte) *Server {
 		s.offline[id] = true
 	}
 	s.ec2 = newEC2Service(cfg.EC2)
+	s.ec2.now = s.now
 	s.services = map[string]jsonService{
 		"AmazonSSM":                        s.ssmService(),
 		"AWSEC2InstanceConnectService":     s.eicService(),
