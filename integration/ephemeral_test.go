@@ -180,17 +180,18 @@ func TestEphemeral(t *testing.T) {
 	}
 	t.Run("IdleStop", func(t *testing.T) { testIdleStop(t, l, v, c) })
 	t.Run("CrashThenGC", func(t *testing.T) { testCrashThenGC(t, v, c) })
+	t.Run("CrashThenUp", func(t *testing.T) { testCrashThenUp(t, l, v, c) })
 	t.Run("EICE", func(t *testing.T) { testEphemeralEICE(t, l, v, c) })
 	t.Run("BadInput", func(t *testing.T) { testEphemeralBadInput(t, l, v, c) })
 }
 
 // testEphemeralEICE: over --via eice the bastion needs no instance
-// profile; it is usable once its sshd answers through the VPC's EC2
+// profile and gets the security group of --security-group; it is usable once its sshd answers through the VPC's EC2
 // Instance Connect Endpoint, carries a download with no SSM session, and
 // is terminated when the tunnel stops.
 func testEphemeralEICE(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Client) {
 	sessions := startSessions(l)
-	in := startVPCVPN(t, v, ephemeralArgs(v, "--via", "eice")...)
+	in := startVPCVPN(t, v, ephemeralArgs(v, "--via", "eice", "--security-group", "sg-0e1ce22")...)
 	stderr := in.Stderr()
 	t.Logf("vpcvpn up --ephemeral --via eice:\n%s", stderr)
 	m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17})`).FindStringSubmatch(stderr)
@@ -207,6 +208,9 @@ func testEphemeralEICE(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Client) {
 	}
 	if p := out.Reservations[0].Instances[0].IamInstanceProfile; p != nil {
 		t.Errorf("launched with instance profile %s; over EICE it needs none", aws.ToString(p.Arn))
+	}
+	if g := out.Reservations[0].Instances[0].SecurityGroups; len(g) != 1 || aws.ToString(g[0].GroupId) != "sg-0e1ce22" {
+		t.Errorf("security groups %+v, want the one of --security-group", g)
 	}
 	testDownload(t, l, vpcAddr(lab.SourcePort), 1<<20)
 	if n := startSessions(l); n != sessions {
@@ -244,26 +248,32 @@ func testEphemeralBadInput(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Clien
 		args    []string
 		want    []string // the error line names them all
 		launchd bool     // something is launched, then terminated
+		hidden  int      // NotFound answers for the launched instance (admin consistency)
 	}{
 		{"RunInstancesDenied", "deny", url.Values{"action": {"ec2:RunInstances"}}, nil, profile,
-			[]string{"you may not launch instances", "allow ec2:RunInstances"}, false},
+			[]string{"you may not launch instances", "allow ec2:RunInstances"}, false, 0},
 		{"PassRoleDenied", "deny", url.Values{"action": {"iam:PassRole"}}, nil, profile,
-			[]string{"may not pass instance profile " + lab.InstanceProfile, "allow iam:PassRole"}, false},
+			[]string{"may not pass instance profile " + lab.InstanceProfile, "allow iam:PassRole"}, false, 0},
 		{"InstanceLimit", "quota", url.Values{"instances": {"1"}}, url.Values{"instances": {"0"}}, profile,
-			[]string{"instance quota is reached (InstanceLimitExceeded)", "raise the quota in Service Quotas"}, false},
+			[]string{"instance quota is reached (InstanceLimitExceeded)", "raise the quota in Service Quotas"}, false, 0},
 		{"VcpuLimit", "quota", url.Values{"vcpus": {"1"}}, url.Values{"vcpus": {"0"}}, profile,
-			[]string{"instance quota is reached (VcpuLimitExceeded)", "raise the quota in Service Quotas"}, false},
+			[]string{"instance quota is reached (VcpuLimitExceeded)", "raise the quota in Service Quotas"}, false, 0},
 		{"SubnetInOtherVPC", "", nil, nil, append([]string{"--vpc", "vpc-0f1e2d3c4b5a69788"}, profile...),
-			[]string{"subnet " + lab.BastionSubnet + " is not in vpc-0f1e2d3c4b5a69788", "drop --vpc"}, false},
+			[]string{"subnet " + lab.BastionSubnet + " is not in vpc-0f1e2d3c4b5a69788", "drop --vpc"}, false, 0},
 		// The lab's instances boot in 2 s: a 1 s limit passes first.
 		{"NeverOnline", "", nil, nil, append([]string{"--launch-timeout", "1s"}, profile...),
-			[]string{"not Online after 1s", "check that the subnet reaches SSM"}, true},
+			[]string{"not Online after 1s", "check that the subnet reaches SSM"}, true, 0},
+		// EC2's eventual consistency: the new instance unknown to the
+		// first 3 calls naming it, its DescribeInstances (one poll in 1 s)
+		// and then its TerminateInstances, retried until it is seen.
+		{"NotVisibleYet", "consistency", url.Values{"calls": {"3"}}, url.Values{"calls": {"0"}}, append([]string{"--launch-timeout", "1s"}, profile...),
+			[]string{"not Online after 1s"}, true, 3},
 		{"NoEICEndpoint", "eice", url.Values{"endpoint": {lab.EICEndpointID}, "state": {"delete-in-progress"}},
 			url.Values{"endpoint": {lab.EICEndpointID}, "state": {"create-complete"}}, []string{"--via", "eice"},
-			[]string{"no EC2 Instance Connect Endpoint in " + lab.VPCID, "create-instance-connect-endpoint"}, false},
+			[]string{"no EC2 Instance Connect Endpoint in " + lab.VPCID, "create-instance-connect-endpoint"}, false, 0},
 		{"OpenTunnelDenied", "eice", url.Values{"endpoint": {lab.EICEndpointID}, "mode": {"refuse"}, "status": {"403"}},
 			url.Values{"endpoint": {lab.EICEndpointID}, "mode": {"none"}}, []string{"--via", "eice"},
-			[]string{"refused the tunnel", "ec2-instance-connect:OpenTunnel"}, true},
+			[]string{"refused the tunnel", "ec2-instance-connect:OpenTunnel"}, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -281,6 +291,9 @@ func testEphemeralBadInput(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Clien
 				checkLaunchThenError(t, res, m, tt.want)
 			} else {
 				checkErrorLineNames(t, res, tt.want)
+			}
+			if tt.hidden > 0 && m != nil {
+				checkNotVisible(t, l, m[1], tt.hidden)
 			}
 			for id, st := range launchedStates(t, c) {
 				if _, old := before[id]; !old && (st == "pending" || st == "running") {
@@ -335,10 +348,11 @@ func checkBootedReal(t *testing.T, l *lab.Lab, id string) {
 	}
 }
 
-// testCrashThenGC: a vpcvpn killed with SIGKILL leaves its bastion
-// running; vpcvpn gc terminates it, its launching process being gone.
-func testCrashThenGC(t *testing.T, v *lab.VPCVPN, c *ec2.Client) {
-	ctx := testContext(t, time.Minute)
+// crashEphemeral starts `up --ephemeral` and kills it with SIGKILL once
+// connected, returning the bastion it leaves running and the pid it had;
+// the test's end cleans up what the killed vpcvpn left on the host.
+func crashEphemeral(t *testing.T, ctx context.Context, v *lab.VPCVPN, c *ec2.Client) (id string, pid int) {
+	t.Helper()
 	in, err := v.Start(ctx, ephemeralArgs(v, "--instance-profile", lab.InstanceProfile)...) // not startVPCVPN: it is killed
 	if err != nil {
 		t.Fatal(err)
@@ -351,41 +365,95 @@ func testCrashThenGC(t *testing.T, v *lab.VPCVPN, c *ec2.Client) {
 	if m == nil {
 		t.Fatalf("no launch line:\n%s", in.Stderr())
 	}
-	defer v.Run(ctx, "down", "--cleanup", "--name", ifName) // its resolv.conf
+	t.Cleanup(func() { v.Run(context.Background(), "down", "--cleanup", "--name", ifName) }) // its resolv.conf
 	if st := launchedStates(t, c)[m[1]]; st != "running" {
 		t.Fatalf("after SIGKILL, bastion %s is %q, want running: the test proves nothing", m[1], st)
 	}
+	return m[1], in.PID()
+}
+
+// testCrashThenGC: a vpcvpn killed with SIGKILL leaves its bastion
+// running; vpcvpn gc terminates it, its launching process being gone.
+func testCrashThenGC(t *testing.T, v *lab.VPCVPN, c *ec2.Client) {
+	ctx := testContext(t, time.Minute)
+	id, pid := crashEphemeral(t, ctx, v, c)
 	res, err := v.Run(ctx, "gc")
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("vpcvpn gc: exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
 	}
-	want := m[1] + " running: its vpcvpn (pid " + strconv.Itoa(in.PID()) + ") is gone, terminated"
+	want := id + " running: its vpcvpn (pid " + strconv.Itoa(pid) + ") is gone, terminated"
 	if !strings.Contains(res.Stdout, want) {
 		t.Errorf("gc's output lacks %q:\n%s", want, res.Stdout)
 	}
-	if st := launchedStates(t, c)[m[1]]; st != "shutting-down" && st != "terminated" {
-		t.Errorf("after gc, bastion %s is %q, want shutting-down or terminated", m[1], st)
+	if st := launchedStates(t, c)[id]; st != "shutting-down" && st != "terminated" {
+		t.Errorf("after gc, bastion %s is %q, want shutting-down or terminated", id, st)
+	}
+}
+
+// testCrashThenUp: the next `up --ephemeral` terminates the bastion a
+// killed vpcvpn left, saying so, before it launches its own (here refused:
+// ec2:RunInstances denied, so that nothing else is launched).
+func testCrashThenUp(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Client) {
+	ctx := testContext(t, time.Minute)
+	id, pid := crashEphemeral(t, ctx, v, c)
+	awsAdmin(t, l, "deny", url.Values{"action": {"ec2:RunInstances"}})
+	t.Cleanup(func() { awsAdmin(t, l, "deny", nil) })
+	res, err := v.Run(ctx, ephemeralArgs(v, "--instance-profile", lab.InstanceProfile)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("exit %d:\n%s", res.ExitCode, res.Stderr)
+	want := "terminated leftover ephemeral bastion " + id + ": its vpcvpn (pid " + strconv.Itoa(pid) + ") is gone"
+	if !strings.Contains(res.Stderr, want) {
+		t.Errorf("up's output lacks %q", want)
+	}
+	if res.ExitCode == 0 || !strings.Contains(res.Stderr, "allow ec2:RunInstances") {
+		t.Errorf("exit %d: want the launch refused", res.ExitCode)
+	}
+	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := out.Reservations[0].Instances[0].State.Name; st != "shutting-down" && st != "terminated" {
+		t.Errorf("after the next up, the leftover bastion %s is %q, want shutting-down or terminated", id, st)
 	}
 }
 
 // testIdleStop: given --vpc, the bastion is launched in its private
-// subnet; with no connection for --idle-stop the tunnel ends by itself,
-// saying so, and terminates its bastion.
-func testIdleStop(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Client) {
+// subnet; a flow held open, idle, past --idle-stop keeps the tunnel and
+// the bastion; once no connection was open for --idle-stop the tunnel
+// ends by itself, saying so, and terminates its bastion.
+func testIdleStop(t *testing.T, l *lab.Lab, v *lab.VPCVPN, ec2c *ec2.Client) {
 	args := ephemeralArgs(v, "--instance-profile", lab.InstanceProfile, "--idle-stop", "2s")
 	i := slices.Index(args, "--subnet")
 	args[i], args[i+1] = "--vpc", lab.VPCID // BastionSubnetB routes to the internet gateway
 	in := startVPCVPN(t, v, args...)
+	m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17})`).FindStringSubmatch(in.Stderr())
+	if m == nil {
+		t.Fatalf("no launch line:\n%s", in.Stderr())
+	}
+	// An open flow keeps the bastion, idle as it is: held three times
+	// --idle-stop, the tunnel still carries it.
+	c, r := openEcho(t, testContext(t, time.Minute), l)
+	select {
+	case <-in.Done():
+		t.Fatalf("ended with a flow open:\n%s", in.Result().Stderr)
+	case <-time.After(6 * time.Second):
+	}
+	echo(t, c, r, "still here")
+	if st := launchedStates(t, ec2c); st[m[1]] != "running" {
+		t.Errorf("with a flow open past --idle-stop, bastion %s is %q, want running", m[1], st[m[1]])
+	}
+	c.Close()
 	select {
 	case <-in.Done():
 	case <-time.After(30 * time.Second):
-		t.Fatalf("still up 30 s after connecting with --idle-stop 2s:\n%s", in.Stderr())
+		t.Fatalf("still up 30 s after its last flow closed with --idle-stop 2s:\n%s", in.Stderr())
 	}
 	stderr := in.Result().Stderr
 	t.Logf("exit %d:\n%s", in.Result().ExitCode, stderr)
-	m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17}) \(t4g.nano in ` + lab.BastionSubnet + `\)`).FindStringSubmatch(stderr)
-	if m == nil {
-		t.Fatal("no launch line in " + lab.BastionSubnet)
+	if !strings.Contains(stderr, "launched ephemeral bastion "+m[1]+" (t4g.nano in "+lab.BastionSubnet+")") {
+		t.Error("not launched in " + lab.BastionSubnet)
 	}
 	for _, w := range []string{"no connection for 2s (--idle-stop): ending the tunnel", "terminated ephemeral bastion " + m[1]} {
 		if !strings.Contains(stderr, w) {
@@ -393,7 +461,23 @@ func testIdleStop(t *testing.T, l *lab.Lab, v *lab.VPCVPN, c *ec2.Client) {
 		}
 	}
 	assertNoTunnel(t, l)
-	if st := launchedStates(t, c)[m[1]]; st != "shutting-down" && st != "terminated" {
+	if st := launchedStates(t, ec2c)[m[1]]; st != "shutting-down" && st != "terminated" {
 		t.Errorf("after the idle stop, bastion %s is %q, want shutting-down or terminated", m[1], st)
+	}
+}
+
+// checkNotVisible checks that the emulator answered NotFound n times for
+// the new instance id, to its TerminateInstances among them: vpcvpn waited
+// and retried through EC2's eventual consistency.
+func checkNotVisible(t *testing.T, l *lab.Lab, id string, n int) {
+	t.Helper()
+	var actions []string
+	for _, e := range l.AWS.Events() {
+		if e["msg"] == "instance not visible yet" && e["instance"] == id {
+			actions = append(actions, e["action"])
+		}
+	}
+	if len(actions) != n || !slices.Contains(actions, "DescribeInstances") || !slices.Contains(actions, "TerminateInstances") {
+		t.Errorf("NotFound answers for %s: %v, want %d, to DescribeInstances and TerminateInstances", id, actions, n)
 	}
 }
