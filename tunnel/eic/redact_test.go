@@ -55,6 +55,22 @@ func TestDialErrorRedacted(t *testing.T) {
 			t.Errorf("error %v: want ECONNREFUSED in its chain", err)
 		}
 	})
+	t.Run("proxy refused", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+		ln.Close()
+		const host = "eice-0123456789abcdef0.1a2b3c4d.ec2-instance-connect-endpoint.eu-west-1.amazonaws.com"
+		cfg := testConfig(host)
+		cfg.HTTPClient = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
+		_, err = Dial(t.Context(), cfg)
+		assertRedacted(t, err, host)
+		if !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "proxyconnect") {
+			t.Errorf("error %v: want the proxy's refusal in its chain", err)
+		}
+	})
 	t.Run("untrusted CA", func(t *testing.T) {
 		srv := httptest.NewUnstartedServer(http.NotFoundHandler())
 		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
