@@ -51,6 +51,8 @@ const (
 	// channelWindow is what x/crypto/ssh lets the far side send on a
 	// channel before the relay reads it (docs/parallel-sessions.md §1.1).
 	channelWindow = 2 << 20
+	// rateSpanMin is the shortest span a flow's rate is taken over.
+	rateSpanMin = 10 * time.Millisecond
 )
 
 // paceWanted reports whether bulk flows that delivered delivered bytes
@@ -251,13 +253,27 @@ func (pc *pacer) step(rtt time.Duration, done bool) {
 }
 
 // downRate returns what f read from the far side in about the last second,
-// in bytes per second: where the pacer starts.
+// in bytes per second: where the pacer starts, and whether it is wanted.
+// The span runs from the oldest bucket that holds bytes, or from the
+// flow's birth, so that a download that began a moment ago is not taken
+// for a slow one (a fast path's would be paced for seconds).
 func (f *flow) downRate(now time.Duration) float64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.down.advance(now)
-	bytes, _ := f.down.sum(nBuckets / 2)
-	span := time.Duration(nBuckets/2-1)*bucketSpan + now%bucketSpan
-	span = min(span, now-f.born)
-	return float64(bytes) / max(span, bucketSpan).Seconds()
+	m := &f.down
+	m.advance(now)
+	var bytes uint64
+	span := time.Duration(0)
+	for i := int64(nBuckets/2 - 1); i >= 0; i-- {
+		j := (m.head - i) % nBuckets
+		if j < 0 {
+			j += nBuckets
+		}
+		if m.bytes[j] > 0 && bytes == 0 {
+			span = time.Duration(i)*bucketSpan + now%bucketSpan
+		}
+		bytes += uint64(m.bytes[j])
+	}
+	span = max(min(span, now-f.born), rateSpanMin)
+	return float64(bytes) / span.Seconds()
 }

@@ -4,16 +4,21 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/vpcvpn/vpcvpn/internal/vpctest"
 )
 
 // makeBulk sends 512 KiB through flow a and reads them back: a's
-// download side is bulk at once on the test's clock.
-func makeBulk(t *testing.T, a net.Conn) { makeBulkOf(t, a, 16) }
+// download side is bulk at once on the test's clock, which then moves on
+// by makeBulkSpan: 2.6 MB/s.
+func makeBulk(t *testing.T, tp *testPool, a net.Conn) { makeBulkOf(t, tp, a, 16) }
+
+// makeBulkSpan is how long makeBulk's bytes took on the test's clock.
+const makeBulkSpan = 200 * time.Millisecond
 
 // makeBulkOf is makeBulk with blocks of 32 KiB.
-func makeBulkOf(t *testing.T, a net.Conn, blocks int) {
+func makeBulkOf(t *testing.T, tp *testPool, a net.Conn, blocks int) {
 	t.Helper()
 	block := make([]byte, 32<<10)
 	go func() {
@@ -29,6 +34,7 @@ func makeBulkOf(t *testing.T, a net.Conn, blocks int) {
 	if !a.(*flow).isBulk.Load() {
 		t.Fatalf("%d KiB in 32 KiB reads at one instant: not bulk", blocks*32)
 	}
+	tp.advance(makeBulkSpan)
 }
 
 // TestPaceBesideOtherFlows: a connection paces its bulk flow only while
@@ -47,7 +53,7 @@ func TestPaceBesideOtherFlows(t *testing.T) {
 	x.Close()
 	a := tp.flow(t)
 	pc := a.(*flow).c.pace
-	makeBulk(t, a)
+	makeBulk(t, tp, a)
 	tp.upkeep()
 	if pc.pacing() {
 		t.Fatal("a lone bulk flow is paced")
@@ -67,8 +73,8 @@ func TestPaceBesideOtherFlows(t *testing.T) {
 	pc.mu.Lock()
 	rate := pc.ctrl.rate
 	pc.mu.Unlock()
-	if want := float64(512<<10) / bucketSpan.Seconds(); rate < want {
-		t.Errorf("pacing starts at %.0f B/s, want the download's own %.0f (512 KiB in one meter bucket) or more", rate, want)
+	if want := float64(512<<10) / makeBulkSpan.Seconds(); rate < want {
+		t.Errorf("pacing starts at %.0f B/s, want the download's own %.0f (512 KiB in makeBulkSpan) or more", rate, want)
 	}
 	if _, err := a.Write(make([]byte, 64<<10)); err != nil {
 		t.Fatal(err)
@@ -105,7 +111,7 @@ func TestPaceEndsWithItsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := tp.flow(t)
-	makeBulk(t, a)
+	makeBulk(t, tp, a)
 	b := tp.flow(t)
 	tp.upkeep()
 	pc := a.(*flow).c.pace
@@ -144,8 +150,8 @@ func TestPaceFloorPerBulkFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := tp.flow(t), tp.flow(t)
-	makeBulk(t, a)
-	makeBulk(t, b)
+	makeBulk(t, tp, a)
+	makeBulk(t, tp, b)
 	q := tp.flow(t)
 	tp.upkeep()
 	pc := a.(*flow).c.pace
@@ -168,14 +174,44 @@ func TestPaceNotWorthIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := tp.flow(t)
-	makeBulkOf(t, a, 128) // 4 MiB in one meter bucket: 16.8 MB/s
+	makeBulkOf(t, tp, a, 128) // 4 MiB in makeBulkSpan: 21 MB/s
 	b := tp.flow(t)
 	if err := echoLine(t, b, "select 1"); err != nil {
 		t.Fatal(err)
 	}
 	tp.upkeep()
 	if a.(*flow).c.pace.pacing() {
-		t.Error("a bulk flow at 16.8 MB/s is paced beside another")
+		t.Error("a bulk flow at 21 MB/s is paced beside another")
 	}
 	b.Close()
+}
+
+// TestDownRate: a flow's rate is taken from its first bytes in the last
+// second, or its birth, so that a transfer that just began is not taken
+// for a slow one.
+func TestDownRate(t *testing.T) {
+	const ms = time.Millisecond
+	start := time.Hour // a bucket boundary
+	for _, tt := range []struct {
+		name  string
+		born  time.Duration // since start
+		reads []time.Duration
+		at    time.Duration
+		want  float64
+	}{
+		{"a second of steady reads", -time.Minute, []time.Duration{0, 250 * ms, 500 * ms, 750 * ms}, 999 * ms, 4 * 100e3 / 0.999},
+		{"quiet, then a burst: from its bucket's start", -time.Minute, []time.Duration{700 * ms, 740 * ms}, 750 * ms, 2 * 100e3 / 0.25},
+		{"born 20 ms ago", 730 * ms, []time.Duration{740 * ms, 745 * ms}, 750 * ms, 2 * 100e3 / 0.02},
+		{"born at the read: rateSpanMin", 750 * ms, []time.Duration{750 * ms}, 750 * ms, 100e3 / rateSpanMin.Seconds()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &flow{born: start + tt.born}
+			for _, r := range tt.reads {
+				f.down.add(start+r, 100e3)
+			}
+			if got := f.downRate(start + tt.at); got < tt.want*0.999 || got > tt.want*1.001 {
+				t.Errorf("downRate = %.0f, want %.0f", got, tt.want)
+			}
+		})
+	}
 }
