@@ -29,6 +29,8 @@ type flow struct {
 	done   atomic.Bool // the app half-closed it: it sends nothing more
 	cut    atomic.Bool // a read found the connection lost
 
+	paceSeen bool // counted by maint's pacing decisions while bulk; p.mu guards it
+
 	mu       sync.Mutex // guards following
 	up, down meter
 }

@@ -89,6 +89,7 @@ func (p *pool) upkeep() (busy bool) {
 		}
 		bulk, other := 0, now-c.quietAt < paceHold && c.quietAt > 0
 		var delivered float64 // bytes per second: the bulk flows' lately
+		fresh := false        // a bulk flow no pacing decision counted yet
 		for f := range c.flows {
 			flows++
 			if (f.isBulk.Load() || f.rising.Load()) && f.calmed(now) {
@@ -102,6 +103,8 @@ func (p *pool) upkeep() (busy bool) {
 				bulk++
 				if c.pace != nil {
 					delivered += f.downRate(now)
+					fresh = fresh || !f.paceSeen
+					f.paceSeen = true
 				}
 			} else {
 				other = true
@@ -113,7 +116,7 @@ func (p *pool) upkeep() (busy bool) {
 			}
 		}
 		if c.pace != nil {
-			c.pace.set(bulk > 0 && other && paceWanted(bulk, delivered), bulk, delivered)
+			c.pace.set(bulk > 0 && other && paceWanted(bulk, delivered), bulk, delivered, fresh)
 		}
 	}
 	events := p.rolloverLocked(now)

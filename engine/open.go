@@ -245,12 +245,15 @@ func (p *pool) detach(f *flow) {
 	}
 }
 
-// turnedBulk is a flow's news that it moves data in bulk: maint follows it.
+// turnedBulk is a flow's news that it moves data in bulk: maint follows it
+// at once, ticking or not, so that a connection that paces reconsiders
+// before the flow's reads wait on a rate set for others (pace.go).
 func (p *pool) turnedBulk(f *flow) {
 	f.isBulk.Store(true)
-	p.mu.Lock()
-	p.kickLocked()
-	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 }
 
 // startDialLocked starts an extra dial. p.mu is held.

@@ -56,13 +56,15 @@ const (
 )
 
 // paceWanted reports whether bulk flows that delivered delivered bytes
-// per second together are worth pacing: whether their windows hold more
-// than paceDrain of their data. Over SSM (0.8 MB/s a session) they hold
-// 2.6 s each; over a fast SSH path, milliseconds, and paced reads there
-// measured 0.78x the shared download's rate for no shorter round trip
-// (docs/performance.md, 2026-12-06).
+// per second together are worth pacing: whether they download (half the
+// floor each at least: bulk uploads have no reads to pace, and their
+// queue is on the way out) and their windows hold more than paceDrain of
+// their data. Over SSM (0.8 MB/s a session) they hold 2.6 s each; over a
+// fast SSH path, milliseconds, and paced reads there measured 0.78x the
+// shared download's rate for no shorter round trip (docs/performance.md,
+// 2026-12-06).
 func paceWanted(bulk int, delivered float64) bool {
-	return delivered*paceDrain.Seconds() < float64(bulk)*channelWindow
+	return delivered >= float64(bulk)*paceMinRate/2 && delivered*paceDrain.Seconds() < float64(bulk)*channelWindow
 }
 
 // prober is what a pacer needs of its connection (a *tunnel.Client).
@@ -108,12 +110,22 @@ func (pc *pacer) seed() {
 }
 
 // set starts or stops pacing, for bulk bulk flows that delivered
-// delivered bytes per second lately.
-func (pc *pacer) set(on bool, bulk int, delivered float64) {
+// delivered bytes per second lately; fresh: one of them was not counted
+// before, and pacing that goes on starts over from what they deliver
+// (the rate and the path's pace learned for others, an upload's say, are
+// not this flow's).
+func (pc *pacer) set(on bool, bulk int, delivered float64, fresh bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if on {
 		pc.ctrl.setFloor(bulk)
+	}
+	if on && pc.on && fresh {
+		now := pc.now()
+		pc.ctrl.start(now, pc.conn.Stats().BytesIn, delivered)
+		pc.bucket = bucket{at: now}
+		pc.log.Debug("pacing starts over for a new bulk flow", "rate_kBps", int(pc.ctrl.rate/1e3))
+		return
 	}
 	if on == pc.on {
 		return
@@ -158,7 +170,7 @@ func (pc *pacer) pacing() bool {
 
 // close stops pacing and waits for the pacer's goroutines.
 func (pc *pacer) close() {
-	pc.set(false, 0, 0)
+	pc.set(false, 0, 0, false)
 	pc.wg.Wait()
 }
 
@@ -224,7 +236,7 @@ func (pc *pacer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-pc.conn.Done():
-			pc.set(false, 0, 0)
+			pc.set(false, 0, 0, false)
 			return
 		case rtt := <-results:
 			out = false

@@ -215,3 +215,34 @@ func TestDownRate(t *testing.T) {
 		})
 	}
 }
+
+// TestPaceStartsOver: a flow that turns bulk on a connection that paces
+// others starts the pacing over from what the bulk flows deliver, not at
+// the rate left by the others (an upload's, say, at the floor).
+func TestPaceStartsOver(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 1, PaceBulk: true})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a, q := tp.flow(t), tp.flow(t)
+	makeBulk(t, tp, a)
+	tp.upkeep()
+	pc := a.(*flow).c.pace
+	if !pc.pacing() {
+		t.Fatal("a bulk flow beside another is not paced")
+	}
+	b := tp.flow(t)
+	makeBulk(t, tp, b)
+	pc.mu.Lock()
+	pc.ctrl.rate = pc.ctrl.floor // as an episode that drained a queue leaves it
+	pc.mu.Unlock()
+	tp.upkeep()
+	pc.mu.Lock()
+	on, rate := pc.on, pc.ctrl.rate
+	pc.mu.Unlock()
+	if want := float64(512<<10) / makeBulkSpan.Seconds(); !on || rate < want {
+		t.Errorf("after a second bulk flow: pacing %v at %.0f B/s, want on at %.0f or more (b's own rate)", on, rate, want)
+	}
+	q.Close()
+}

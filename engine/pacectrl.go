@@ -74,6 +74,7 @@ func (k *paceCtrl) start(now time.Duration, rx uint64, delivered float64) {
 	}
 	k.rate = max(delivered, k.floor)
 	k.recent = delivered
+	k.deliv, k.delivAt = 0, 0 // the path's pace is learned again, for these flows
 	k.rx, k.rxAt = rx, now
 	k.decAt = now
 }

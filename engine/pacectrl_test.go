@@ -147,7 +147,9 @@ func TestPaceWanted(t *testing.T) {
 		want      bool
 	}{
 		{1, 800e3, true},  // an SSM session: 2.6 s of window
-		{1, 0, true},      // nothing measured yet
+		{1, 0, false},     // a bulk upload: nothing to pace
+		{1, 20e3, false},  // under half the floor
+		{2, 60e3, true},   // two at the floor's pace, about
 		{1, 13e6, true},   // 161 ms
 		{1, 14e6, false},  // 150 ms
 		{1, 40e6, false},  // a fast SSH path: 52 ms
