@@ -106,7 +106,7 @@ type HostKeyError struct {
 	Host     string                // the server as known_hosts names it, e.g. "[bastion]:2222"
 	Key      ssh.PublicKey         // the key the server offered
 	Revoked  *knownhosts.KnownKey  // the @revoked entry matching Key
-	Known    []knownhosts.KnownKey // the keys on record for Host, none of them Key
+	Known    []knownhosts.KnownKey // the keys on record for Host, none of them Key; no Filename: held in memory (HostKeys.WriteFile)
 	Declined bool                  // the user was asked about an unknown key and said no
 	File     string                // for an unknown key: where it could be added
 }
@@ -117,6 +117,10 @@ func (e *HostKeyError) Error() string {
 	case e.Revoked != nil:
 		return fmt.Sprintf("tunnel: host key for %s is revoked: %s key %s is marked @revoked in %s:%d",
 			e.Host, kind, fp, e.Revoked.Filename, e.Revoked.Line)
+	case len(e.Known) > 0 && e.Known[0].Filename == "":
+		return fmt.Sprintf("tunnel: host key for %s has changed: the server offered %s key %s, "+
+			"but %s key %s was accepted for it earlier in this run (this could be a man-in-the-middle attack)",
+			e.Host, kind, fp, keyTypeName(e.Known[0].Key), ssh.FingerprintSHA256(e.Known[0].Key))
 	case len(e.Known) > 0:
 		old := e.Known[0]
 		return fmt.Sprintf("tunnel: host key for %s has changed: the server offered %s key %s, "+

@@ -39,7 +39,9 @@ type HostKeys struct {
 
 	// WriteFile is where newly accepted keys are appended. It is created with
 	// mode 0600, and its directory with 0700, when missing. Empty means new
-	// keys are accepted for the current connection only.
+	// keys are held in memory only: known to the later connections checked
+	// by this HostKeys (a different key for the host is refused as changed),
+	// and forgotten with it.
 	WriteFile string
 
 	// AcceptNew records unknown keys without asking, like OpenSSH's
@@ -62,7 +64,8 @@ type HostKeys struct {
 	// Logger receives "Permanently added" lines; nil discards them.
 	Logger *slog.Logger
 
-	mu sync.Mutex // serializes reading and appending the files, and prompts
+	mu       sync.Mutex               // serializes reading and appending the files, and prompts
+	accepted map[string]ssh.PublicKey // by host: keys accepted without a WriteFile
 }
 
 // Callback returns a host key callback for Config.HostKeyCallback. The
@@ -96,6 +99,12 @@ func (h *HostKeys) Callback() ssh.HostKeyCallback {
 		case errors.As(err, &keyErr) && len(keyErr.Want) > 0:
 			return &HostKeyError{Host: host, Key: key, Known: keyErr.Want}
 		case errors.As(err, &keyErr):
+			if k, ok := h.accepted[host]; ok {
+				if bytes.Equal(k.Marshal(), key.Marshal()) {
+					return nil
+				}
+				return &HostKeyError{Host: host, Key: key, Known: []knownhosts.KnownKey{{Key: k}}}
+			}
 			return h.unknown(host, remote, key)
 		}
 		return fmt.Errorf("tunnel: check host key of %s: %w", host, err)
@@ -115,6 +124,9 @@ func (h *HostKeys) Algorithms(addr string) []string {
 	known, err := h.load()
 	if err != nil {
 		return plainHostKeyAlgorithms // the callback will report err
+	}
+	if k, ok := h.accepted[knownhosts.Normalize(addr)]; ok {
+		return algorithmsForKey(k.Type())
 	}
 	var keyErr *knownhosts.KeyError
 	if !errors.As(known.lookup(addr, pipeAddr(addr), probeKey{}), &keyErr) || len(keyErr.Want) == 0 {
@@ -212,7 +224,11 @@ func (h *HostKeys) unknown(host string, remote net.Addr, key ssh.PublicKey) erro
 func (h *HostKeys) record(host string, key ssh.PublicKey) error {
 	log := h.logger()
 	if h.WriteFile == "" {
-		log.Warn("host key accepted for this connection only", "host", host,
+		if h.accepted == nil {
+			h.accepted = map[string]ssh.PublicKey{}
+		}
+		h.accepted[host] = key
+		log.Warn("host key accepted, not recorded in known_hosts", "host", host,
 			"type", keyTypeName(key), "fingerprint", ssh.FingerprintSHA256(key))
 		return nil
 	}

@@ -350,3 +350,33 @@ func TestHostKeysCase(t *testing.T) {
 		t.Errorf("recorded %q, want the name lowercased", got)
 	}
 }
+
+// TestHostKeysInMemory: without a WriteFile, a key accepted is held by the
+// HostKeys, not written: the host's later connections must offer it (and
+// only its algorithms are offered); another key is refused as changed.
+func TestHostKeysInMemory(t *testing.T) {
+	hk := &tunnel.HostKeys{AcceptNew: true, UID: -1, GID: -1, Logger: vpctest.Logger(t)}
+	check := hk.Callback()
+	remote := &net.TCPAddr{IP: net.IPv4(10, 0, 1, 9), Port: 22}
+	first, other := tunneltest.NewSigner(t, "ecdsa").PublicKey(), tunneltest.NewSigner(t, "ed25519").PublicKey()
+	if err := check("i-0e1:22", remote, first); err != nil {
+		t.Fatalf("new key: %v", err)
+	}
+	if err := check("i-0e1:22", remote, first); err != nil {
+		t.Errorf("the same key again: %v", err)
+	}
+	if got := hk.Algorithms("i-0e1:22"); !slices.Equal(got, []string{ssh.KeyAlgoECDSA256}) {
+		t.Errorf("Algorithms = %v, want the accepted key's", got)
+	}
+	err := check("i-0e1:22", remote, other)
+	var hke *tunnel.HostKeyError
+	if !errors.As(err, &hke) || !strings.Contains(err.Error(), "has changed") || !strings.Contains(err.Error(), "earlier in this run") {
+		t.Errorf("another key: %v, want it refused as changed", err)
+	}
+	if err := check("i-0e2:22", remote, other); err != nil {
+		t.Errorf("another host's new key: %v", err)
+	}
+	if err := (&tunnel.HostKeys{AcceptNew: true}).Callback()("i-0e1:22", remote, other); err != nil {
+		t.Errorf("a new HostKeys knows nothing of the other's keys: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -79,6 +80,10 @@ type dialer struct {
 	log     *slog.Logger
 	protect []netip.Addr // the bastion's addresses at start; empty with a proxy command or SSM
 	keys    tunnel.Keys  // identity files read, for redials: one passphrase prompt
+	// ephemeralKeys holds an ephemeral bastion's host key for the run
+	// (awsHostKeys).
+	ephemeralKeys     *tunnel.HostKeys
+	ephemeralKeysOnce sync.Once
 }
 
 // peer is how one dial reaches the bastion and proves who it is.

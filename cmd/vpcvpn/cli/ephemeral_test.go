@@ -521,7 +521,8 @@ func TestEphemeralNotFoundAfterLaunch(t *testing.T) {
 }
 
 // TestEphemeralHostKeyNotRecorded: an ephemeral bastion's host key is
-// accepted for the run and written to no known_hosts file.
+// accepted for the run and written to no known_hosts file; the run's later
+// connections must offer the same key.
 func TestEphemeralHostKeyNotRecorded(t *testing.T) {
 	known := filepath.Join(t.TempDir(), "known_hosts")
 	d := &dialer{opts: &upOptions{knownHosts: known, ephemeral: &ephemeralSpec{}}, inv: currentInvoker(), log: slog.New(slog.DiscardHandler)}
@@ -539,6 +540,20 @@ func TestEphemeralHostKeyNotRecorded(t *testing.T) {
 	}
 	if _, err := os.Stat(known); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("known_hosts written for an ephemeral bastion (%v)", err)
+	}
+	_, priv, err = ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := d.awsHostKeys(); again != hk {
+		t.Error("a new HostKeys for the run's next connection: it would accept any key")
+	}
+	if err := d.awsHostKeys().Callback()("i-0e1:22", &net.TCPAddr{IP: net.IPv4(10, 0, 1, 9), Port: 22}, other.PublicKey()); err == nil {
+		t.Error("the next connection's different host key accepted")
 	}
 	d.opts.ephemeral = nil
 	if hk := d.awsHostKeys(); hk.WriteFile != known {

@@ -84,13 +84,17 @@ func (d *dialer) ssmPeer(ctx context.Context, hooks engine.ConnHooks) (*peer, er
 // authenticates which instance the stream reaches, so an unknown key is
 // recorded unless --strict-host-key; a changed key is always refused.
 //
-// An ephemeral bastion's key is accepted and not recorded: the instance is
-// terminated when the tunnel ends, and a line for it would only grow
-// known_hosts.
+// An ephemeral bastion's key is accepted and held for the run, not
+// recorded: the instance is terminated when the tunnel ends, and a line for
+// it would only grow known_hosts. Its later connections must offer the
+// same key.
 func (d *dialer) awsHostKeys() *tunnel.HostKeys {
 	o, inv := d.opts, d.inv
 	if o.ephemeral != nil {
-		return &tunnel.HostKeys{AcceptNew: true, UID: inv.UID, GID: inv.GID, Logger: d.log}
+		d.ephemeralKeysOnce.Do(func() {
+			d.ephemeralKeys = &tunnel.HostKeys{AcceptNew: true, UID: inv.UID, GID: inv.GID, Logger: d.log}
+		})
+		return d.ephemeralKeys
 	}
 	return &tunnel.HostKeys{
 		Files:     []string{o.knownHosts},
