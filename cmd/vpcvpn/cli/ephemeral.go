@@ -3,7 +3,8 @@ package cli
 // The ephemeral bastion of `vpcvpn up --ephemeral`: launch the current
 // Amazon Linux 2023 image in a private subnet with the SSM instance
 // profile, IMDSv2 required and no public address, tagged with its owner
-// (the caller's ARN), the tool, an expiry and the launching process; wait
+// (the caller's ARN and unique id), the tool, an expiry and the launching
+// process; wait
 // until its agent is Online (over --via eice: until its sshd answers
 // through the VPC's EC2 Instance Connect Endpoint); terminate it when the
 // tunnel ends.
@@ -31,12 +32,13 @@ import (
 
 // Tags of an ephemeral bastion.
 const (
-	tagOwner  = "vpcvpn:owner"  // the caller's ARN
-	tagTool   = "vpcvpn:tool"   // "vpcvpn"
-	tagExpiry = "vpcvpn:expiry" // RFC 3339; gc terminates it after
-	tagHost   = "vpcvpn:host"   // the launching machine's host name
-	tagPID    = "vpcvpn:pid"    // the launching process there
-	toolName  = "vpcvpn"
+	tagOwner   = "vpcvpn:owner"    // the caller's ARN
+	tagOwnerID = "vpcvpn:owner-id" // the caller's unique id, IAM's ${aws:userid}
+	tagTool    = "vpcvpn:tool"     // "vpcvpn"
+	tagExpiry  = "vpcvpn:expiry"   // RFC 3339; gc terminates it after
+	tagHost    = "vpcvpn:host"     // the launching machine's host name
+	tagPID     = "vpcvpn:pid"      // the launching process there
+	toolName   = "vpcvpn"
 )
 
 // Defaults of --ephemeral.
@@ -104,13 +106,32 @@ func newLauncher(cfg aws.Config) *launcher {
 var errNoProfile = errors.New("--ephemeral over SSM needs --instance-profile NAME: its SSM agent registers with that profile's role " +
 	"(with the AmazonSSMManagedInstanceCore policy); create one or name it as instance_profile in the config file")
 
-// owner returns the caller's ARN, the owner tag of what it launches.
-func (l *launcher) owner(ctx context.Context) (string, error) {
+// identity is the caller as sts:GetCallerIdentity tells it, the owner of
+// what it launches.
+type identity struct {
+	// ARN is the caller's: an IAM user's, or an assumed role's session
+	// (arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION).
+	ARN string
+	// UserID is its unique id, the value of IAM's policy variable
+	// ${aws:userid}: an IAM user's id (AIDA...), or an assumed role's
+	// ROLEID:SESSION (AROA...:alice@example.com). Unlike the ARN, it is
+	// the same in a policy as in the tag, also through a role, so a
+	// policy can tie a bastion to the person who launched it; and a role
+	// or user deleted and created again under the same name gets another.
+	UserID string
+}
+
+// owner returns the caller's identity, the owner tags of what it launches.
+func (l *launcher) owner(ctx context.Context) (identity, error) {
 	out, err := l.callerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return "", fmt.Errorf("ephemeral: who am I (sts:GetCallerIdentity): %w", err)
+		return identity{}, fmt.Errorf("ephemeral: who am I (sts:GetCallerIdentity): %w", err)
 	}
-	return aws.ToString(out.Arn), nil
+	id := identity{ARN: aws.ToString(out.Arn), UserID: aws.ToString(out.UserId)}
+	if id.ARN == "" || id.UserID == "" {
+		return identity{}, fmt.Errorf("ephemeral: sts:GetCallerIdentity answered without an ARN or a user id (%q, %q): is AWS_ENDPOINT_URL_STS (or AWS_ENDPOINT_URL) AWS's STS?", id.ARN, id.UserID)
+	}
+	return id, nil
 }
 
 // arm64Type reports whether an instance type is Graviton (t4g, m7gd, c6gn).
@@ -121,7 +142,7 @@ func arm64Type(itype string) bool {
 }
 
 // launch starts the bastion spec describes for owner and returns its id.
-func (l *launcher) launch(ctx context.Context, spec ephemeralSpec, owner string) (string, error) {
+func (l *launcher) launch(ctx context.Context, spec ephemeralSpec, owner identity) (string, error) {
 	if spec.Profile == "" && !spec.EICE {
 		return "", errNoProfile
 	}
@@ -149,7 +170,8 @@ func (l *launcher) launch(ctx context.Context, spec ephemeralSpec, owner string)
 	}
 	tags := []ec2types.Tag{
 		{Key: aws.String("Name"), Value: aws.String("vpcvpn ephemeral bastion")},
-		{Key: aws.String(tagOwner), Value: aws.String(owner)},
+		{Key: aws.String(tagOwner), Value: aws.String(owner.ARN)},
+		{Key: aws.String(tagOwnerID), Value: aws.String(owner.UserID)},
 		{Key: aws.String(tagTool), Value: aws.String(toolName)},
 		{Key: aws.String(tagExpiry), Value: aws.String(l.now().Add(ephemeralLifetime).UTC().Format(time.RFC3339))},
 		{Key: aws.String(tagHost), Value: aws.String(l.host)},

@@ -27,7 +27,8 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-const testOwner = "arn:aws:iam::123456789012:user/dev"
+// testOwner is the caller: an IAM user's ARN and unique id.
+var testOwner = identity{ARN: "arn:aws:iam::123456789012:user/dev", UserID: "AIDACKCEVSQ6C2EXAMPLE"}
 
 var testNow = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 
@@ -44,7 +45,7 @@ func newFakeLauncher() *fakeLauncher {
 	f := &fakeLauncher{}
 	f.launcher = launcher{
 		callerIdentity: func(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error) {
-			return &sts.GetCallerIdentityOutput{Arn: aws.String(testOwner)}, nil
+			return &sts.GetCallerIdentityOutput{Arn: aws.String(testOwner.ARN), UserId: aws.String(testOwner.UserID), Account: aws.String("123456789012")}, nil
 		},
 		getParameter: func(_ context.Context, in *awsssm.GetParameterInput, _ ...func(*awsssm.Options)) (*awsssm.GetParameterOutput, error) {
 			arch := strings.TrimPrefix(aws.ToString(in.Name), al2023Param)
@@ -72,6 +73,49 @@ func tagMap(tags []ec2types.Tag) map[string]string {
 		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
 	return m
+}
+
+// TestEphemeralOwner: the owner tags are the ARN and the unique id that
+// sts:GetCallerIdentity names, an IAM user's or an assumed role session's
+// (its id, ${aws:userid} in a policy, holds the session name: one person
+// of those sharing a role); an answer without them launches nothing.
+func TestEphemeralOwner(t *testing.T) {
+	tests := []struct {
+		name, arn, userID string
+		wantErr           string
+	}{
+		{"IAMUser", "arn:aws:iam::123456789012:user/dev", "AIDACKCEVSQ6C2EXAMPLE", ""},
+		{"SSO", "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Developer_0123456789abcdef/alice@example.com",
+			"AROA3XFRBF535PLBIFPI4:alice@example.com", ""},
+		{"AssumeRole", "arn:aws:sts::123456789012:assumed-role/bastion-users/bob", "AROA3XFRBF535PLBIFPI4:bob", ""},
+		{"NoUserID", "arn:aws:iam::123456789012:user/dev", "", "without an ARN or a user id"},
+		{"NoARN", "", "AIDACKCEVSQ6C2EXAMPLE", "without an ARN or a user id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeLauncher()
+			f.callerIdentity = func(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error) {
+				return &sts.GetCallerIdentityOutput{Arn: aws.String(tt.arn), UserId: aws.String(tt.userID), Account: aws.String("123456789012")}, nil
+			}
+			owner, err := f.owner(context.Background())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("owner %+v, error %v: want %q", owner, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || owner != (identity{ARN: tt.arn, UserID: tt.userID}) {
+				t.Fatalf("owner %+v, %v", owner, err)
+			}
+			if _, err := f.launch(context.Background(), ephemeralSpec{Subnet: "subnet-1", Profile: "lab-ssm"}, owner); err != nil {
+				t.Fatal(err)
+			}
+			tags := tagMap(f.runs[0].TagSpecifications[0].Tags)
+			if tags[tagOwner] != tt.arn || tags[tagOwnerID] != tt.userID {
+				t.Errorf("owner tags %q, %q: want %q, %q", tags[tagOwner], tags[tagOwnerID], tt.arn, tt.userID)
+			}
+		})
+	}
 }
 
 func TestEphemeralLaunchInput(t *testing.T) {
@@ -110,7 +154,7 @@ func TestEphemeralLaunchInput(t *testing.T) {
 				t.Errorf("profile %+v: by ARN %v, want %v", in.IamInstanceProfile, got, tt.byARN)
 			}
 			tags := tagMap(in.TagSpecifications[0].Tags)
-			want := map[string]string{tagOwner: testOwner, tagTool: "vpcvpn", tagExpiry: "2026-12-06T22:00:00Z", tagHost: "laptop", tagPID: "4242"}
+			want := map[string]string{tagOwner: testOwner.ARN, tagOwnerID: testOwner.UserID, tagTool: "vpcvpn", tagExpiry: "2026-12-06T22:00:00Z", tagHost: "laptop", tagPID: "4242"}
 			for k, v := range want {
 				if tags[k] != v {
 					t.Errorf("tag %s = %q, want %q", k, tags[k], v)
@@ -257,10 +301,16 @@ func TestEphemeralRenew(t *testing.T) {
 
 func TestGC(t *testing.T) {
 	f := newFakeLauncher()
-	inst := func(id, expiry, host, pid string) ec2types.Instance {
-		return ec2types.Instance{InstanceId: aws.String(id), State: &ec2types.InstanceState{Name: "running"}, Tags: []ec2types.Tag{
+	// inst is an instance the filters matched: owner's ARN, tool vpcvpn;
+	// ownerID, if any, its owner id tag (none: launched before it existed).
+	inst := func(id, expiry, host, pid string, ownerID ...string) ec2types.Instance {
+		in := ec2types.Instance{InstanceId: aws.String(id), State: &ec2types.InstanceState{Name: "running"}, Tags: []ec2types.Tag{
 			{Key: aws.String(tagExpiry), Value: aws.String(expiry)}, {Key: aws.String(tagHost), Value: aws.String(host)},
 			{Key: aws.String(tagPID), Value: aws.String(pid)}}}
+		for _, o := range ownerID {
+			in.Tags = append(in.Tags, ec2types.Tag{Key: aws.String(tagOwnerID), Value: aws.String(o)})
+		}
+		return in
 	}
 	future, past := "2026-12-06T20:00:00Z", "2026-12-06T09:00:00Z"
 	var filters []ec2types.Filter
@@ -272,6 +322,9 @@ func TestGC(t *testing.T) {
 			inst("i-alive", future, "laptop", "200"),
 			inst("i-elsewhere", future, "other", "100"),
 			inst("i-untagged", "", "laptop", "200"),
+			inst("i-mine", past, "other", "1", testOwner.UserID),
+			inst("i-recreated", past, "other", "1", "AIDAJQABLZS4A3QDU576Q"), // same ARN, another user
+			inst("i-claimed", past, "laptop", "100", "AROA3XFRBF535PLBIFPI4:mallory"),
 		}}}}, nil
 	}
 	alive := func(pid int) bool { return pid == 200 }
@@ -280,18 +333,24 @@ func TestGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"i-expired", "i-dead", "i-untagged"}; !slices.Equal(f.terminated, want) {
+	if want := []string{"i-expired", "i-dead", "i-untagged", "i-mine"}; !slices.Equal(f.terminated, want) {
 		t.Errorf("terminated %v, want %v\n%s", f.terminated, want, out.String())
 	}
-	if len(found) != 5 {
-		t.Errorf("found %d, want 5", len(found))
+	if len(found) != 6 {
+		t.Errorf("found %d, want 6", len(found))
+	}
+	for _, w := range []string{"i-recreated running: owner id AIDAJQABLZS4A3QDU576Q is not yours (" + testOwner.UserID + "), left alone",
+		"i-claimed running: owner id AROA3XFRBF535PLBIFPI4:mallory is not yours"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("gc's report lacks %q:\n%s", w, out.String())
+		}
 	}
 	for _, l := range found {
 		if l.Terminated != slices.Contains(f.terminated, l.ID) {
 			t.Errorf("%s: Terminated %v, want it when TerminateInstances succeeded", l.ID, l.Terminated)
 		}
 	}
-	want := map[string][]string{"tag:" + tagOwner: {testOwner}, "tag:" + tagTool: {"vpcvpn"}}
+	want := map[string][]string{"tag:" + tagOwner: {testOwner.ARN}, "tag:" + tagTool: {"vpcvpn"}}
 	for _, fl := range filters {
 		if w, ok := want[aws.ToString(fl.Name)]; ok {
 			if !slices.Equal(fl.Values, w) {

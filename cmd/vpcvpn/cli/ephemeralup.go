@@ -127,8 +127,8 @@ func (r *upRun) launchEphemeral(ctx context.Context, awsCfg aws.Config) error {
 	r.bastion.mu.Lock()
 	r.bastion.l, r.bastion.id = l, id
 	r.bastion.mu.Unlock()
-	r.progress("launched ephemeral bastion %s (%s in %s), owner %s; it is terminated when the tunnel ends", id,
-		o.ephemeral.InstanceType, o.ephemeral.Subnet, owner)
+	r.progress("launched ephemeral bastion %s (%s in %s), owner %s (id %s); it is terminated when the tunnel ends", id,
+		o.ephemeral.InstanceType, o.ephemeral.Subnet, owner.ARN, owner.UserID)
 	wait := l.waitOnline
 	if o.ephemeral.EICE {
 		wait = func(ctx context.Context, id string, d time.Duration, say func(string, ...any)) error {

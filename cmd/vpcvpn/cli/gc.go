@@ -4,6 +4,16 @@ package cli
 // nothing uses any more: past their expiry tag, or launched on this
 // machine by a process that is gone. Instances of other callers, or not
 // launched by vpcvpn, are never touched.
+//
+// The caller's are those tagged with its ARN and, when they carry one,
+// with its unique id (ephemeral.go: identity). Both must match: the ARN
+// alone is the same for a role or user deleted and created again under
+// the same name, and through a role a policy can enforce only the id
+// tag (${aws:userid}), so a bastion launched by someone else with this
+// caller's ARN in its owner tag is not this caller's. The id alone
+// would add nothing: an assumed role's id holds the session name as its
+// ARN does. Bastions launched before the id tag existed have only the
+// ARN, and are found by it.
 
 import (
 	"context"
@@ -27,8 +37,9 @@ func gcCommand() *ucli.Command {
 		Usage: "terminate your ephemeral bastions that a crash left running",
 		Description: "An ephemeral bastion (up --ephemeral) is terminated when its tunnel ends. One\n" +
 			"left by a crash or a power loss is terminated here: only instances vpcvpn\n" +
-			"launched for you (tag vpcvpn:owner is your ARN), past their expiry or whose\n" +
-			"launching process on this machine is gone.\n\n" +
+			"launched for you (tag vpcvpn:owner is your ARN and vpcvpn:owner-id, where\n" +
+			"set, your unique id), past their expiry or whose launching process on this\n" +
+			"machine is gone.\n\n" +
 			"   vpcvpn gc --profile dev",
 		Flags: append(awsAccountFlags(),
 			&ucli.BoolFlag{Name: "dry-run", Usage: "only list what would be terminated"},
@@ -63,11 +74,13 @@ type leftover struct {
 }
 
 // gc terminates owner's leftover bastions (unless dryRun), reporting each
-// to w; alive tells whether a process of this machine exists.
-func (l *launcher) gc(ctx context.Context, owner string, dryRun bool, alive func(pid int) bool, w io.Writer) ([]leftover, error) {
+// to w; alive tells whether a process of this machine exists. An instance
+// with owner's ARN but another owner id is not owner's: it is told, not
+// returned.
+func (l *launcher) gc(ctx context.Context, owner identity, dryRun bool, alive func(pid int) bool, w io.Writer) ([]leftover, error) {
 	var found []leftover
 	p := ec2.NewDescribeInstancesPaginator(describeFunc(l.describeInstances), &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
-		{Name: aws.String("tag:" + tagOwner), Values: []string{owner}},
+		{Name: aws.String("tag:" + tagOwner), Values: []string{owner.ARN}},
 		{Name: aws.String("tag:" + tagTool), Values: []string{toolName}},
 		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}},
 	}})
@@ -78,7 +91,12 @@ func (l *launcher) gc(ctx context.Context, owner string, dryRun bool, alive func
 		}
 		for _, r := range out.Reservations {
 			for _, in := range r.Instances {
-				found = append(found, leftover{ID: aws.ToString(in.InstanceId), State: string(in.State.Name), Why: l.garbage(in, alive)})
+				id, state := aws.ToString(in.InstanceId), string(in.State.Name)
+				if other, ok := tagValue(in.Tags, tagOwnerID); ok && other != owner.UserID {
+					fmt.Fprintf(w, "%s %s: owner id %s is not yours (%s), left alone\n", id, state, other, owner.UserID)
+					continue
+				}
+				found = append(found, leftover{ID: id, State: state, Why: l.garbage(in, alive)})
 			}
 		}
 	}
@@ -122,6 +140,16 @@ func (l *launcher) garbage(in ec2types.Instance, alive func(int) bool) string {
 		}
 	}
 	return ""
+}
+
+// tagValue returns the value of tag key in tags, and whether it is there.
+func tagValue(tags []ec2types.Tag, key string) (string, bool) {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value), true
+		}
+	}
+	return "", false
 }
 
 // describeFunc adapts a DescribeInstances method value to the paginator.
