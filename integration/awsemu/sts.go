@@ -9,8 +9,16 @@ import (
 	"net/url"
 )
 
-// userARN is the account's user.
-const userARN = "arn:aws:iam::" + accountID + ":user/lab"
+// The account's user, the caller with the lab's keys, and the role of its
+// instance profile. A unique id is as IAM makes them: a four-letter prefix
+// (AIDA an IAM user, AROA a role) and 17 upper-case letters and digits; an
+// assumed role's caller id is ROLEID:SESSION, the session of an instance's
+// role being the instance id.
+const (
+	userARN = "arn:aws:iam::" + accountID + ":user/lab"
+	userID  = "AIDA" + "EMULATEDLABUSER01"
+	roleID  = "AROA" + "EMULATEDLABSSM001"
+)
 
 type callerIdentityResponse struct {
 	XMLName   xml.Name `xml:"GetCallerIdentityResponse"`
@@ -46,9 +54,9 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request, body []byte) {
 			Message: "Could not find operation " + action + " for version " + form.Get("Version"), RequestID: newUUID().String()})
 		return
 	}
-	arn, id := userARN, "AIDA"+"EMULATEDLABUSER1"
-	if s.caller(r) == CallerInstance {
-		arn, id = "arn:aws:sts::"+accountID+":assumed-role/lab-ssm/"+s.cfg.IMDSInstance, "AROAEMULATEDLABSSM:"+s.cfg.IMDSInstance
+	arn, id := userARN, userID
+	if in := s.signer(r).Instance; in != "" {
+		arn, id = "arn:aws:sts::"+accountID+":assumed-role/lab-ssm/"+in, roleID+":"+in
 	}
 	writeXML(w, http.StatusOK, callerIdentityResponse{Xmlns: "https://sts.amazonaws.com/doc/2011-06-15/", Arn: arn, UserID: id,
 		Account: accountID, RequestID: newUUID().String()})
