@@ -21,8 +21,13 @@ import (
 	"github.com/vpcvpn/vpcvpn/integration/lab"
 )
 
-// labUser is the emulated account's user, the caller vpcvpn runs as.
-const labUser = "arn:aws:iam::123456789012:user/lab"
+// labUser is the emulated account's user, the caller vpcvpn runs as, and
+// labUserID its unique id (sts:GetCallerIdentity's UserId, IAM's
+// ${aws:userid}).
+const (
+	labUser   = "arn:aws:iam::123456789012:user/lab"
+	labUserID = "AIDAEMULATEDLABUSER01"
+)
 
 // ec2LabClient is an EC2 client for the emulator that dials from the
 // laptop namespace.
@@ -40,18 +45,23 @@ func ec2LabClient(t *testing.T, l *lab.Lab) *ec2.Client {
 }
 
 // launchTagged launches one instance in the lab's subnet with vpcvpn's
-// tags for owner, expiring at expiry.
-func launchTagged(t *testing.T, c *ec2.Client, owner string, expiry time.Time) string {
+// tags for owner (its ARN, and its unique id unless ownerID is "", as
+// vpcvpn tagged before it set one), expiring at expiry.
+func launchTagged(t *testing.T, c *ec2.Client, owner, ownerID string, expiry time.Time) string {
 	t.Helper()
 	tag := func(k, v string) ec2types.Tag { return ec2types.Tag{Key: aws.String(k), Value: aws.String(v)} }
+	tags := []ec2types.Tag{
+		tag("vpcvpn:owner", owner), tag("vpcvpn:tool", "vpcvpn"), tag("vpcvpn:expiry", expiry.UTC().Format(time.RFC3339)),
+		tag("vpcvpn:host", "another-machine"), tag("vpcvpn:pid", "1"),
+	}
+	if ownerID != "" {
+		tags = append(tags, tag("vpcvpn:owner-id", ownerID))
+	}
 	out, err := c.RunInstances(testContext(t, 10*time.Second), &ec2.RunInstancesInput{
 		ImageId: aws.String(awsemu.AL2023ARM64Image), InstanceType: ec2types.InstanceTypeT4gNano, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Name: aws.String(lab.InstanceProfile)},
 		SubnetId:           aws.String(lab.BastionSubnet),
-		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{
-			tag("vpcvpn:owner", owner), tag("vpcvpn:tool", "vpcvpn"), tag("vpcvpn:expiry", expiry.UTC().Format(time.RFC3339)),
-			tag("vpcvpn:host", "another-machine"), tag("vpcvpn:pid", "1"),
-		}}},
+		TagSpecifications:  []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: tags}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -59,26 +69,37 @@ func launchTagged(t *testing.T, c *ec2.Client, owner string, expiry time.Time) s
 	return aws.ToString(out.Instances[0].InstanceId)
 }
 
-// TestGC: `vpcvpn gc` terminates the caller's ephemeral bastion past its
-// expiry and nothing else: not its own that is still in use, not another
-// caller's past its expiry, not the lab's standing instances.
+// TestGC: `vpcvpn gc` terminates the caller's ephemeral bastions past
+// their expiry, tagged with its ARN and its unique id or (launched before
+// that tag) its ARN alone, and nothing else: not its own that is still in
+// use, not another caller's past its expiry, not one with the caller's ARN
+// but another owner id (a user deleted and created again under the same
+// name, or someone sharing a role who wrote the caller's ARN), not the
+// lab's standing instances.
 func TestGC(t *testing.T) {
 	l, v := upSSMLab(t, lab.Options{NoPostgres: true, AWS: &lab.AWSOptions{Pacing: "none"}})
 	c := ec2LabClient(t, l)
 	now := time.Now()
-	expired := launchTagged(t, c, labUser, now.Add(-time.Minute))
-	inUse := launchTagged(t, c, labUser, now.Add(time.Hour))
-	others := launchTagged(t, c, "arn:aws:iam::123456789012:user/someone-else", now.Add(-time.Minute))
+	expired := launchTagged(t, c, labUser, labUserID, now.Add(-time.Minute))
+	expiredOld := launchTagged(t, c, labUser, "", now.Add(-time.Minute))
+	inUse := launchTagged(t, c, labUser, labUserID, now.Add(time.Hour))
+	others := launchTagged(t, c, "arn:aws:iam::123456789012:user/someone-else", "AIDAEMULATEDOTHERUSR1", now.Add(-time.Minute))
+	otherID := launchTagged(t, c, labUser, "AIDAEMULATEDRECREATED", now.Add(-time.Minute))
 
 	res, err := v.Run(testContext(t, 30*time.Second), "gc")
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("vpcvpn gc: exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
 	}
 	t.Logf("vpcvpn gc:\n%s", res.Stdout)
-	for _, w := range []string{expired + " ", "expired at", "terminated", inUse + " ", "in use, kept"} {
-		if !strings.Contains(res.Stdout, w) {
-			t.Errorf("gc's output lacks %q", w)
+	// A line per instance: "ID STATE: WHY, WHAT" (pending or running).
+	for id, w := range map[string]string{expired: ": expired at", expiredOld: ": expired at", inUse: ": in use, kept",
+		otherID: ": owner id AIDAEMULATEDRECREATED is not yours (" + labUserID + "), left alone"} {
+		if !regexp.MustCompile(`(?m)^` + id + ` (pending|running)` + regexp.QuoteMeta(w)).MatchString(res.Stdout) {
+			t.Errorf("gc's output lacks %q for %s", w, id)
 		}
+	}
+	if n := strings.Count(res.Stdout, ", terminated\n"); n != 2 {
+		t.Errorf("gc terminated %d instances, want 2", n)
 	}
 	if strings.Contains(res.Stdout, others) {
 		t.Errorf("gc looked at another caller's instance %s", others)
@@ -94,10 +115,12 @@ func TestGC(t *testing.T) {
 		}
 	}
 	gone := func(s string) bool { return s == "shutting-down" || s == "terminated" }
-	if !gone(states[expired]) {
-		t.Errorf("expired bastion %s is %s, want shutting-down or terminated", expired, states[expired])
+	for _, id := range []string{expired, expiredOld} {
+		if !gone(states[id]) {
+			t.Errorf("expired bastion %s is %s, want shutting-down or terminated", id, states[id])
+		}
 	}
-	for _, id := range []string{inUse, others, lab.InstanceID, lab.BastionBID, lab.JumpID, lab.WebID} {
+	for _, id := range []string{inUse, others, otherID, lab.InstanceID, lab.BastionBID, lab.JumpID, lab.WebID} {
 		if gone(states[id]) {
 			t.Errorf("%s is %s: gc terminated what it must not", id, states[id])
 		}
@@ -153,11 +176,13 @@ func TestEphemeral(t *testing.T) {
 	in := startVPCVPN(t, v, ephemeralArgs(v, "--instance-profile", lab.InstanceProfile)...)
 	stderr := in.Stderr()
 	t.Logf("vpcvpn up --ephemeral:\n%s", stderr)
-	m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17}) \(t4g.nano in ` + lab.BastionSubnet + `\), owner ` + labUser).FindStringSubmatch(stderr)
+	m := regexp.MustCompile(`launched ephemeral bastion (i-[0-9a-f]{17}) \(t4g.nano in ` + lab.BastionSubnet + `\), owner ` + labUser +
+		` \(id ` + labUserID + `\)`).FindStringSubmatch(stderr)
 	if m == nil {
 		t.Fatal("no launch line")
 	}
 	id := m[1]
+	checkOwnerTags(t, c, id)
 	for _, w := range []string{"ephemeral bastion " + id + ": pending, SSM agent none", "ephemeral bastion " + id + ": running, SSM agent Online"} {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("stderr lacks %q", w)
@@ -183,6 +208,23 @@ func TestEphemeral(t *testing.T) {
 	t.Run("CrashThenUp", func(t *testing.T) { testCrashThenUp(t, l, v, c) })
 	t.Run("EICE", func(t *testing.T) { testEphemeralEICE(t, l, v, c) })
 	t.Run("BadInput", func(t *testing.T) { testEphemeralBadInput(t, l, v, c) })
+}
+
+// checkOwnerTags checks, as EC2 lists it, that bastion id is tagged with
+// the lab user's ARN and unique id, as a policy's ${aws:userid} matches.
+func checkOwnerTags(t *testing.T, c *ec2.Client, id string) {
+	t.Helper()
+	out, err := c.DescribeInstances(testContext(t, 10*time.Second), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := map[string]string{}
+	for _, tg := range out.Reservations[0].Instances[0].Tags {
+		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	if tags["vpcvpn:owner"] != labUser || tags["vpcvpn:owner-id"] != labUserID || tags["vpcvpn:tool"] != "vpcvpn" {
+		t.Errorf("bastion %s tagged %v: want vpcvpn:owner %s, vpcvpn:owner-id %s, vpcvpn:tool vpcvpn", id, tags, labUser, labUserID)
+	}
 }
 
 // testEphemeralEICE: over --via eice the bastion needs no instance
