@@ -324,8 +324,14 @@ func (o *upOptions) parseSessions(cmd *ucli.Command) error {
 	o.paceBulk = cmd.Bool("pace-bulk")
 	if o.via == "ssh" && !cmd.IsSet("max-sessions") {
 		// Over plain SSH several connections measured slower for many
-		// small queries than one (docs/performance.md, 2026-12-06): one
-		// until they measure faster.
+		// small queries than one, and cost more CPU per query: pgbench -S
+		// 16 clients, same runs, vpcvpn's CPU per 1,000 transactions 56 ms
+		// with one connection, 88 with 2, 98 with 5, the sshd side's 35,
+		// 46 and 61; tps 0.77x, 0.63x, 0.63x ssh -L (docs/performance.md,
+		// "Over plain SSH, 16 clients, 2026-12-06"). One connection
+		// coalesces the queries of many flows into few writes; several
+		// each write their own and wake all processors. One until they
+		// measure faster.
 		o.maxSessions = 1
 	}
 	if o.maxSessions < 1 || o.maxSessions > maxMaxSessions {
