@@ -238,7 +238,7 @@ func (c *Client) Expires() time.Time {
 // Stats are counters of a Client, for status output.
 type Stats struct {
 	BytesIn      uint64 // bytes read from the transport, SSH framing included
-	BytesOut     uint64 // bytes written to the transport
+	BytesOut     uint64 // bytes written to the transport, those queued for it included
 	PendingOpens int    // channel opens in progress
 }
 
@@ -270,7 +270,7 @@ type meteredConn struct {
 
 func newMeteredConn(c net.Conn) *meteredConn {
 	mc := &meteredConn{Conn: c, br: bufio.NewReaderSize(c, transportReadSize)}
-	mc.bw = newBatchWriter(c, func(n int) { mc.tx.Add(uint64(n)) }, func() { c.Close() })
+	mc.bw = newBatchWriter(c, func(int) {}, func() { c.Close() })
 	return mc
 }
 
@@ -286,8 +286,14 @@ func (c *meteredConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write counts p's bytes when the batchWriter takes them, not when they
+// reach the transport: a byte counted is at that offset in the stream, in
+// order, and checkRelay's mark for a keepalive it just sent then covers
+// the keepalive itself, as it did when each Write went to the transport.
 func (c *meteredConn) Write(p []byte) (int, error) {
-	return c.bw.Write(p)
+	n, err := c.bw.Write(p)
+	c.tx.Add(uint64(n))
+	return n, err
 }
 
 // Close closes the transport and then stops the batchWriter's goroutine.
