@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/vpcvpn/vpcvpn/internal/redact"
 )
 
 // maxFrame is the most bytes sent in one binary frame, as the CLI's.
@@ -72,7 +74,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			return nil, refusal(&cfg, target, resp)
 		}
-		err = redactURL(err, u, "wss://"+cfg.DNSName+"/openTunnel")
+		err = redact.URLError(err, u, "wss://"+cfg.DNSName+"/openTunnel")
 		return nil, fmt.Errorf("eic: open a tunnel through endpoint %s (%s) to %s: %w", cfg.EndpointID, cfg.DNSName, target, err)
 	}
 	ws.SetReadLimit(-1) // messages are streamed to Read, never buffered whole

@@ -3,7 +3,6 @@ package eic
 import (
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net"
@@ -86,22 +85,4 @@ func TestDialErrorRedacted(t *testing.T) {
 			t.Errorf("error %v: want an x509.UnknownAuthorityError in its chain", err)
 		}
 	})
-}
-
-// TestRedactWithoutURLError covers a message carrying the query in a form
-// other than a *url.Error's URL: the query is cut, errors.Is still holds.
-func TestRedactWithoutURLError(t *testing.T) {
-	raw := "wss://h.example/openTunnel?X-Amz-Credential=AKID&X-Amz-Signature=abc&X-Amz-Security-Token=tok"
-	cause := errors.New("boom")
-	err := fmt.Errorf("dial %s: %w", strings.Replace(raw, "wss:", "https:", 1), cause)
-	got := redactURL(err, raw, "wss://h.example/openTunnel")
-	if msg := got.Error(); strings.Contains(msg, "X-Amz-") || !strings.Contains(msg, "https://h.example/openTunnel: boom") {
-		t.Errorf("redacted %q", msg)
-	}
-	if !errors.Is(got, cause) {
-		t.Error("errors.Is lost the cause")
-	}
-	if errors.Unwrap(got) != nil {
-		t.Errorf("unwraps to %v, whose text has the query", errors.Unwrap(got))
-	}
 }

@@ -1,6 +1,8 @@
 package ssm
 
 import (
+	"github.com/vpcvpn/vpcvpn/internal/redact"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -42,16 +44,16 @@ func (c *Conn) openSocket(ctx context.Context, token string) (*websocket.Conn, e
 			h[k] = v
 		}
 	}
-	where := redact(c.cfg.StreamURL)
+	where := bareURL(c.cfg.StreamURL)
 	ws, resp, err := websocket.Dial(ctx, c.cfg.StreamURL, &websocket.DialOptions{
 		HTTPClient: c.cfg.HTTPClient,
 		HTTPHeader: h,
 	})
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("ssm: open data channel %s: %s: %w", where, resp.Status, redactErr(err, c.cfg.StreamURL, where))
+			return nil, fmt.Errorf("ssm: open data channel %s: %s: %w", where, resp.Status, redact.URLError(err, c.cfg.StreamURL, where))
 		}
-		return nil, fmt.Errorf("ssm: open data channel %s: %w", where, redactErr(err, c.cfg.StreamURL, where))
+		return nil, fmt.Errorf("ssm: open data channel %s: %w", where, redact.URLError(err, c.cfg.StreamURL, where))
 	}
 	ws.SetReadLimit(-1) // readFrame drops what is over maxFrame, keeping the socket
 	open, err := json.Marshal(OpenDataChannel{
@@ -72,8 +74,8 @@ func (c *Conn) openSocket(ctx context.Context, token string) (*websocket.Conn, e
 	return ws, nil
 }
 
-// redact returns the stream URL without its query, for messages.
-func redact(streamURL string) string {
+// bareURL returns the stream URL without its query, for messages.
+func bareURL(streamURL string) string {
 	u, err := url.Parse(streamURL)
 	if err != nil {
 		return "(unparsable stream URL)"

@@ -1,4 +1,10 @@
-package eic
+// Package redact keeps credentials in URLs out of error text. A presigned
+// AWS URL (an SSM data channel's stream URL, an EC2 Instance Connect
+// Endpoint's openTunnel) carries X-Amz-Credential, a signature still valid
+// for a while and the session token in its query, and Go's HTTP client puts
+// the whole URL in the errors of a failed dial. It imports no vpcvpn
+// package: the transports that meet those errors share it.
+package redact
 
 import (
 	"errors"
@@ -6,14 +12,14 @@ import (
 	"strings"
 )
 
-// redactURL keeps the presigned query (its X-Amz-Credential, -Signature
-// and -Security-Token, valid for another minute) out of err: Go's HTTP
-// client names the request's whole URL in the *url.Error of a dial that
-// fails below HTTP (DNS, TLS, refused, timeout, proxy), and the wrappers
-// above it have copied that text. The result reads as err with bare in
-// place of the URL and unwraps to the *url.Error, now naming bare, so
-// errors.Is and errors.As still reach the cause.
-func redactURL(err error, rawURL, bare string) error {
+// URLError keeps rawURL's query out of err: Go's HTTP client names the
+// request's whole URL in the *url.Error of a dial that fails below HTTP
+// (DNS, TLS, refused, timeout, proxy), and the wrappers above it have
+// copied that text. The result reads as err with bare in place of the URL
+// and unwraps to the *url.Error, now naming bare, so errors.Is and
+// errors.As still reach the cause. It returns err itself when its text
+// holds neither.
+func URLError(err error, rawURL, bare string) error {
 	if err == nil {
 		return nil
 	}
@@ -60,7 +66,7 @@ func walk(err error, f func(error)) {
 	}
 }
 
-// redacted is an error whose message had a presigned URL cut out. It
+// redacted is an error whose message had a URL's query cut out. It
 // unwraps to the redacted *url.Error, if there was one, and answers
 // errors.Is for the original chain, whose text still has the URL.
 type redacted struct {
