@@ -21,7 +21,7 @@ var sshSharedVariants = [][]string{
 }
 
 // sshSharedColumns are the -ssh-shared table's figures.
-var sshSharedColumns = []struct{ key, title, unit string }{
+var sshSharedColumns = []variantColumn{
 	{"shared_mbps", "shared download MB/s", "MB/s"},
 	{"rtt_open_busy_p50_ms", "open echo p50 ms", "ms"},
 	{"rtt_open_busy_p95_ms", "p95 ms", "ms"},
@@ -122,17 +122,7 @@ func printSSHShared(w io.Writer, r *report) {
 	}
 	printHeader(w, header)
 	for _, row := range r.SSHShared {
-		cells := []string{"`" + row.Args + "`"}
-		for _, c := range sshSharedColumns {
-			cell := "-"
-			if s := row.Metrics[c.key]; s != nil && s.Median != nil {
-				cell = formatNumber(c.unit, *s.Median)
-			} else if row.Error != "" {
-				cell = "error"
-			}
-			cells = append(cells, cell)
-		}
-		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+		printVariantRow(w, "`"+row.Args+"`", sshSharedColumns, row.Metrics, row.Error != "")
 	}
 	fmt.Fprintf(w, "\nMedians of %d run(s), the variants taking turns; %d MB per download.\n", r.Runs, r.SSHSharedMB)
 	for _, row := range r.SSHShared {

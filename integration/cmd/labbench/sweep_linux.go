@@ -18,8 +18,28 @@ type sweepRow struct {
 	Error       string             `json:"error,omitempty"`
 }
 
+// variantColumn is a column of a table of variants (the sweep's, -ssh-shared's):
+// a wego measure key, its title and unit.
+type variantColumn struct{ key, title, unit string }
+
+// printVariantRow writes one variant's row: its name, then each column's
+// median, "error" where the variant failed.
+func printVariantRow(w io.Writer, name string, cols []variantColumn, metrics map[string]*series, failed bool) {
+	cells := []string{name}
+	for _, c := range cols {
+		cell := "-"
+		if s := metrics[c.key]; s != nil && s.Median != nil {
+			cell = formatNumber(c.unit, *s.Median)
+		} else if failed {
+			cell = "error"
+		}
+		cells = append(cells, cell)
+	}
+	fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+}
+
 // sweepColumns are the sweep table's figures, by wego measure key.
-var sweepColumns = []struct{ key, title, unit string }{
+var sweepColumns = []variantColumn{
 	{"down4_mbps", "4 downloads MB/s", "MB/s"},
 	{"select1_busy4_p50_ms", "psql, 4 downloads p50 ms", "ms"},
 	{"select1_busy4_p95_ms", "p95 ms", "ms"},
@@ -125,17 +145,7 @@ func printSweep(w io.Writer, r *report) {
 	}
 	printHeader(w, header)
 	for _, row := range r.Sweep {
-		cells := []string{strconv.Itoa(row.MaxSessions)}
-		for _, c := range sweepColumns {
-			cell := "-"
-			if s := row.Metrics[c.key]; s != nil && s.Median != nil {
-				cell = formatNumber(c.unit, *s.Median)
-			} else if row.Error != "" {
-				cell = "error"
-			}
-			cells = append(cells, cell)
-		}
-		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+		printVariantRow(w, strconv.Itoa(row.MaxSessions), sweepColumns, row.Metrics, row.Error != "")
 	}
 	mb := float64(ssmBytes(r.Seconds)) / 1e6
 	fmt.Fprintf(w, "\nMedians of %d run(s) of the wego path's scenarios on vpcvpn's side (%.1f MB per download;\n"+
