@@ -80,12 +80,18 @@ func TestClassifyOutbound(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			defer tt.pkb.DecRef()
-			key, tcp, pure := classifyOutbound(tt.pkb)
-			if tcp != tt.tcp || pure != tt.pure {
-				t.Fatalf("tcp, pure = %v, %v; want %v, %v", tcp, pure, tt.tcp, tt.pure)
+			seg, tcp := classifyOutbound(tt.pkb)
+			if tcp != tt.tcp || seg.pure != tt.pure {
+				t.Fatalf("tcp, pure = %v, %v; want %v, %v", tcp, seg.pure, tt.tcp, tt.pure)
 			}
-			if tcp && binary.BigEndian.Uint16(key[10:]) != tt.keyPort {
-				t.Errorf("key %x: destination port %d, want %d", key, binary.BigEndian.Uint16(key[10:]), tt.keyPort)
+			if !tcp {
+				return
+			}
+			if binary.BigEndian.Uint16(seg.key[10:]) != tt.keyPort {
+				t.Errorf("key %x: destination port %d, want %d", seg.key, binary.BigEndian.Uint16(seg.key[10:]), tt.keyPort)
+			}
+			if seg.ack != 777 || seg.wnd != 512 {
+				t.Errorf("ack, window = %d, %d; want 777, 512 (as built)", seg.ack, seg.wnd)
 			}
 		})
 	}
@@ -248,6 +254,98 @@ func TestAckHoldClose(t *testing.T) {
 	q.flushHeld()
 	if got := w.written(); len(got) != 0 {
 		t.Errorf("written after close: %v", got)
+	}
+}
+
+// ackSegment returns a pure ACK to port with acknowledgement number ack and
+// window field wnd.
+func ackSegment(seq uint32, port uint16, ack uint32, wnd uint16) *stack.PacketBuffer {
+	pkb := outSegment(seq, port, flagACK, 0, false)
+	th := header.TCP(pkb.TransportHeader().Slice())
+	th.SetAckNumber(ack)
+	th.SetWindowSize(wnd)
+	return pkb
+}
+
+// TestAckHoldWait: a pure ACK of a request (new data of one segment at
+// most, no window opened) waits the delayed-ACK time; any other waits the
+// short hold, as a Linux receiver would acknowledge it at once.
+func TestAckHoldWait(t *testing.T) {
+	const seg = 1460
+	for _, tt := range []struct {
+		name     string
+		prev     *stack.PacketBuffer // the flow's last segment; nil: none
+		ack      uint32
+		wnd      uint16
+		wantLong bool
+	}{
+		{"request", outSegment(1, 40000, flagACK|flagPSH, 100, false), 777 + 100, 512, true},
+		{"one full segment", outSegment(1, 40000, flagACK|flagPSH, 100, false), 777 + seg, 512, true},
+		{"window narrowed", outSegment(1, 40000, flagACK|flagPSH, 100, false), 777 + 100, 500, true},
+		{"two segments", outSegment(1, 40000, flagACK|flagPSH, 100, false), 777 + seg + 1, 512, false},
+		{"no new data", outSegment(1, 40000, flagACK|flagPSH, 100, false), 777, 512, false},
+		{"window opened", outSegment(1, 40000, flagACK|flagPSH, 100, false), 777 + 100, 513, false},
+		{"older ack", outSegment(1, 40000, flagACK|flagPSH, 100, false), 700, 512, false},
+		{"flow not seen", nil, 777 + 100, 512, false},
+		{"another flow seen", outSegment(1, 40001, flagACK|flagPSH, 100, false), 777 + 100, 512, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q, w := newAckQueue(t, time.Hour)
+			now := time.Unix(1000, 0)
+			q.mu.Lock()
+			q.acks.long, q.acks.seg = 24*time.Hour, seg
+			q.acks.now = func() time.Time { return now }
+			q.mu.Unlock()
+			if tt.prev != nil {
+				pushSeg(q, tt.prev)
+			}
+			pushSeg(q, ackSegment(2, 40000, tt.ack, tt.wnd))
+			q.mu.Lock()
+			var due time.Time
+			for _, h := range q.acks.held {
+				due = h.due
+			}
+			n := len(q.acks.held)
+			q.mu.Unlock()
+			if n != 1 {
+				t.Fatalf("%d ACKs held, want 1 (written: %v)", n, w.written())
+			}
+			want := now.Add(time.Hour)
+			if tt.wantLong {
+				want = now.Add(24 * time.Hour)
+			}
+			if !due.Equal(want) {
+				t.Errorf("due after %v, want %v", due.Sub(now), want.Sub(now))
+			}
+		})
+	}
+}
+
+// TestAckHoldEarlierDue: a short hold that comes while the timer is set for
+// a long one sets it earlier.
+func TestAckHoldEarlierDue(t *testing.T) {
+	q, w := newAckQueue(t, time.Hour)
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	q.mu.Lock()
+	q.acks.long, q.acks.seg = 24*time.Hour, 1460
+	q.acks.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	q.mu.Unlock()
+	pushSeg(q, outSegment(1, 40000, flagACK|flagPSH, 100, false))
+	pushSeg(q, ackSegment(2, 40000, 777+100, 512)) // a request's: 24h
+	pushSeg(q, ackSegment(3, 40001, 777, 512))     // a new flow's: 1h
+	q.mu.Lock()
+	armedFor := q.acks.armedFor
+	q.mu.Unlock()
+	if want := now.Add(time.Hour); !armedFor.Equal(want) {
+		t.Fatalf("timer set for %v, want %v", armedFor.Sub(now), time.Hour)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	q.flushDue()
+	if got, want := w.written(), []uint32{1, 3}; !slices.Equal(got, want) {
+		t.Errorf("written %v, want %v (the request's ACK still held)", got, want)
 	}
 }
 

@@ -48,6 +48,9 @@ type linkEndpoint struct {
 func newLinkEndpoint(mtu int) *linkEndpoint {
 	l := &linkEndpoint{}
 	l.mtu.Store(uint32(mtu))
+	if mtu > header.IPv4MinimumSize+header.TCPMinimumSize {
+		l.out.acks.seg = uint32(mtu - header.IPv4MinimumSize - header.TCPMinimumSize)
+	}
 	return l
 }
 
