@@ -29,14 +29,17 @@ package netstack
 // one):
 //
 //   - ackDelayTime (Linux's least delayed-ACK timeout, 40 ms) when it
-//     acknowledges new data of at most one full-sized segment and opens no
-//     window: a request. Its response nearly always comes first. Linux
-//     acknowledges at once once more than one full segment is
-//     unacknowledged, and so does this (below), so a sender with several
-//     segments in flight is not left to its loss probe.
+//     acknowledges new data of at most one full-sized segment, opens no
+//     window, and the flow answers requests: it has sent data since one of
+//     its held ACKs last ran out its time. That is a request; its response
+//     nearly always comes first. Linux acknowledges at once when more than
+//     one full segment is unacknowledged, and so does this, so a bulk
+//     sender is not left to its loss probe; and at a connection's start
+//     (quickack) and after a delayed ACK's timer fired (it leaves pingpong
+//     mode) until it sends data again, and so does this.
 //   - ackHoldTime (1 ms) otherwise: more than a segment's data, no new data
-//     (a duplicate ACK or a window update, which a sender may wait for),
-//     or a flow not seen before.
+//     (a duplicate ACK or a window update, which a sender may wait for), a
+//     flow that has not answered, or one not seen before.
 //
 // The long wait bounds, like Linux's, the stall of an app that writes twice
 // before reading with Nagle's algorithm on, and stays below a sender's
@@ -105,6 +108,9 @@ type sentACK struct {
 	key flowKey
 	ack uint32
 	wnd uint16
+	// replied: the flow has sent data since a held ACK of it last ran out
+	// its time (Linux's "pingpong" mode: the flow answers requests).
+	replied bool
 }
 
 // heldACK is a held pure ACK and when it is to be written.
@@ -160,11 +166,12 @@ func (h *ackHolder) wait(seg outSeg) time.Duration {
 		h.sent = new([1 << ackSlotBits]sentACK)
 	}
 	last := &h.sent[seg.key.slot()]
+	seen := last.key == seg.key
 	wait := short
-	if n := seg.ack - last.ack; last.key == seg.key && n > 0 && n <= h.seg && seg.wnd <= last.wnd {
+	if n := seg.ack - last.ack; seen && last.replied && n > 0 && n <= h.seg && seg.wnd <= last.wnd {
 		wait = long
 	}
-	*last = sentACK{key: seg.key, ack: seg.ack, wnd: seg.wnd}
+	*last = sentACK{key: seg.key, ack: seg.ack, wnd: seg.wnd, replied: seen && last.replied || seg.data}
 	return wait
 }
 
@@ -198,6 +205,7 @@ func (h *ackHolder) takeDue(dst []*stack.PacketBuffer) []*stack.PacketBuffer {
 		if !a.due.After(now) {
 			dst = append(dst, a.pkb)
 			delete(h.held, key)
+			h.ranOut(key)
 		} else if next.IsZero() || a.due.Before(next) {
 			next = a.due
 		}
@@ -206,6 +214,16 @@ func (h *ackHolder) takeDue(dst []*stack.PacketBuffer) []*stack.PacketBuffer {
 		h.arm(next)
 	}
 	return dst
+}
+
+// ranOut notes that a held ACK of key's flow ran out its time: no response
+// came to carry it, so its next ones wait the short hold until the flow
+// sends data again, as Linux leaves pingpong mode when a delayed ACK's
+// timer fires.
+func (h *ackHolder) ranOut(key flowKey) {
+	if last := &h.sent[key.slot()]; last.key == key {
+		last.replied = false
+	}
 }
 
 // take appends every held ACK to dst, forgets them and returns dst.
@@ -234,6 +252,7 @@ type outSeg struct {
 	key  flowKey
 	ack  uint32 // acknowledgement number
 	wnd  uint16 // window field, as sent (scaled)
+	data bool   // it carries payload
 	pure bool   // no payload, no flag but ACK, no SACK blocks
 }
 
@@ -251,7 +270,8 @@ func classifyOutbound(pkb *stack.PacketBuffer) (seg outSeg, tcp bool) {
 	copy(seg.key[8:12], th[0:4])  // source and destination port
 	t := header.TCP(th)
 	seg.ack, seg.wnd = t.AckNumber(), t.WindowSize()
-	seg.pure = t.Flags() == header.TCPFlagAck && pkb.Data().Size() == 0 && !hasSACK(t.Options())
+	seg.data = pkb.Data().Size() > 0
+	seg.pure = t.Flags() == header.TCPFlagAck && !seg.data && !hasSACK(t.Options())
 	return seg, true
 }
 

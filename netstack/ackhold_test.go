@@ -287,6 +287,7 @@ func TestAckHoldWait(t *testing.T) {
 		{"window opened", outSegment(1, 40000, flagACK|flagPSH, 100, false), 777 + 100, 513, false},
 		{"older ack", outSegment(1, 40000, flagACK|flagPSH, 100, false), 700, 512, false},
 		{"flow not seen", nil, 777 + 100, 512, false},
+		{"flow has not answered", outSegment(1, 40000, flagACK|flagPSH, 0, false), 777 + 100, 512, false},
 		{"another flow seen", outSegment(1, 40001, flagACK|flagPSH, 100, false), 777 + 100, 512, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,6 +319,51 @@ func TestAckHoldWait(t *testing.T) {
 				t.Errorf("due after %v, want %v", due.Sub(now), want.Sub(now))
 			}
 		})
+	}
+}
+
+// TestAckHoldRanOut: once a held request's ACK runs out its time, the
+// flow's ACKs wait the short hold until it sends data again.
+func TestAckHoldRanOut(t *testing.T) {
+	q, w := newAckQueue(t, time.Hour)
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	q.mu.Lock()
+	q.acks.long, q.acks.seg = 24*time.Hour, 1460
+	q.acks.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	q.mu.Unlock()
+	due := func() time.Duration {
+		t.Helper()
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if len(q.acks.held) != 1 {
+			t.Fatalf("%d ACKs held, want 1", len(q.acks.held))
+		}
+		for _, h := range q.acks.held {
+			return h.due.Sub(now)
+		}
+		return 0
+	}
+	pushSeg(q, outSegment(1, 40000, flagACK|flagPSH, 100, false)) // a response
+	pushSeg(q, ackSegment(2, 40000, 777+100, 512))
+	if got := due(); got != 24*time.Hour {
+		t.Fatalf("request's ACK due in %v, want 24h", got)
+	}
+	mu.Lock()
+	now = now.Add(25 * time.Hour)
+	mu.Unlock()
+	q.flushDue() // no response came
+	pushSeg(q, ackSegment(3, 40000, 777+200, 512))
+	if got := due(); got != time.Hour {
+		t.Errorf("after one ran out: due in %v, want 1h", got)
+	}
+	pushSeg(q, outSegment(4, 40000, flagACK|flagPSH, 100, false)) // answers; supersedes 3
+	pushSeg(q, ackSegment(5, 40000, 777+300, 512))
+	if got := due(); got != 24*time.Hour {
+		t.Errorf("after the flow answered again: due in %v, want 24h", got)
+	}
+	if got, want := w.written(), []uint32{1, 2, 4}; !slices.Equal(got, want) {
+		t.Errorf("written %v, want %v", got, want)
 	}
 }
 
