@@ -30,23 +30,28 @@ package netstack
 //
 //   - ackDelayTime (Linux's least delayed-ACK timeout, 40 ms) when it
 //     acknowledges new data of at most one full-sized segment, opens no
-//     window, and the flow answers requests: it has sent data since one of
-//     its held ACKs last ran out its time. That is a request; its response
-//     nearly always comes first. Linux acknowledges at once when more than
-//     one full segment is unacknowledged, and so does this, so a bulk
-//     sender is not left to its loss probe; and at a connection's start
-//     (quickack) and after a delayed ACK's timer fired (it leaves pingpong
-//     mode) until it sends data again, and so does this.
+//     window, and the flow answers requests: it has sent data, and no ACK
+//     of it has run out this wait. That is a request; its response nearly
+//     always comes first. Linux, too, acknowledges at once when more than
+//     one full segment is unacknowledged (a bulk sender is not left to its
+//     loss probe) and at a connection's start (quickack).
 //   - ackHoldTime (1 ms) otherwise: more than a segment's data, no new data
 //     (a duplicate ACK or a window update, which a sender may wait for), a
 //     flow that has not answered, or one not seen before.
 //
-// The long wait bounds, like Linux's, the stall of an app that writes twice
-// before reading with Nagle's algorithm on, and stays below a sender's
-// loss probe timeout with one segment in flight (Linux: 200 ms or more).
-// To tell the cases apart the holder remembers the acknowledgement and
-// window each flow last sent, in a fixed table (ackSlots) with no
-// cleanup: a flow whose slot another took is one not seen before.
+// Where Linux leaves its "pingpong" mode when a delayed ACK's timer fires
+// and enters it again at the flow's next answer, a flow here keeps the
+// short hold from then on. An app that writes a request in two parts with
+// Nagle's algorithm on sends the second only once the first is
+// acknowledged, and its server answers only the whole request: Linux
+// stalls each such request 40 ms (measured through the lab with a Linux
+// peer: 41-44 ms a request after the first), this only the first.
+//
+// The long wait stays below a sender's loss probe timeout with one segment
+// in flight (Linux: 200 ms or more). To tell the cases apart the holder
+// remembers the acknowledgement, window and mode each flow last sent, in a
+// fixed table (ackSlotBits) with no cleanup: a flow whose slot another took
+// is one not seen before.
 //
 // Measured (netns lab, 2 cores, pgbench -S 1 client): pure ACKs on the TUN
 // 1 per query -> 28 in 3,000 with the 1 ms hold; gVisor's processor hands
@@ -105,18 +110,26 @@ type ackHolder struct {
 // sentACK is the acknowledgement number and window field of the last
 // segment a flow sent.
 type sentACK struct {
-	key flowKey
-	ack uint32
-	wnd uint16
-	// replied: the flow has sent data since a held ACK of it last ran out
-	// its time (Linux's "pingpong" mode: the flow answers requests).
-	replied bool
+	key  flowKey
+	ack  uint32
+	wnd  uint16
+	mode ackMode
 }
+
+// ackMode is what the ACK holder has learned of a flow.
+type ackMode uint8
+
+const (
+	ackQuick   ackMode = iota // the flow has sent no data yet
+	ackDelayed                // it answers requests: its ACKs may wait ackDelayTime
+	ackRanOut                 // a delayed ACK of it ran out its time: never again
+)
 
 // heldACK is a held pure ACK and when it is to be written.
 type heldACK struct {
-	pkb *stack.PacketBuffer
-	due time.Time
+	pkb     *stack.PacketBuffer
+	due     time.Time
+	delayed bool // waits ackDelayTime, not ackHoldTime
 }
 
 // admit decides what happens to pkb, a packet gVisor is about to queue for
@@ -129,7 +142,7 @@ func (h *ackHolder) admit(pkb *stack.PacketBuffer) (kept bool, prior *stack.Pack
 	if !tcp {
 		return false, nil
 	}
-	wait := h.wait(seg)
+	wait, delayed := h.wait(seg)
 	if old, ok := h.held[seg.key]; ok {
 		delete(h.held, seg.key)
 		if seg.pure {
@@ -145,7 +158,7 @@ func (h *ackHolder) admit(pkb *stack.PacketBuffer) (kept bool, prior *stack.Pack
 		h.held = make(map[flowKey]heldACK)
 	}
 	due := h.clock().Add(wait)
-	h.held[seg.key] = heldACK{pkb: pkb.IncRef(), due: due}
+	h.held[seg.key] = heldACK{pkb: pkb.IncRef(), due: due, delayed: delayed}
 	if !h.armed || due.Before(h.armedFor) { // it may be set for a later ACK's time
 		h.arm(due)
 	}
@@ -153,8 +166,9 @@ func (h *ackHolder) admit(pkb *stack.PacketBuffer) (kept bool, prior *stack.Pack
 }
 
 // wait returns how long seg, an outbound TCP segment, may wait if it is a
-// pure ACK (see the file comment), and remembers what it acknowledges.
-func (h *ackHolder) wait(seg outSeg) time.Duration {
+// pure ACK (see the file comment) and whether that is the delayed-ACK
+// time, and remembers what it acknowledges.
+func (h *ackHolder) wait(seg outSeg) (time.Duration, bool) {
 	short, long := h.delay, h.long
 	if short == 0 {
 		short = ackHoldTime
@@ -166,13 +180,20 @@ func (h *ackHolder) wait(seg outSeg) time.Duration {
 		h.sent = new([1 << ackSlotBits]sentACK)
 	}
 	last := &h.sent[seg.key.slot()]
-	seen := last.key == seg.key
-	wait := short
-	if n := seg.ack - last.ack; seen && last.replied && n > 0 && n <= h.seg && seg.wnd <= last.wnd {
-		wait = long
+	mode := ackQuick
+	if last.key == seg.key {
+		mode = last.mode
 	}
-	*last = sentACK{key: seg.key, ack: seg.ack, wnd: seg.wnd, replied: seen && last.replied || seg.data}
-	return wait
+	n := seg.ack - last.ack
+	delayed := mode == ackDelayed && n > 0 && n <= h.seg && seg.wnd <= last.wnd
+	if mode == ackQuick && seg.data {
+		mode = ackDelayed
+	}
+	*last = sentACK{key: seg.key, ack: seg.ack, wnd: seg.wnd, mode: mode}
+	if delayed {
+		return long, true
+	}
+	return short, false
 }
 
 // clock returns the time now.
@@ -205,7 +226,9 @@ func (h *ackHolder) takeDue(dst []*stack.PacketBuffer) []*stack.PacketBuffer {
 		if !a.due.After(now) {
 			dst = append(dst, a.pkb)
 			delete(h.held, key)
-			h.ranOut(key)
+			if a.delayed {
+				h.ranOut(key)
+			}
 		} else if next.IsZero() || a.due.Before(next) {
 			next = a.due
 		}
@@ -216,13 +239,12 @@ func (h *ackHolder) takeDue(dst []*stack.PacketBuffer) []*stack.PacketBuffer {
 	return dst
 }
 
-// ranOut notes that a held ACK of key's flow ran out its time: no response
-// came to carry it, so its next ones wait the short hold until the flow
-// sends data again, as Linux leaves pingpong mode when a delayed ACK's
-// timer fires.
+// ranOut notes that a delayed ACK of key's flow ran out its time: no
+// response came to carry it, so the flow's ACKs wait the short hold from
+// now on.
 func (h *ackHolder) ranOut(key flowKey) {
 	if last := &h.sent[key.slot()]; last.key == key {
-		last.replied = false
+		last.mode = ackRanOut
 	}
 }
 

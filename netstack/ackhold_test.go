@@ -323,7 +323,7 @@ func TestAckHoldWait(t *testing.T) {
 }
 
 // TestAckHoldRanOut: once a held request's ACK runs out its time, the
-// flow's ACKs wait the short hold until it sends data again.
+// flow's ACKs wait the short hold from then on, also after it answers.
 func TestAckHoldRanOut(t *testing.T) {
 	q, w := newAckQueue(t, time.Hour)
 	var mu sync.Mutex
@@ -344,8 +344,17 @@ func TestAckHoldRanOut(t *testing.T) {
 		}
 		return 0
 	}
-	pushSeg(q, outSegment(1, 40000, flagACK|flagPSH, 100, false)) // a response
-	pushSeg(q, ackSegment(2, 40000, 777+100, 512))
+	pushSeg(q, outSegment(1, 40000, flagACK|flagPSH, 0, false))
+	pushSeg(q, ackSegment(2, 40000, 777, 512)) // before the flow answers
+	if got := due(); got != time.Hour {
+		t.Fatalf("first ACK due in %v, want 1h", got)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	q.flushDue()                                                   // a short hold ran out: the flow keeps its chance
+	pushSeg(q, outSegment(10, 40000, flagACK|flagPSH, 100, false)) // a response
+	pushSeg(q, ackSegment(11, 40000, 777+100, 512))
 	if got := due(); got != 24*time.Hour {
 		t.Fatalf("request's ACK due in %v, want 24h", got)
 	}
@@ -353,16 +362,16 @@ func TestAckHoldRanOut(t *testing.T) {
 	now = now.Add(25 * time.Hour)
 	mu.Unlock()
 	q.flushDue() // no response came
-	pushSeg(q, ackSegment(3, 40000, 777+200, 512))
+	pushSeg(q, ackSegment(12, 40000, 777+200, 512))
 	if got := due(); got != time.Hour {
 		t.Errorf("after one ran out: due in %v, want 1h", got)
 	}
-	pushSeg(q, outSegment(4, 40000, flagACK|flagPSH, 100, false)) // answers; supersedes 3
-	pushSeg(q, ackSegment(5, 40000, 777+300, 512))
-	if got := due(); got != 24*time.Hour {
-		t.Errorf("after the flow answered again: due in %v, want 24h", got)
+	pushSeg(q, outSegment(13, 40000, flagACK|flagPSH, 100, false)) // answers; supersedes 12
+	pushSeg(q, ackSegment(14, 40000, 777+300, 512))
+	if got := due(); got != time.Hour {
+		t.Errorf("after the flow answered again: due in %v, want 1h", got)
 	}
-	if got, want := w.written(), []uint32{1, 2, 4}; !slices.Equal(got, want) {
+	if got, want := w.written(), []uint32{1, 2, 10, 11, 13}; !slices.Equal(got, want) {
 		t.Errorf("written %v, want %v", got, want)
 	}
 }
