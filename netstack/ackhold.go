@@ -30,8 +30,8 @@ package netstack
 //
 //   - ackDelayTime (Linux's least delayed-ACK timeout, 40 ms) when it
 //     acknowledges new data of at most one full-sized segment, opens no
-//     window, and the flow answers requests: it has sent data, and no ACK
-//     of it has run out this wait. That is a request; its response nearly
+//     window, and the flow answers requests (it has sent data; below for
+//     when such a wait runs out). That is a request; its response nearly
 //     always comes first. Linux, too, acknowledges at once when more than
 //     one full segment is unacknowledged (a bulk sender is not left to its
 //     loss probe) and at a connection's start (quickack).
@@ -39,13 +39,15 @@ package netstack
 //     (a duplicate ACK or a window update, which a sender may wait for), a
 //     flow that has not answered, or one not seen before.
 //
-// Where Linux leaves its "pingpong" mode when a delayed ACK's timer fires
-// and enters it again at the flow's next answer, a flow here keeps the
-// short hold from then on. An app that writes a request in two parts with
-// Nagle's algorithm on sends the second only once the first is
-// acknowledged, and its server answers only the whole request: Linux
-// stalls each such request 40 ms (measured through the lab with a Linux
-// peer: 41-44 ms a request after the first), this only the first.
+// Linux leaves its "pingpong" mode when a delayed ACK's timer fires and
+// enters it again at the flow's next answer. An app that writes a request
+// in two parts with Nagle's algorithm on sends the second only once the
+// first is acknowledged, and its server answers only the whole request:
+// Linux stalls each such request 40 ms (measured through the lab with a
+// Linux peer: 41-44 ms a request after the first). Here, when what follows
+// an ACK that ran out its time is an ACK of more data rather than an
+// answer, the flow keeps the short hold from then on: it stalls once. A
+// slow answer (a query over 40 ms) leaves the flow as it was.
 //
 // The long wait stays below a sender's loss probe timeout with one segment
 // in flight (Linux: 200 ms or more). To tell the cases apart the holder
@@ -122,7 +124,8 @@ type ackMode uint8
 const (
 	ackQuick   ackMode = iota // the flow has sent no data yet
 	ackDelayed                // it answers requests: its ACKs may wait ackDelayTime
-	ackRanOut                 // a delayed ACK of it ran out its time: never again
+	ackRanOut                 // a delayed ACK of it ran out its time; what next tells
+	ackSplit                  // the app sent more before an answer: never again
 )
 
 // heldACK is a held pure ACK and when it is to be written.
@@ -186,8 +189,11 @@ func (h *ackHolder) wait(seg outSeg) (time.Duration, bool) {
 	}
 	n := seg.ack - last.ack
 	delayed := mode == ackDelayed && n > 0 && n <= h.seg && seg.wnd <= last.wnd
-	if mode == ackQuick && seg.data {
-		mode = ackDelayed
+	switch {
+	case seg.data && (mode == ackQuick || mode == ackRanOut):
+		mode = ackDelayed // it answers, if slowly
+	case mode == ackRanOut && n > 0:
+		mode = ackSplit // the request's second part came before an answer
 	}
 	*last = sentACK{key: seg.key, ack: seg.ack, wnd: seg.wnd, mode: mode}
 	if delayed {
@@ -240,8 +246,10 @@ func (h *ackHolder) takeDue(dst []*stack.PacketBuffer) []*stack.PacketBuffer {
 }
 
 // ranOut notes that a delayed ACK of key's flow ran out its time: no
-// response came to carry it, so the flow's ACKs wait the short hold from
-// now on.
+// response came to carry it. The flow's next segment tells why: an answer
+// (a slow one: the flow goes on as before) or an ACK of more data (the app
+// held back the rest of its request for the ACK: the short hold from then
+// on).
 func (h *ackHolder) ranOut(key flowKey) {
 	if last := &h.sent[key.slot()]; last.key == key {
 		last.mode = ackRanOut

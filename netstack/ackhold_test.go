@@ -322,8 +322,10 @@ func TestAckHoldWait(t *testing.T) {
 	}
 }
 
-// TestAckHoldRanOut: once a held request's ACK runs out its time, the
-// flow's ACKs wait the short hold from then on, also after it answers.
+// TestAckHoldRanOut: when a delayed ACK runs out its time, what the flow
+// sends next decides: an answer (a slow one) keeps the delayed-ACK wait;
+// an ACK of more data (the app waited for the ACK to send the rest of its
+// request) sets the short hold for good.
 func TestAckHoldRanOut(t *testing.T) {
 	q, w := newAckQueue(t, time.Hour)
 	var mu sync.Mutex
@@ -332,6 +334,7 @@ func TestAckHoldRanOut(t *testing.T) {
 	q.acks.long, q.acks.seg = 24*time.Hour, 1460
 	q.acks.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	q.mu.Unlock()
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	due := func() time.Duration {
 		t.Helper()
 		q.mu.Lock()
@@ -344,34 +347,33 @@ func TestAckHoldRanOut(t *testing.T) {
 		}
 		return 0
 	}
+	check := func(step string, want time.Duration) {
+		t.Helper()
+		if got := due(); got != want {
+			t.Fatalf("%s: due in %v, want %v", step, got, want)
+		}
+	}
 	pushSeg(q, outSegment(1, 40000, flagACK|flagPSH, 0, false))
-	pushSeg(q, ackSegment(2, 40000, 777, 512)) // before the flow answers
-	if got := due(); got != time.Hour {
-		t.Fatalf("first ACK due in %v, want 1h", got)
-	}
-	mu.Lock()
-	now = now.Add(2 * time.Hour)
-	mu.Unlock()
+	pushSeg(q, ackSegment(2, 40000, 777, 512))
+	check("before the flow answers", time.Hour)
+	advance(2 * time.Hour)
 	q.flushDue()                                                   // a short hold ran out: the flow keeps its chance
-	pushSeg(q, outSegment(10, 40000, flagACK|flagPSH, 100, false)) // a response
+	pushSeg(q, outSegment(10, 40000, flagACK|flagPSH, 100, false)) // an answer
 	pushSeg(q, ackSegment(11, 40000, 777+100, 512))
-	if got := due(); got != 24*time.Hour {
-		t.Fatalf("request's ACK due in %v, want 24h", got)
-	}
-	mu.Lock()
-	now = now.Add(25 * time.Hour)
-	mu.Unlock()
-	q.flushDue() // no response came
-	pushSeg(q, ackSegment(12, 40000, 777+200, 512))
-	if got := due(); got != time.Hour {
-		t.Errorf("after one ran out: due in %v, want 1h", got)
-	}
-	pushSeg(q, outSegment(13, 40000, flagACK|flagPSH, 100, false)) // answers; supersedes 12
-	pushSeg(q, ackSegment(14, 40000, 777+300, 512))
-	if got := due(); got != time.Hour {
-		t.Errorf("after the flow answered again: due in %v, want 1h", got)
-	}
-	if got, want := w.written(), []uint32{1, 2, 10, 11, 13}; !slices.Equal(got, want) {
+	check("a request", 24*time.Hour)
+	advance(25 * time.Hour)
+	q.flushDue()                                                   // ran out
+	pushSeg(q, outSegment(20, 40000, flagACK|flagPSH, 100, false)) // a slow answer
+	pushSeg(q, ackSegment(21, 40000, 777+200, 512))
+	check("after a slow answer", 24*time.Hour)
+	advance(25 * time.Hour)
+	q.flushDue()                                    // ran out
+	pushSeg(q, ackSegment(30, 40000, 777+300, 512)) // the request's second part
+	check("after a split request", time.Hour)
+	pushSeg(q, outSegment(31, 40000, flagACK|flagPSH, 100, false)) // answers; supersedes 30
+	pushSeg(q, ackSegment(32, 40000, 777+400, 512))
+	check("after the split request's answer", time.Hour)
+	if got, want := w.written(), []uint32{1, 2, 10, 11, 20, 21, 31}; !slices.Equal(got, want) {
 		t.Errorf("written %v, want %v", got, want)
 	}
 }
