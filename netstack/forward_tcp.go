@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -88,14 +87,14 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 
 // accept completes the app's handshake for r and returns the app side of the
 // flow.
-func accept(r *tcp.ForwarderRequest) (*gonet.TCPConn, tcpip.Endpoint, error) {
+func accept(r *tcp.ForwarderRequest) (*appConn, tcpip.Endpoint, error) {
 	var wq waiter.Queue
 	ep, e := r.CreateEndpoint(&wq)
 	r.Complete(e != nil)
 	if e != nil {
 		return nil, nil, tcpipErr("complete handshake", e)
 	}
-	return gonet.NewTCPConn(&wq, ep), ep, nil
+	return newAppConn(&wq, ep), ep, nil
 }
 
 // dialResult is what a Dial call returned.
