@@ -6,6 +6,9 @@ package engine
 // pace (0.8 MB/s) is bulk within about a third of a second; a database
 // connection that moves a lot in small replies (pgbench over plain SSH, a
 // few hundred bytes each) stays interactive by the read-size guard.
+// Downloads that share a connection share its pace: four on one SSM
+// session get 0.2 MB/s each, and are bulk by their share of what the
+// connection delivers (shareBulk), which maint applies twice a second.
 
 import "time"
 
@@ -31,6 +34,12 @@ const (
 	// reach bulkBytes a second): placement counts it as bulk until it is
 	// bulk or calm (status does not).
 	risingBytes = 64 << 10
+	// shareMin: a flow direction bulk by its share of its connection
+	// (shareBulk) moved at least this in the last second, above calm's
+	// pace (calmBytes in 2 s), and at least shareBefore in the second
+	// before it: it did not arrive in one burst.
+	shareMin    = calmBytes
+	shareBefore = calmBytes / 2
 	// activeWithin: a flow that moved a byte within it is active.
 	activeWithin = 5 * time.Second
 )
@@ -108,4 +117,66 @@ func calm(up, down *meter, now time.Duration) bool {
 	u, _ := up.sum(nBuckets)
 	d, _ := down.sum(nBuckets)
 	return u+d < calmBytes
+}
+
+// seconds is one direction of a flow over the meter's 2 s.
+type seconds struct {
+	last, calls uint64 // the last second's bytes and reads (or writes)
+	before      uint64 // the second before it's bytes
+}
+
+// seconds returns the meter's last two seconds up to now.
+func (m *meter) seconds(now time.Duration) seconds {
+	m.advance(now)
+	last, calls := m.sum(nBuckets / 2)
+	all, _ := m.sum(nBuckets)
+	return seconds{last: last, calls: calls, before: all - last}
+}
+
+// shareBulk reports whether a flow direction is bulk by its share of its
+// connection: the connection delivered conn bytes that way in the last
+// second (what makes a lone flow bulk, bulkBytes, at least), among moving
+// flows that moved a byte that way (this one included), and s holds a
+// fair share of it, half an even share (shareMin at least, bulkBytes at
+// most), in reads averaging bulkMeanRead, after a second before it that
+// held shareBefore. Four downloads sharing one SSM session (0.2 MB/s
+// each) are bulk; a lone one is bulk by the bulk rule already, a slow one
+// on an idle connection is not; a query's result in one burst is not.
+func (s seconds) shareBulk(conn uint64, moving int) bool {
+	if conn < bulkBytes || moving < 1 || s.last < bulkMeanRead*s.calls || s.before < shareBefore {
+		return false
+	}
+	return s.last >= min(bulkBytes, max(shareMin, conn/(2*uint64(moving))))
+}
+
+// markShareBulkLocked marks bulk the flows of c that are by their share
+// of c (shareBulk) at now. Flows that moved nothing in the last second
+// are passed over. p.mu is held.
+func (c *conn) markShareBulkLocked(now time.Duration) {
+	var conn [2]uint64 // down, up
+	var moving [2]int
+	for f := range c.flows {
+		if now-time.Duration(f.last.Load()) > time.Second {
+			continue
+		}
+		d, u := f.seconds(now)
+		for i, s := range [2]seconds{d, u} {
+			if s.last > 0 {
+				conn[i] += s.last
+				moving[i]++
+			}
+		}
+	}
+	if conn[0] < bulkBytes && conn[1] < bulkBytes {
+		return
+	}
+	for f := range c.flows {
+		if f.isBulk.Load() || now-time.Duration(f.last.Load()) > time.Second {
+			continue
+		}
+		d, u := f.seconds(now)
+		if d.shareBulk(conn[0], moving[0]) || u.shareBulk(conn[1], moving[1]) {
+			f.isBulk.Store(true)
+		}
+	}
 }

@@ -117,6 +117,13 @@ func (f *flow) calmed(now time.Duration) bool {
 	return calm(&f.up, &f.down, now)
 }
 
+// seconds returns the flow's last two seconds at now, down and up.
+func (f *flow) seconds(now time.Duration) (down, up seconds) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.down.seconds(now), f.up.seconds(now)
+}
+
 // unproven reports whether the flow's class is not known yet at now. A
 // flow the app half-closed is not: it is ending (a database client that
 // sent its goodbye waits only for the far side's close), and a download

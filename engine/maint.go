@@ -90,6 +90,7 @@ func (p *pool) upkeep() (busy bool) {
 		bulk, other := 0, now-c.quietAt < paceHold && c.quietAt > 0
 		var delivered float64 // bytes per second: the bulk flows' lately
 		fresh := false        // a bulk flow no pacing decision counted yet
+		c.markShareBulkLocked(now)
 		for f := range c.flows {
 			flows++
 			if (f.isBulk.Load() || f.rising.Load()) && f.calmed(now) {

@@ -246,3 +246,48 @@ func TestPaceStartsOver(t *testing.T) {
 	}
 	q.Close()
 }
+
+// TestPaceSharedDownloads: four downloads that share one connection at a
+// quarter of its pace each, under the bulk rule's bulkBytes a second, are
+// bulk by their share (classify.go) and paced beside a query, four floors
+// together.
+func TestPaceSharedDownloads(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 1, PaceBulk: true})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	downloads := []net.Conn{tp.flow(t), tp.flow(t), tp.flow(t), tp.flow(t)}
+	q := tp.flow(t)
+	block := make([]byte, 48<<10) // per 250 ms: 192 KiB/s each
+	for range 2 * time.Second / bucketSpan {
+		for _, d := range downloads {
+			go d.Write(block)
+			if _, err := io.ReadFull(d, make([]byte, len(block))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tp.advance(bucketSpan)
+	}
+	tp.advance(-bucketSpan / 2) // within the last bucket read
+	for i, d := range downloads {
+		if d.(*flow).isBulk.Load() {
+			t.Fatalf("download %d at 192 KiB/s is bulk by the bulk rule", i)
+		}
+	}
+	if err := echoLine(t, q, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	tp.upkeep()
+	pc := q.(*flow).c.pace
+	pc.mu.Lock()
+	on, floor := pc.on, pc.ctrl.floor
+	pc.mu.Unlock()
+	if !on || floor != 4*paceMinRate {
+		t.Errorf("four downloads at a quarter of the pace each, beside a query: pacing %v, floor %.0f; want on at %d", on, floor, 4*paceMinRate)
+	}
+	if q.(*flow).isBulk.Load() {
+		t.Error("the query is bulk")
+	}
+	q.Close()
+}
