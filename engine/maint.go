@@ -91,9 +91,14 @@ func (p *pool) upkeep() (busy bool) {
 		var delivered float64 // bytes per second: the bulk flows' lately
 		fresh := false        // a bulk flow no pacing decision counted yet
 		c.markShareBulkLocked(now)
+		// While the pacer finds a queue, a bulk flow stays bulk: its
+		// bytes may wait behind others' (four downloads sharing one
+		// session get theirs in turns), and a flow let go unpaced would
+		// return its window's credit at once, which refills the queue.
+		queued := c.pace != nil && c.pace.queued()
 		for f := range c.flows {
 			flows++
-			if (f.isBulk.Load() || f.rising.Load()) && f.calmed(now) {
+			if (f.isBulk.Load() || f.rising.Load()) && !(queued && f.isBulk.Load()) && f.calmed(now) {
 				if f.isBulk.Load() {
 					c.bulkUntil = now + bulkHold
 				}
@@ -117,7 +122,7 @@ func (p *pool) upkeep() (busy bool) {
 			}
 		}
 		if c.pace != nil {
-			c.pace.set(bulk > 0 && other && paceWanted(bulk, delivered), bulk, delivered, fresh)
+			c.pace.set(bulk > 0 && other && (queued || paceWanted(bulk, delivered)), bulk, delivered, fresh)
 		}
 	}
 	events := p.rolloverLocked(now)

@@ -168,6 +168,16 @@ func (pc *pacer) pacing() bool {
 	return pc.on
 }
 
+// queued reports whether the pacer paces and its last round trip (or the
+// age of one out) found a queue above paceTarget: bytes of the paced
+// flows may wait in it behind others', so that a paced flow that reads
+// nothing for a while is not calm (maint) and pacing goes on.
+func (pc *pacer) queued() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.on && pc.ctrl.queued
+}
+
 // close stops pacing and waits for the pacer's goroutines.
 func (pc *pacer) close() {
 	pc.set(false, 0, 0, false)

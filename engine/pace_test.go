@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"io"
 	"net"
 	"testing"
@@ -247,19 +248,14 @@ func TestPaceStartsOver(t *testing.T) {
 	q.Close()
 }
 
-// TestPaceSharedDownloads: four downloads that share one connection at a
-// quarter of its pace each, under the bulk rule's bulkBytes a second, are
-// bulk by their share (classify.go) and paced beside a query, four floors
-// together.
-func TestPaceSharedDownloads(t *testing.T) {
-	vpctest.LeakCheck(t)
-	tp := newTestPool(t, Config{MaxConns: 1, PaceBulk: true})
-	if _, err := tp.dial(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	downloads := []net.Conn{tp.flow(t), tp.flow(t), tp.flow(t), tp.flow(t)}
-	q := tp.flow(t)
-	block := make([]byte, 48<<10) // per 250 ms: 192 KiB/s each
+// shareDownloads opens four flows and a query beside them on tp's one
+// connection, and moves 48 KiB through each of the four every bucketSpan
+// for 2 s on the test's clock: 192 KiB/s each, under the bulk rule.
+func shareDownloads(t *testing.T, tp *testPool) (downloads []net.Conn, q net.Conn) {
+	t.Helper()
+	downloads = []net.Conn{tp.flow(t), tp.flow(t), tp.flow(t), tp.flow(t)}
+	q = tp.flow(t)
+	block := make([]byte, 48<<10)
 	for range 2 * time.Second / bucketSpan {
 		for _, d := range downloads {
 			go d.Write(block)
@@ -278,6 +274,20 @@ func TestPaceSharedDownloads(t *testing.T) {
 	if err := echoLine(t, q, "select 1"); err != nil {
 		t.Fatal(err)
 	}
+	return downloads, q
+}
+
+// TestPaceSharedDownloads: four downloads that share one connection at a
+// quarter of its pace each, under the bulk rule's bulkBytes a second, are
+// bulk by their share (classify.go) and paced beside a query, four floors
+// together.
+func TestPaceSharedDownloads(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 1, PaceBulk: true})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, q := shareDownloads(t, tp)
 	tp.upkeep()
 	pc := q.(*flow).c.pace
 	pc.mu.Lock()
@@ -288,6 +298,46 @@ func TestPaceSharedDownloads(t *testing.T) {
 	}
 	if q.(*flow).isBulk.Load() {
 		t.Error("the query is bulk")
+	}
+	q.Close()
+}
+
+// stuckProber is a connection whose probes never come back: a queue that
+// does not drain, whose age the pacer takes as the round trip.
+type stuckProber struct{ prober }
+
+func (stuckProber) Probe(ctx context.Context) (time.Duration, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// TestPaceHoldsBulkWhileQueued: paced flows whose reads found nothing for
+// 2 s stay bulk, and paced, while the pacer finds a queue: their bytes
+// wait in it behind others'.
+func TestPaceHoldsBulkWhileQueued(t *testing.T) {
+	vpctest.LeakCheck(t)
+	tp := newTestPool(t, Config{MaxConns: 1, PaceBulk: true})
+	if _, err := tp.dial(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	downloads, q := shareDownloads(t, tp)
+	c := q.(*flow).c
+	c.pace.close()
+	c.pace = newPacer(stuckProber{c.client}, vpctest.Logger(t))
+	tp.upkeep()
+	pc := c.pace
+	pc.mu.Lock()
+	pc.ctrl.queued = true // as the first tick finds, the probe out 200 ms
+	pc.mu.Unlock()
+	tp.advance(3 * time.Second)
+	tp.upkeep()
+	for i, d := range downloads {
+		if !d.(*flow).isBulk.Load() {
+			t.Errorf("download %d: calm while the pacer finds a queue", i)
+		}
+	}
+	if !pc.queued() {
+		t.Error("the pacer stopped while it finds a queue")
 	}
 	q.Close()
 }

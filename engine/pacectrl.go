@@ -47,6 +47,7 @@ type paceCtrl struct {
 	deliv   float64       // the highest delivery rate with a queue, bytes per second, at delivAt
 	delivAt time.Duration
 	recent  float64 // the delivery rate over the last span, queue or not
+	queued  bool    // the last round trip's delay was above paceTarget
 	rx      uint64  // the connection's bytes in at rxAt
 	rxAt    time.Duration
 }
@@ -77,6 +78,7 @@ func (k *paceCtrl) start(now time.Duration, rx uint64, delivered float64) {
 	k.deliv, k.delivAt = 0, 0 // the path's pace is learned again, for these flows
 	k.rx, k.rxAt = rx, now
 	k.decAt = now
+	k.queued = false
 }
 
 // step takes a round trip at now: a probe's (done), or the age of one
@@ -87,6 +89,7 @@ func (k *paceCtrl) step(now, rtt time.Duration, done bool, rx uint64) {
 	}
 	delay := rtt - k.base
 	k.delivered(now, rx, delay > paceTarget/2)
+	k.queued = delay > paceTarget
 	switch {
 	case delay > paceDrain:
 		k.rate, k.decAt = k.floor, now

@@ -161,3 +161,30 @@ func TestPaceWanted(t *testing.T) {
 		}
 	}
 }
+
+// TestPaceCtrlQueued: the controller tells a queue above paceTarget from
+// the last round trip, measured or the age of one out, and none at start.
+func TestPaceCtrlQueued(t *testing.T) {
+	const ms = time.Millisecond
+	var k paceCtrl
+	k.seed(13 * ms)
+	k.start(0, 0, 800_000)
+	for _, s := range []struct {
+		step
+		want bool
+	}{
+		{step{200 * ms, 200 * ms, false, 160_000}, true},
+		{step{400 * ms, 30 * ms, true, 200_000}, false},
+		{step{600 * ms, 13*ms + paceTarget + ms, true, 340_000}, true},
+		{step{800 * ms, 13*ms + paceTarget, true, 480_000}, false},
+	} {
+		k.step(s.at, s.rtt, s.done, s.rx)
+		if k.queued != s.want {
+			t.Errorf("after a round trip of %v: queued %v, want %v", s.rtt, k.queued, s.want)
+		}
+	}
+	k.start(time.Second, 500_000, 800_000)
+	if k.queued {
+		t.Error("queued at the start of an episode")
+	}
+}
