@@ -122,7 +122,7 @@ func (p *pool) upkeep() (busy bool) {
 			}
 		}
 		if c.pace != nil {
-			c.pace.set(bulk > 0 && other && (queued || paceWanted(bulk, delivered)), bulk, delivered, fresh)
+			c.pace.set(bulk > 0 && other && paceWanted(bulk, delivered, c.pace.pacing()), bulk, delivered, fresh)
 		}
 	}
 	events := p.rolloverLocked(now)

@@ -62,9 +62,13 @@ const (
 // their data. Over SSM (0.8 MB/s a session) they hold 2.6 s each; over a
 // fast SSH path, milliseconds, and paced reads there measured 0.78x the
 // shared download's rate for no shorter round trip (docs/performance.md,
-// 2026-12-06).
-func paceWanted(bulk int, delivered float64) bool {
-	return delivered >= float64(bulk)*paceMinRate/2 && delivered*paceDrain.Seconds() < float64(bulk)*channelWindow
+// 2026-12-06). Pacing that goes on (pacing) does not end for reads that
+// found little: paced downloads that share a session get their bytes in
+// turns, and pacing that ended would let them take their windows' credit
+// at once (docs/parallel-sessions.md §10.2).
+func paceWanted(bulk int, delivered float64, pacing bool) bool {
+	downloads := pacing || delivered >= float64(bulk)*paceMinRate/2
+	return downloads && delivered*paceDrain.Seconds() < float64(bulk)*channelWindow
 }
 
 // prober is what a pacer needs of its connection (a *tunnel.Client).

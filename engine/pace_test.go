@@ -337,7 +337,7 @@ func TestPaceHoldsBulkWhileQueued(t *testing.T) {
 		}
 	}
 	if !pc.queued() {
-		t.Error("the pacer stopped while it finds a queue")
+		t.Error("pacing ended while its reads found nothing behind a queue")
 	}
 	q.Close()
 }

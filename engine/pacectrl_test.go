@@ -144,20 +144,23 @@ func TestPaceWanted(t *testing.T) {
 	for _, tt := range []struct {
 		bulk      int
 		delivered float64 // bytes per second
+		pacing    bool
 		want      bool
 	}{
-		{1, 800e3, true},  // an SSM session: 2.6 s of window
-		{1, 0, false},     // a bulk upload: nothing to pace
-		{1, 20e3, false},  // under half the floor
-		{2, 60e3, true},   // two at the floor's pace, about
-		{1, 13e6, true},   // 161 ms
-		{1, 14e6, false},  // 150 ms
-		{1, 40e6, false},  // a fast SSH path: 52 ms
-		{4, 40e6, true},   // four windows: 210 ms
-		{4, 100e6, false}, // 84 ms
+		{1, 800e3, false, true},  // an SSM session: 2.6 s of window
+		{1, 0, false, false},     // a bulk upload: nothing to pace
+		{1, 20e3, false, false},  // under half the floor
+		{2, 60e3, false, true},   // two at the floor's pace, about
+		{4, 20e3, true, true},    // paced reads that found little: pacing goes on
+		{1, 13e6, false, true},   // 161 ms
+		{1, 14e6, false, false},  // 150 ms
+		{1, 40e6, false, false},  // a fast SSH path: 52 ms
+		{1, 40e6, true, false},   // likewise while pacing
+		{4, 40e6, false, true},   // four windows: 210 ms
+		{4, 100e6, false, false}, // 84 ms
 	} {
-		if got := paceWanted(tt.bulk, tt.delivered); got != tt.want {
-			t.Errorf("paceWanted(%d, %.0f) = %v, want %v", tt.bulk, tt.delivered, got, tt.want)
+		if got := paceWanted(tt.bulk, tt.delivered, tt.pacing); got != tt.want {
+			t.Errorf("paceWanted(%d, %.0f, %v) = %v, want %v", tt.bulk, tt.delivered, tt.pacing, got, tt.want)
 		}
 	}
 }
