@@ -21,7 +21,9 @@ package engine
 // full speed. And only while its bulk flows deliver less than
 // channelWindow/paceDrain each (13 MB/s, paceWanted): faster, the most a
 // window can queue ahead of a reply drains within paceDrain, and pacing
-// would cost the download more than it saves the reply.
+// would cost the download more than it saves the reply. While its probes
+// find a queue, its bulk flows stay bulk (maint): their bytes may wait
+// in it behind others'.
 
 import (
 	"context"
