@@ -56,6 +56,53 @@ func newAckQueue(t *testing.T, hold time.Duration) (*outQueue, *seqWriter) {
 	return q, w
 }
 
+// ackClock is a fake clock for a queue's ACK holder.
+type ackClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *ackClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *ackClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// testSeg is the most payload a segment carries in newClockedAckQueue.
+const testSeg = 1460
+
+// newClockedAckQueue is newAckQueue with the ACK holder on a fake clock,
+// the short hold an hour, the delayed-ACK wait a day and segments of
+// testSeg bytes.
+func newClockedAckQueue(t *testing.T) (*outQueue, *seqWriter, *ackClock) {
+	q, w := newAckQueue(t, time.Hour)
+	c := &ackClock{t: time.Unix(1000, 0)}
+	q.mu.Lock()
+	q.acks.long, q.acks.seg, q.acks.now = 24*time.Hour, testSeg, c.now
+	q.mu.Unlock()
+	return q, w, c
+}
+
+// heldDue returns how long the one ACK q holds has until it is due.
+func heldDue(t *testing.T, q *outQueue, c *ackClock) time.Duration {
+	t.Helper()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.acks.held) != 1 {
+		t.Fatalf("%d ACKs held, want 1", len(q.acks.held))
+	}
+	for _, h := range q.acks.held {
+		return h.due.Sub(c.now())
+	}
+	return 0
+}
+
 func (w *seqWriter) written() []uint32 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -158,14 +205,8 @@ func TestAckHoldTimer(t *testing.T) {
 // by the first, writes only the ACKs whose time is up, not one held a moment
 // ago for another flow, and is set again for that one.
 func TestAckHoldOwnDeadline(t *testing.T) {
-	q, w := newAckQueue(t, time.Hour)
-	var mu sync.Mutex
-	now := time.Unix(1000, 0)
-	q.mu.Lock()
-	q.acks.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	q.mu.Unlock()
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-
+	q, w, clk := newClockedAckQueue(t)
+	advance := clk.advance
 	pushSeg(q, outSegment(1, 40000, flagACK, 0, false))
 	advance(40 * time.Minute)
 	pushSeg(q, outSegment(2, 40001, flagACK, 0, false))
@@ -271,7 +312,7 @@ func ackSegment(seq uint32, port uint16, ack uint32, wnd uint16) *stack.PacketBu
 // most, no window opened) waits the delayed-ACK time; any other waits the
 // short hold, as a Linux receiver would acknowledge it at once.
 func TestAckHoldWait(t *testing.T) {
-	const seg = 1460
+	const seg = testSeg
 	for _, tt := range []struct {
 		name     string
 		prev     *stack.PacketBuffer // the flow's last segment; nil: none
@@ -291,32 +332,17 @@ func TestAckHoldWait(t *testing.T) {
 		{"another flow seen", outSegment(1, 40001, flagACK|flagPSH, 100, false), 777 + 100, 512, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			q, w := newAckQueue(t, time.Hour)
-			now := time.Unix(1000, 0)
-			q.mu.Lock()
-			q.acks.long, q.acks.seg = 24*time.Hour, seg
-			q.acks.now = func() time.Time { return now }
-			q.mu.Unlock()
+			q, _, clk := newClockedAckQueue(t)
 			if tt.prev != nil {
 				pushSeg(q, tt.prev)
 			}
 			pushSeg(q, ackSegment(2, 40000, tt.ack, tt.wnd))
-			q.mu.Lock()
-			var due time.Time
-			for _, h := range q.acks.held {
-				due = h.due
-			}
-			n := len(q.acks.held)
-			q.mu.Unlock()
-			if n != 1 {
-				t.Fatalf("%d ACKs held, want 1 (written: %v)", n, w.written())
-			}
-			want := now.Add(time.Hour)
+			want := time.Hour
 			if tt.wantLong {
-				want = now.Add(24 * time.Hour)
+				want = 24 * time.Hour
 			}
-			if !due.Equal(want) {
-				t.Errorf("due after %v, want %v", due.Sub(now), want.Sub(now))
+			if got := heldDue(t, q, clk); got != want {
+				t.Errorf("due after %v, want %v", got, want)
 			}
 		})
 	}
@@ -327,29 +353,11 @@ func TestAckHoldWait(t *testing.T) {
 // an ACK of more data (the app waited for the ACK to send the rest of its
 // request) sets the short hold for good.
 func TestAckHoldRanOut(t *testing.T) {
-	q, w := newAckQueue(t, time.Hour)
-	var mu sync.Mutex
-	now := time.Unix(1000, 0)
-	q.mu.Lock()
-	q.acks.long, q.acks.seg = 24*time.Hour, 1460
-	q.acks.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	q.mu.Unlock()
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	due := func() time.Duration {
-		t.Helper()
-		q.mu.Lock()
-		defer q.mu.Unlock()
-		if len(q.acks.held) != 1 {
-			t.Fatalf("%d ACKs held, want 1", len(q.acks.held))
-		}
-		for _, h := range q.acks.held {
-			return h.due.Sub(now)
-		}
-		return 0
-	}
+	q, w, clk := newClockedAckQueue(t)
+	advance := clk.advance
 	check := func(step string, want time.Duration) {
 		t.Helper()
-		if got := due(); got != want {
+		if got := heldDue(t, q, clk); got != want {
 			t.Fatalf("%s: due in %v, want %v", step, got, want)
 		}
 	}
@@ -381,25 +389,17 @@ func TestAckHoldRanOut(t *testing.T) {
 // TestAckHoldEarlierDue: a short hold that comes while the timer is set for
 // a long one sets it earlier.
 func TestAckHoldEarlierDue(t *testing.T) {
-	q, w := newAckQueue(t, time.Hour)
-	var mu sync.Mutex
-	now := time.Unix(1000, 0)
-	q.mu.Lock()
-	q.acks.long, q.acks.seg = 24*time.Hour, 1460
-	q.acks.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	q.mu.Unlock()
+	q, w, clk := newClockedAckQueue(t)
 	pushSeg(q, outSegment(1, 40000, flagACK|flagPSH, 100, false))
 	pushSeg(q, ackSegment(2, 40000, 777+100, 512)) // a request's: 24h
 	pushSeg(q, ackSegment(3, 40001, 777, 512))     // a new flow's: 1h
 	q.mu.Lock()
 	armedFor := q.acks.armedFor
 	q.mu.Unlock()
-	if want := now.Add(time.Hour); !armedFor.Equal(want) {
-		t.Fatalf("timer set for %v, want %v", armedFor.Sub(now), time.Hour)
+	if got := armedFor.Sub(clk.now()); got != time.Hour {
+		t.Fatalf("timer set for %v, want %v", got, time.Hour)
 	}
-	mu.Lock()
-	now = now.Add(2 * time.Hour)
-	mu.Unlock()
+	clk.advance(2 * time.Hour)
 	q.flushDue()
 	if got, want := w.written(), []uint32{1, 3}; !slices.Equal(got, want) {
 		t.Errorf("written %v, want %v (the request's ACK still held)", got, want)
