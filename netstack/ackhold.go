@@ -12,7 +12,7 @@ package netstack
 // later, acknowledges the request anyway.
 //
 // So a pure ACK (no payload, no flag but ACK, no SACK blocks) waits here,
-// at most ackHoldTime, for a segment of its flow to carry it:
+// for at most its wait (below), for a segment of its flow to carry it:
 //
 //   - another segment of the flow (data, FIN, RST) supersedes it: gVisor
 //     fills in the acknowledgement and window when it builds a segment, so
@@ -20,7 +20,7 @@ package netstack
 //   - another pure ACK of the flow releases it: both are written, in order,
 //     so a bulk sender gets every acknowledgement gVisor sends, each at most
 //     one ACK interval late, and a run of duplicate ACKs stays whole;
-//   - otherwise the timer writes it after ackHoldTime.
+//   - otherwise the timer writes it when its wait is over.
 //
 // ACKs with SACK blocks report loss and are never held.
 //
@@ -110,7 +110,7 @@ type ackHolder struct {
 }
 
 // sentACK is the acknowledgement number and window field of the last
-// segment a flow sent.
+// segment a flow sent, and what the holder has learned of the flow.
 type sentACK struct {
 	key  flowKey
 	ack  uint32
