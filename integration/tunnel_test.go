@@ -33,7 +33,74 @@ func TestTunnel(t *testing.T) {
 	t.Run("LargeUpload", func(t *testing.T) { testUpload(t, l, vpcAddr(lab.SinkPort), 64<<20) })
 	t.Run("LargeDownload", func(t *testing.T) { testDownload(t, l, vpcAddr(lab.SourcePort), 64<<20) })
 	t.Run("ConcurrentFlows", func(t *testing.T) { testConcurrentEcho(t, l, vpcAddr(lab.EchoPort), 200, 64<<10) })
+	t.Run("SplitRequests", func(t *testing.T) { testSplitRequests(t, l) })
 	t.Run("StatusJSON", func(t *testing.T) { testStatusJSON(t, l, v) })
+}
+
+// splitRequestPort is where testSplitRequests' server listens on the VPC
+// host.
+const splitRequestPort = 7099
+
+// testSplitRequests: an app that writes each request in two parts with
+// Nagle's algorithm on, to a server that answers only whole requests,
+// sends the second part only once the first is acknowledged. A Linux peer
+// delays that ACK 40 ms on every request after the first (the classic
+// stall); vpcvpn's netstack delays it once per connection and then
+// acknowledges such a flow at once (netstack/ackhold.go). So 19 requests
+// after the first take well under the 760 ms that 19 stalls would.
+func testSplitRequests(t *testing.T, l *lab.Lab) {
+	const reqSize, rounds = 100, 20
+	ln, err := l.Listen(l.VPC, "tcp", vpcAddr(splitRequestPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := lab.NewServer(ln, func(c net.Conn) {
+		req := make([]byte, reqSize)
+		for {
+			if _, err := io.ReadFull(c, req); err != nil {
+				return
+			}
+			if _, err := c.Write(req); err != nil {
+				return
+			}
+		}
+	})
+	t.Cleanup(func() { srv.Close() })
+	c, err := l.DialContext(testContext(t, 10*time.Second), l.Laptop, "tcp", vpcAddr(splitRequestPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.(*net.TCPConn).SetNoDelay(false); err != nil { // Nagle's algorithm on
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	req, resp := make([]byte, reqSize), make([]byte, reqSize)
+	var start time.Time
+	for i := range rounds {
+		if i == 1 {
+			start = time.Now() // after the first exchange, which no Linux peer delays
+		}
+		for j := range req {
+			req[j] = byte(i + j)
+		}
+		if _, err := c.Write(req[:reqSize/2]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(req[reqSize/2:]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, resp); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if !slices.Equal(resp, req) {
+			t.Fatalf("request %d: answer differs from the request", i)
+		}
+	}
+	const stall = 40 * time.Millisecond // Linux's least delayed-ACK time
+	if took := time.Since(start); took >= (rounds-1)*stall/2 {
+		t.Errorf("%d requests in two parts with Nagle on took %v: a delayed-ACK stall (%v) on most of them", rounds-1, took, stall)
+	}
 }
 
 func testRoute(t *testing.T, l *lab.Lab) {
