@@ -48,7 +48,7 @@ func TestCache(t *testing.T) {
 			up := startServer(t, "tcp", testZone(t))
 			h := startProxy(t, Config{Upstream: up.addr, MaxTTL: time.Minute})
 			for i, s := range tt.steps {
-				h.clock.advance(s.after)
+				h.clock.Advance(s.after)
 				m := ask(t, "udp", h.udp, tt.qname, tt.qtype, 0, false)
 				if got := up.queries.Load(); got != s.upstream {
 					t.Errorf("step %d: upstream saw %d queries, want %d", i, got, s.upstream)

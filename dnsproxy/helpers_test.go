@@ -287,24 +287,9 @@ func (r *recorder) WriteMsg(m *dns.Msg) error   { r.msg = m; return nil }
 func (r *recorder) Write(b []byte) (int, error) { return 0, errors.ErrUnsupported }
 func (r *recorder) LocalAddr() net.Addr         { return &net.TCPAddr{} }
 
-// clock is a settable clock for the cache.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newClock returns a clock for the cache.
+func newClock() *vpctest.Clock {
+	return vpctest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 }
 
 // harness is a Proxy serving UDP and TCP on loopback.
@@ -312,7 +297,7 @@ type harness struct {
 	p     *Proxy
 	udp   string
 	tcp   string
-	clock *clock
+	clock *vpctest.Clock
 	dials atomic.Int32 // calls to Config.Dial
 }
 

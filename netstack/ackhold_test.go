@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"io"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,41 +55,23 @@ func newAckQueue(t *testing.T, hold time.Duration) (*outQueue, *seqWriter) {
 	return q, w
 }
 
-// ackClock is a fake clock for a queue's ACK holder.
-type ackClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *ackClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *ackClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // testSeg is the most payload a segment carries in newClockedAckQueue.
 const testSeg = 1460
 
 // newClockedAckQueue is newAckQueue with the ACK holder on a fake clock,
 // the short hold an hour, the delayed-ACK wait a day and segments of
 // testSeg bytes.
-func newClockedAckQueue(t *testing.T) (*outQueue, *seqWriter, *ackClock) {
+func newClockedAckQueue(t *testing.T) (*outQueue, *seqWriter, *vpctest.Clock) {
 	q, w := newAckQueue(t, time.Hour)
-	c := &ackClock{t: time.Unix(1000, 0)}
+	c := vpctest.NewClock(time.Unix(1000, 0))
 	q.mu.Lock()
-	q.acks.long, q.acks.seg, q.acks.now = 24*time.Hour, testSeg, c.now
+	q.acks.long, q.acks.seg, q.acks.now = 24*time.Hour, testSeg, c.Now
 	q.mu.Unlock()
 	return q, w, c
 }
 
 // heldDue returns how long the one ACK q holds has until it is due.
-func heldDue(t *testing.T, q *outQueue, c *ackClock) time.Duration {
+func heldDue(t *testing.T, q *outQueue, c *vpctest.Clock) time.Duration {
 	t.Helper()
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -98,7 +79,7 @@ func heldDue(t *testing.T, q *outQueue, c *ackClock) time.Duration {
 		t.Fatalf("%d ACKs held, want 1", len(q.acks.held))
 	}
 	for _, h := range q.acks.held {
-		return h.due.Sub(c.now())
+		return h.due.Sub(c.Now())
 	}
 	return 0
 }
@@ -206,7 +187,7 @@ func TestAckHoldTimer(t *testing.T) {
 // ago for another flow, and is set again for that one.
 func TestAckHoldOwnDeadline(t *testing.T) {
 	q, w, clk := newClockedAckQueue(t)
-	advance := clk.advance
+	advance := clk.Advance
 	pushSeg(q, outSegment(1, 40000, flagACK, 0, false))
 	advance(40 * time.Minute)
 	pushSeg(q, outSegment(2, 40001, flagACK, 0, false))
@@ -354,7 +335,7 @@ func TestAckHoldWait(t *testing.T) {
 // request) sets the short hold for good.
 func TestAckHoldRanOut(t *testing.T) {
 	q, w, clk := newClockedAckQueue(t)
-	advance := clk.advance
+	advance := clk.Advance
 	check := func(step string, want time.Duration) {
 		t.Helper()
 		if got := heldDue(t, q, clk); got != want {
@@ -396,10 +377,10 @@ func TestAckHoldEarlierDue(t *testing.T) {
 	q.mu.Lock()
 	armedFor := q.acks.armedFor
 	q.mu.Unlock()
-	if got := armedFor.Sub(clk.now()); got != time.Hour {
+	if got := armedFor.Sub(clk.Now()); got != time.Hour {
 		t.Fatalf("timer set for %v, want %v", got, time.Hour)
 	}
-	clk.advance(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	q.flushDue()
 	if got, want := w.written(), []uint32{1, 3}; !slices.Equal(got, want) {
 		t.Errorf("written %v, want %v (the request's ACK still held)", got, want)
